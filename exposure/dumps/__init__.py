@@ -1,0 +1,1 @@
+"""Streaming readers for leaked dumps: decoding, containers and line/record formats."""
