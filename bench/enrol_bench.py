@@ -1,0 +1,112 @@
+"""Enrolment benchmark: 1,000,000 customers with an e-mail and a login ID each, on SQLite.
+
+Target: ``exposure enroll`` under 60 s on this machine. Baseline, in the same run: the floor any
+implementation pays, i.e. stdlib sqlite3 computing the same HMACs and inserting the same rows in
+one transaction with no normalisation, validation or upsert logic.
+
+    python bench/enrol_bench.py [--customers N] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import os
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PEPPER = "ab" * 32
+DOMAINS = ["example.jp", "mail.example.com", "gmail.com", "docomo.ne.jp", "ezweb.ne.jp", "例え.jp"]
+
+
+def generate(path: Path, customers: int) -> None:
+    rng = random.Random(7)
+    with path.open("w", encoding="utf-8") as out:
+        out.write("customer_id,email,login_id,phone,password_hash\n")
+        for n in range(customers):
+            domain = DOMAINS[n % len(DOMAINS)]
+            local = f"user{n}.{rng.randrange(10**6)}"
+            out.write(f"C{n:08d},{local}@{domain},ID{n:08d},,\n")
+
+
+def baseline(csv_path: Path, db_path: Path) -> float:
+    key = bytes.fromhex(PEPPER)
+    start = time.perf_counter()
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE c (id TEXT PRIMARY KEY)")
+    conn.execute("CREATE TABLE i (fp BLOB, id TEXT, kind TEXT, PRIMARY KEY (fp, id))")
+    conn.execute("CREATE INDEX ix ON i (id)")
+    with csv_path.open(encoding="utf-8") as stream:
+        next(stream)
+        rows = [line.rstrip("\n").split(",") for line in stream]
+    conn.executemany("INSERT INTO c VALUES (?)", ((r[0],) for r in rows))
+    conn.executemany(
+        "INSERT INTO i VALUES (?, ?, ?)",
+        (
+            (hmac.digest(key, f"{kind}\x00{value.lower()}".encode(), "sha256"), r[0], kind)
+            for r in rows
+            for kind, value in (("email", r[1]), ("login_id", r[2]))
+        ),
+    )
+    conn.commit()
+    conn.close()
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--target-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    exposure = Path(sys.executable).with_name("exposure")
+    with tempfile.TemporaryDirectory(prefix="enrol-bench-") as tmp:
+        work = Path(tmp)
+        csv_path = work / "customers.csv"
+        generate(csv_path, args.customers)
+        env = {
+            **os.environ,
+            "EXPOSURE_PEPPER": PEPPER,
+            "EXPOSURE_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'exposure.db'}",
+        }
+        subprocess.run(
+            [str(exposure), "db", "upgrade"], env=env, cwd=work, check=True, capture_output=True
+        )
+        start = time.perf_counter()
+        result = subprocess.run(
+            [str(exposure), "enroll", str(csv_path)],
+            env=env,
+            cwd=work,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        elapsed = time.perf_counter() - start
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        summary = json.loads(result.stdout)
+        floor = baseline(csv_path, work / "baseline.db")
+    report = {
+        "customers": args.customers,
+        "identifiers": summary["identifiers"],
+        "rejected": summary["rejected"],
+        "exposure_enroll_seconds": round(elapsed, 2),
+        "customers_per_second": round(args.customers / elapsed),
+        "peak_rss_mb": round(peak_rss_mb),
+        "baseline_stdlib_sqlite3_seconds": round(floor, 2),
+        "ratio_vs_baseline": round(elapsed / floor, 2),
+        "target_seconds": args.target_seconds,
+        "meets_target": elapsed < args.target_seconds,
+    }
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0 if report["meets_target"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Customer enrolment: turn rows of a broker's customer export into fingerprints.
+
+Pure code: no database. A row becomes an :class:`EnrolmentRow` (the customer id, an optional
+argon2 PHC hash, and keyed fingerprints with masked hints) or a :class:`RowRejected` with the
+row's line number and a reason that never quotes the offending value.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TextIO
+
+from exposure.errors import FatalError, InvalidIdentifier
+from exposure.hashing import identifier_fingerprint
+from exposure.identity import IdentifierKind, NormalisedIdentifier, mask, normalise
+from exposure.passwords import is_argon2_phc
+
+COLUMNS = ("customer_id", "email", "login_id", "phone", "password_hash")
+IDENTIFIER_COLUMNS = (IdentifierKind.EMAIL, IdentifierKind.LOGIN_ID, IdentifierKind.PHONE)
+MAX_CUSTOMER_ID = 128
+
+
+class BadHeader(FatalError):
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(f"enrolment file header: {problem}; expected {','.join(COLUMNS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolledIdentifier:
+    kind: IdentifierKind
+    strength: str  # "strict" or "variant"
+    fingerprint: bytes
+    hint: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentRow:
+    line_no: int
+    customer_id: str
+    password_hash: str | None
+    identifiers: tuple[EnrolledIdentifier, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RowRejected:
+    line_no: int
+    reason: str
+
+
+class Enroller:
+    """Builds enrolment rows with one pepper and one set of normalisation options."""
+
+    def __init__(self, pepper: bytes, *, login_id_case_sensitive: bool, phone_region: str) -> None:
+        self._pepper = pepper
+        self._case_sensitive = login_id_case_sensitive
+        self._region = phone_region
+
+    def build(self, line_no: int, record: Mapping[str, str | None]) -> EnrolmentRow | RowRejected:
+        """One customer record (CSV row or JSON object) -> fingerprints, or why it is refused."""
+        customer_id = (record.get("customer_id") or "").strip()
+        if not customer_id:
+            return RowRejected(line_no, "customer_id: empty")
+        if len(customer_id) > MAX_CUSTOMER_ID or not customer_id.isprintable():
+            return RowRejected(line_no, "customer_id: too long or has control characters")
+        password_hash = (record.get("password_hash") or "").strip() or None
+        if password_hash is not None and not is_argon2_phc(password_hash):
+            return RowRejected(line_no, "password_hash: not an argon2 PHC string")
+        identifiers: list[EnrolledIdentifier] = []
+        for kind in IDENTIFIER_COLUMNS:
+            raw = (record.get(kind.value) or "").strip()
+            if not raw:
+                continue
+            try:
+                normalised = normalise(
+                    kind,
+                    raw,
+                    login_id_case_sensitive=self._case_sensitive,
+                    phone_region=self._region,
+                )
+            except InvalidIdentifier as error:
+                return RowRejected(line_no, f"{kind.value}: {error.reason}")
+            identifiers.extend(self._fingerprints(normalised))
+        return EnrolmentRow(line_no, customer_id, password_hash, tuple(identifiers))
+
+    def _fingerprints(self, identifier: NormalisedIdentifier) -> Iterator[EnrolledIdentifier]:
+        hint = mask(identifier)
+        kind = identifier.kind
+        yield EnrolledIdentifier(
+            kind, "strict", identifier_fingerprint(self._pepper, kind, identifier.strict), hint
+        )
+        if identifier.variant is not None:
+            yield EnrolledIdentifier(
+                kind,
+                "variant",
+                identifier_fingerprint(self._pepper, kind, identifier.variant),
+                hint,
+            )
+
+    def read_csv(self, stream: TextIO) -> Iterator[EnrolmentRow | RowRejected]:
+        """Stream rows from a CSV with the contract header; line numbers are the file's."""
+        for item in csv_records(stream):
+            yield item if isinstance(item, RowRejected) else self.build(*item)
+
+    def build_many(
+        self, items: Iterable[tuple[int, Mapping[str, str | None]] | RowRejected]
+    ) -> list[EnrolmentRow | RowRejected]:
+        """:meth:`build` over a chunk: the unit of work handed to a worker process."""
+        return [item if isinstance(item, RowRejected) else self.build(*item) for item in items]
+
+    def read_records(
+        self, records: Iterable[Mapping[str, str | None]]
+    ) -> Iterator[EnrolmentRow | RowRejected]:
+        """Rows from already-parsed records (JSON enrolment); "line" numbers count from 1."""
+        for index, record in enumerate(records, start=1):
+            yield self.build(index, record)
+
+
+def csv_records(stream: TextIO) -> Iterator[tuple[int, dict[str, str | None]] | RowRejected]:
+    """Check the header, then yield each row as ``(line_no, record)`` or a rejection."""
+    reader = csv.reader(stream)
+    header = next(reader, None)
+    if header is None:
+        raise BadHeader("the file is empty")
+    columns = [name.strip().lstrip("\ufeff").lower() for name in header]
+    unknown = [name for name in columns if name not in COLUMNS]
+    if unknown:
+        raise BadHeader(f"unknown column(s) {', '.join(unknown)}")
+    if "customer_id" not in columns:
+        raise BadHeader("no customer_id column")
+    if len(set(columns)) != len(columns):
+        raise BadHeader("a column appears twice")
+    start = reader.line_num
+    for row in reader:
+        line_no = start + 1  # a quoted field may span lines: report where the row starts
+        start = reader.line_num
+        if len(row) > len(columns) and columns[-1] == "password_hash":
+            # An unquoted PHC string ($argon2id$v=19$m=65536,t=3,p=4$...) holds two commas;
+            # when the hash is the last column, the extra fields can only be its pieces.
+            row = [*row[: len(columns) - 1], ",".join(row[len(columns) - 1 :])]
+        if len(row) != len(columns):
+            if not any(cell.strip() for cell in row):
+                continue  # blank line
+            yield RowRejected(line_no, f"expected {len(columns)} fields, found {len(row)}")
+            continue
+        yield line_no, dict(zip(columns, row, strict=True))

@@ -1,0 +1,65 @@
+"""Keyed fingerprints and k-anonymity prefixes.
+
+Scheme version 1 (``FINGERPRINT_SCHEME``):
+
+* identifier fingerprint = HMAC-SHA256(pepper, kind + "\\x00" + normalised value), 32 bytes;
+* leaked-password fingerprint = HMAC-SHA256(pepper, "password\\x00" + UTF-8 password), 32 bytes,
+  used only to de-duplicate (the same password seen again is the same exposure);
+* k-anonymity prefixes, as Have I Been Pwned defines them: the first 5 hex digits of the
+  upper-case SHA-1 of a password, the first 6 of the SHA-1 of a normalised e-mail address.
+
+Stored rows carry the scheme number, so a future scheme can be introduced by a migration that
+re-fingerprints (the pepper cannot be recovered from fingerprints, so re-enrolment may be needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+FINGERPRINT_SCHEME = 1
+PASSWORD_PREFIX_LENGTH = 5
+EMAIL_PREFIX_LENGTH = 6
+_PEPPER_CHECK_LABEL = b"exposure/pepper-check/v1"
+
+
+def identifier_fingerprint(pepper: bytes, kind: str, value: str) -> bytes:
+    """Keyed fingerprint of a *normalised* identifier of the given kind."""
+    return hmac.digest(pepper, f"{kind}\x00{value}".encode(), "sha256")
+
+
+def password_fingerprint(pepper: bytes, password: str) -> bytes:
+    """Keyed fingerprint of a leaked password, exactly as leaked (never normalised)."""
+    # surrogatepass: a password decoded with odd bytes must still fingerprint, never crash.
+    return hmac.digest(
+        pepper, b"password\x00" + password.encode("utf-8", "surrogatepass"), "sha256"
+    )
+
+
+def password_sha1(password: str) -> str:
+    """Upper-case hex SHA-1 of a password, as in the Pwned Passwords corpus."""
+    return (
+        hashlib.sha1(password.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+        .hexdigest()
+        .upper()
+    )
+
+
+def password_range_prefix(password: str) -> str:
+    """The 5-hex prefix that may be sent to a Pwned Passwords range API."""
+    return password_sha1(password)[:PASSWORD_PREFIX_LENGTH]
+
+
+def email_sha1(normalised_email: str) -> str:
+    """Upper-case hex SHA-1 of a normalised e-mail address, as HIBP's range search expects."""
+    return hashlib.sha1(normalised_email.encode(), usedforsecurity=False).hexdigest().upper()
+
+
+def email_range_prefix(normalised_email: str) -> str:
+    """The 6-hex prefix that may be sent to HIBP's breached-account range search."""
+    return email_sha1(normalised_email)[:EMAIL_PREFIX_LENGTH]
+
+
+def pepper_check(pepper: bytes) -> str:
+    """A value stored once per database to detect a changed or lost pepper at start-up."""
+    return hmac.digest(pepper, _PEPPER_CHECK_LABEL, "sha256").hex()

@@ -1,0 +1,189 @@
+"""Typed, frozen settings built once from the environment and ``.env``.
+
+Precedence: process environment > ``.env`` (python-dotenv, read from the working directory or
+``EXPOSURE_ENV_FILE``) > defaults. Every variable is documented on :class:`Settings` and in
+``.env.example``. Invalid values fail at start-up with a :class:`ConfigurationError` that names
+the variable and says what to fix.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from exposure.errors import ConfigurationError
+from exposure.policy import BrokerDomains
+from exposure.secret import Secret
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./exposure.db"
+PEPPER_BYTES = 32
+MIN_PEPPER_BYTES = 16
+
+PEPPER_WARNING = """
+======================================================================
+ WARNING: no EXPOSURE_PEPPER was set, so a new random pepper was
+ generated and written to {path} (mode 0600).
+
+ Every customer fingerprint is keyed with this pepper. If it is lost,
+ every stored fingerprint becomes useless and all customers must be
+ enrolled again. Copy it into your secret store NOW.
+======================================================================
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the monitor reads from its environment.
+
+    database_url: ``EXPOSURE_DATABASE_URL``; SQLite (embedded default) or PostgreSQL.
+    pepper: ``EXPOSURE_PEPPER``; 32 random bytes as 64 hex characters (generated on first run).
+    broker_domains: ``EXPOSURE_BROKER_DOMAINS``; comma-separated; subdomains count too.
+    login_id_case_sensitive: ``EXPOSURE_LOGIN_ID_CASE_SENSITIVE``; default case-insensitive.
+    phone_region: ``EXPOSURE_PHONE_REGION``; region for numbers without a country code.
+    webhook_url: ``EXPOSURE_WEBHOOK_URL``; the broker's reset service.
+    webhook_secrets: ``EXPOSURE_WEBHOOK_SECRET``; one or more ``whsec_<base64>`` keys,
+        space or comma separated (the first signs; all are sent during a rotation).
+    timezone: ``EXPOSURE_TIMEZONE``; the zone report weeks follow.
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    pepper: Secret[bytes]
+    broker_domains: BrokerDomains = field(default_factory=lambda: BrokerDomains(frozenset()))
+    login_id_case_sensitive: bool = False
+    phone_region: str = "JP"
+    webhook_url: str | None = None
+    webhook_secrets: tuple[Secret[bytes], ...] = ()
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Tokyo"))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_file: Path | None = None,
+    generate_pepper: bool = True,
+) -> Settings:
+    """Build the settings from ``environ`` (default ``os.environ``) layered over ``env_file``."""
+    environ = os.environ if environ is None else environ
+    env_file = env_file or Path(environ.get("EXPOSURE_ENV_FILE", ".env"))
+    file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    values: dict[str, str] = {**file_values, **environ}
+
+    def get(name: str) -> str | None:
+        value = values.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    pepper_text = get("EXPOSURE_PEPPER")
+    if pepper_text is None:
+        if not generate_pepper:
+            raise ConfigurationError(
+                "EXPOSURE_PEPPER", "not set; run any exposure command once to generate it"
+            )
+        pepper_text = _write_new_pepper(env_file)
+
+    return Settings(
+        database_url=get("EXPOSURE_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        pepper=Secret(_parse_pepper(pepper_text)),
+        broker_domains=BrokerDomains.parse(get("EXPOSURE_BROKER_DOMAINS") or ""),
+        login_id_case_sensitive=_parse_bool(
+            "EXPOSURE_LOGIN_ID_CASE_SENSITIVE", get("EXPOSURE_LOGIN_ID_CASE_SENSITIVE")
+        ),
+        phone_region=_parse_region(get("EXPOSURE_PHONE_REGION") or "JP"),
+        webhook_url=_parse_url("EXPOSURE_WEBHOOK_URL", get("EXPOSURE_WEBHOOK_URL")),
+        webhook_secrets=_parse_webhook_secrets(get("EXPOSURE_WEBHOOK_SECRET")),
+        timezone=_parse_timezone(get("EXPOSURE_TIMEZONE") or "Asia/Tokyo"),
+    )
+
+
+def _write_new_pepper(env_file: Path) -> str:
+    pepper = secrets.token_hex(PEPPER_BYTES)
+    # O_CREAT with 0600 so the secret is never world-readable, not even for an instant.
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        if handle.tell() > 0:
+            handle.write("\n")
+        handle.write(
+            "# Generated by exposure on first run. Losing it invalidates every fingerprint.\n"
+            f"EXPOSURE_PEPPER={pepper}\n"
+        )
+    os.chmod(env_file, 0o600)
+    print(PEPPER_WARNING.format(path=env_file.resolve()), file=sys.stderr)
+    return pepper
+
+
+def _parse_pepper(text: str) -> bytes:
+    try:
+        pepper = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigurationError(
+            "EXPOSURE_PEPPER", "must be hex (64 characters for 32 bytes)"
+        ) from None
+    if len(pepper) < MIN_PEPPER_BYTES:
+        raise ConfigurationError(
+            "EXPOSURE_PEPPER", f"must be at least {MIN_PEPPER_BYTES} bytes of hex"
+        )
+    return pepper
+
+
+def _parse_bool(name: str, text: str | None) -> bool:
+    if text is None:
+        return False
+    lowered = text.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(name, "must be true or false")
+
+
+def _parse_region(text: str) -> str:
+    if len(text) != 2 or not text.isalpha():
+        raise ConfigurationError(
+            "EXPOSURE_PHONE_REGION", "must be a two-letter region code such as JP"
+        )
+    return text.upper()
+
+
+def _parse_url(name: str, text: str | None) -> str | None:
+    if text is None:
+        return None
+    if not text.startswith(("http://", "https://")):
+        raise ConfigurationError(name, "must be an http:// or https:// URL")
+    return text
+
+
+def _parse_webhook_secrets(text: str | None) -> tuple[Secret[bytes], ...]:
+    if text is None:
+        return ()
+    keys: list[Secret[bytes]] = []
+    for token in text.replace(",", " ").split():
+        if not token.startswith("whsec_"):
+            raise ConfigurationError(
+                "EXPOSURE_WEBHOOK_SECRET", "each secret must start with whsec_"
+            )
+        try:
+            keys.append(Secret(base64.b64decode(token.removeprefix("whsec_"), validate=True)))
+        except binascii.Error:
+            raise ConfigurationError(
+                "EXPOSURE_WEBHOOK_SECRET", "the part after whsec_ must be base64"
+            ) from None
+    return tuple(keys)
+
+
+def _parse_timezone(text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError("EXPOSURE_TIMEZONE", f"unknown time zone {text!r}") from None

@@ -1,0 +1,89 @@
+"""Named queries over customers and their identifier fingerprints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import Table, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exposure.enrolment import EnrolmentRow
+from exposure.hashing import FINGERPRINT_SCHEME
+from exposure.store.dialect import is_postgres, placeholders, timestamp_param
+from exposure.store.models import Customer, CustomerIdentifier
+from exposure.store.types import utcnow
+
+customers = cast(Table, Customer.__table__)
+identifiers = cast(Table, CustomerIdentifier.__table__)
+
+
+async def upsert_customers(conn: AsyncConnection, rows: Sequence[EnrolmentRow]) -> None:
+    """Insert new customers, add new identifiers, and update changed password hashes.
+
+    Idempotent: enrolling the same rows again changes nothing (not even ``updated_at``).
+    Repeated customer ids inside ``rows`` are merged first, because PostgreSQL refuses to
+    touch one row twice in a single ``ON CONFLICT DO UPDATE`` statement. This is the bulk
+    path (a million customers a minute), so it hands tuples straight to the driver.
+    """
+    if not rows:
+        return
+    now = timestamp_param(conn, utcnow())
+    merged: dict[str, str | None] = {}
+    for row in rows:
+        if row.password_hash is not None or row.customer_id not in merged:
+            merged[row.customer_id] = row.password_hash
+    distinct = "IS DISTINCT FROM" if is_postgres(conn) else "IS NOT"
+    await conn.exec_driver_sql(
+        # Fixed SQL text: only the placeholder list is generated.
+        "INSERT INTO customers (customer_id, password_hash, created_at, updated_at) "  # noqa: S608
+        f"VALUES ({placeholders(conn, 4)}) "
+        "ON CONFLICT (customer_id) DO UPDATE SET "
+        "password_hash = excluded.password_hash, updated_at = excluded.updated_at "
+        "WHERE excluded.password_hash IS NOT NULL "
+        f"AND customers.password_hash {distinct} excluded.password_hash",
+        [(cid, phc, now, now) for cid, phc in merged.items()],
+    )
+    identifier_rows = {
+        (ident.fingerprint, row.customer_id, ident.strength): (
+            ident.fingerprint,
+            row.customer_id,
+            ident.strength,
+            ident.kind.value,
+            FINGERPRINT_SCHEME,
+            ident.hint,
+        )
+        for row in rows
+        for ident in row.identifiers
+    }
+    if identifier_rows:
+        await conn.exec_driver_sql(
+            "INSERT INTO customer_identifiers "  # noqa: S608
+            "(fingerprint, customer_id, strength, kind, scheme, hint) "
+            f"VALUES ({placeholders(conn, 6)}) ON CONFLICT DO NOTHING",
+            list(identifier_rows.values()),
+        )
+
+
+async def delete_customer(conn: AsyncConnection, customer_id: str) -> bool:
+    """Remove a customer and (by cascade) every fingerprint; True when the customer existed."""
+    await conn.execute(delete(identifiers).where(identifiers.c.customer_id == customer_id))
+    result = await conn.execute(delete(customers).where(customers.c.customer_id == customer_id))
+    return bool(result.rowcount)
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentTotals:
+    customers: int
+    identifiers_by_kind: dict[str, int]
+
+
+async def totals(conn: AsyncConnection) -> EnrolmentTotals:
+    customer_count = (await conn.execute(select(func.count()).select_from(customers))).scalar_one()
+    by_kind = await conn.execute(
+        select(identifiers.c.kind, func.count())
+        .where(identifiers.c.strength == "strict")
+        .group_by(identifiers.c.kind)
+    )
+    return EnrolmentTotals(customer_count, {kind: count for kind, count in by_kind.all()})

@@ -1,0 +1,118 @@
+"""Engine creation, schema migration and the pepper check.
+
+One engine per process, opened and disposed by :func:`open_engine`. SQLite is tuned for one
+writer with concurrent readers (WAL); PostgreSQL goes through asyncpg.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from exposure.errors import FatalError, PepperMismatch
+from exposure.hashing import pepper_check
+from exposure.secret import redact_url
+from exposure.store.models import Meta
+
+PEPPER_CHECK_KEY = "pepper_check"
+
+
+class SchemaMissing(FatalError):
+    def __init__(self) -> None:
+        super().__init__("the database has no schema yet: run `exposure db upgrade` first")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL is durable across application crashes in WAL mode; only an OS crash may lose the
+    # last transactions, which a re-run of the ingest restores.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    # 64 MiB page cache: fingerprint-keyed indexes are written in random order.
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    # hide_parameters: bound values must never reach an error message or a log line.
+    if database_url.startswith("sqlite"):
+        engine = create_async_engine(database_url, hide_parameters=True)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    if database_url.startswith("postgresql"):
+        return create_async_engine(
+            database_url, pool_size=5, max_overflow=5, pool_pre_ping=True, hide_parameters=True
+        )
+    raise FatalError(
+        f"unsupported database URL {redact_url(database_url)}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
+    )
+
+
+@asynccontextmanager
+async def open_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def alembic_config() -> Config:
+    config = Config()
+    # Installed from a wheel the migrations live in exposure/migrations; in a checkout the
+    # editable install maps that package onto the top-level migrations/ folder.
+    spec = importlib.util.find_spec("exposure.migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise FatalError("the exposure.migrations package is missing from this installation")
+    config.set_main_option("script_location", str(Path(spec.submodule_search_locations[0])))
+    return config
+
+
+def _run_upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade(engine: AsyncEngine, pepper: bytes, revision: str = "head") -> None:
+    """Create or migrate the schema, and record (or check) the pepper this database uses."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_run_upgrade, revision)
+    async with engine.begin() as conn:
+        stored = await _stored_pepper_check(conn)
+        if stored is None:
+            await conn.execute(
+                insert(Meta).values(key=PEPPER_CHECK_KEY, value=pepper_check(pepper))
+            )
+        elif stored != pepper_check(pepper):
+            raise PepperMismatch()
+
+
+async def check_ready(engine: AsyncEngine, pepper: bytes) -> None:
+    """Fail clearly when the schema is missing or the pepper is not this database's."""
+    async with engine.connect() as conn:
+        try:
+            stored = await _stored_pepper_check(conn)
+        except (OperationalError, ProgrammingError):
+            raise SchemaMissing() from None
+    if stored is None:
+        raise SchemaMissing()
+    if stored != pepper_check(pepper):
+        raise PepperMismatch()
+
+
+async def _stored_pepper_check(conn: AsyncConnection) -> str | None:
+    result = await conn.execute(select(Meta.value).where(Meta.key == PEPPER_CHECK_KEY))
+    return result.scalar_one_or_none()

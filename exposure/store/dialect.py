@@ -1,0 +1,38 @@
+"""The few places where SQLite and PostgreSQL need different SQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def upsert(conn: AsyncConnection, table: Table) -> Any:
+    """An INSERT with ``on_conflict_do_nothing`` / ``on_conflict_do_update`` for this backend."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def is_postgres(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def placeholders(conn: AsyncConnection, count: int) -> str:
+    """``?, ?, ?`` or ``$1, $2, $3``: for the bulk paths that bypass SQL compilation."""
+    if is_postgres(conn):
+        return ", ".join(f"${n}" for n in range(1, count + 1))
+    return ", ".join("?" * count)
+
+
+def timestamp_param(conn: AsyncConnection, value: datetime) -> Any:
+    """An aware UTC datetime as the raw driver expects it (bulk paths skip column types).
+
+    SQLite gets the naive-UTC text that :class:`~exposure.store.types.UTCDateTime` writes.
+    """
+    if is_postgres(conn):
+        return value
+    return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -1,0 +1,162 @@
+"""Shared fixtures: a fresh database per test on SQLite always, and on PostgreSQL when
+``EXPOSURE_TEST_POSTGRES_URL`` is set (each test gets its own database, cloned from a migrated
+template so a test costs a ``CREATE DATABASE``, not a migration run)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from exposure.settings import Settings, load_settings
+from exposure.store import db
+
+TEST_PEPPER = "5ca1ab1e" * 8
+POSTGRES_URL = os.environ.get("EXPOSURE_TEST_POSTGRES_URL")
+
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not POSTGRES_URL, reason="EXPOSURE_TEST_POSTGRES_URL not set"),
+        ],
+    ),
+]
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+def _with_database(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+async def _admin(sql: str) -> None:
+    assert POSTGRES_URL
+    conn = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A migrated database that per-test databases are cloned from."""
+    assert POSTGRES_URL
+    name = f"exposure_tpl_{os.getpid()}"
+
+    async def create() -> None:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}"')
+        await _admin(f'CREATE DATABASE "{name}"')
+        async with db.open_engine(_with_database(POSTGRES_URL, name)) as engine:
+            await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
+
+    # Requested lazily from inside async fixtures, so run on a thread with a loop of its own.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, create()).result()
+    yield name
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')).result()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def empty_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A database with no schema at all."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'exposure.db'}"
+        return
+    assert POSTGRES_URL
+    name = f"exposure_t_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    yield _with_database(POSTGRES_URL, name)
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def database_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    """A fresh, migrated database."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'exposure.db'}"
+        async with db.open_engine(url) as engine:
+            await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
+        yield url
+        return
+    template = request.getfixturevalue("postgres_template")
+    name = f"exposure_t_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    assert POSTGRES_URL
+    yield _with_database(POSTGRES_URL, name)
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    async with db.open_engine(database_url) as opened:
+        yield opened
+
+
+def environment(database_url: str, **overrides: str) -> dict[str, str]:
+    """The variables a test run of the CLI or the settings loader sees."""
+    return {
+        "EXPOSURE_DATABASE_URL": database_url,
+        "EXPOSURE_PEPPER": TEST_PEPPER,
+        "EXPOSURE_BROKER_DOMAINS": "mirai-sec.co.jp,trade.sec.example",
+        **overrides,
+    }
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return load_settings(environment(database_url), env_file=tmp_path / "absent.env")
+
+
+def run_cli(
+    *args: str, env: Mapping[str, str], cwd: Path, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``exposure`` console script as a user would."""
+    script = Path(sys.executable).with_name("exposure")
+    full_env: dict[str, Any] = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(cwd)),
+        **env,
+    }
+    result = subprocess.run(
+        [str(script), *args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"exposure {' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\n"
+            f"stderr: {result.stderr}"
+        )
+    return result

@@ -1,0 +1,239 @@
+"""Enrolment against real SQLite and PostgreSQL: upserts, idempotence, offboarding, privacy."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import argon2
+import asyncpg
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from exposure import onboarding
+from exposure.enrolment import Enroller
+from exposure.settings import Settings
+from exposure.store.models import Customer, CustomerIdentifier
+from tests.conftest import POSTGRES_URL, _asyncpg_dsn, environment, run_cli
+
+HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+HEADER = "customer_id,email,login_id,phone,password_hash\n"
+
+# Distinctive invented identifiers, so a scan for them cannot hit by chance.
+PLAINTEXT = {
+    "email": ["Kotoha.Minamoto+kabu@gmail.com", "zenjiro.hoshikawa@mirai-sec-test.jp"],
+    "login_id": ["QXZW8821", "qxzw8821", "KBT-77105"],
+    "phone": ["090-4417-2093", "09044172093", "+819044172093", "9044172093"],
+}
+
+
+def sample_csv() -> str:
+    phc = HASHER.hash("Sakura#2025")
+    return (
+        HEADER
+        + "\n".join(
+            [
+                f"C0001,Kotoha.Minamoto+kabu@gmail.com,QXZW8821,090-4417-2093,{phc}",
+                "C0002,zenjiro.hoshikawa@mirai-sec-test.jp,,,",
+                "C0002,,ＫＢＴ－７７１０５,,",  # repeated id adds an identifier (full-width input)
+                "C0003,broken-email,,,",
+                "C0004,,,123,",
+            ]
+        )
+        + "\n"
+    )
+
+
+def make_enroller(settings: Settings) -> Enroller:
+    return Enroller(
+        settings.pepper.reveal(),
+        login_id_case_sensitive=settings.login_id_case_sensitive,
+        phone_region=settings.phone_region,
+    )
+
+
+async def snapshot(
+    engine: AsyncEngine,
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    async with engine.connect() as conn:
+        customers = (await conn.execute(select(Customer.__table__).order_by("customer_id"))).all()
+        idents = (
+            await conn.execute(
+                select(CustomerIdentifier.__table__).order_by("customer_id", "kind", "strength")
+            )
+        ).all()
+    return [tuple(r) for r in customers], [tuple(r) for r in idents]
+
+
+async def test_enrol_summary_and_idempotence(engine: AsyncEngine, settings: Settings) -> None:
+    csv_text = sample_csv()
+    summary = await onboarding.enrol(
+        engine, make_enroller(settings).read_csv(io.StringIO(csv_text))
+    )
+    assert summary["rows"] == 5
+    assert summary["customers"] == 2
+    assert summary["identifiers"] == {"email": 2, "login_id": 2, "phone": 1}
+    assert summary["rejected"] == 2
+    assert summary["rejected_rows"] == [
+        {"line": 5, "reason": "email: no_at"},
+        {"line": 6, "reason": "phone: not_a_phone"},
+    ]
+    assert summary["database"] == {
+        "customers": 2,
+        "identifiers": {"email": 2, "login_id": 2, "phone": 1},
+    }
+    before = await snapshot(engine)
+    assert len(before[1]) == 6  # 5 strict + 1 gmail variant
+
+    again = await onboarding.enrol(engine, make_enroller(settings).read_csv(io.StringIO(csv_text)))
+    assert again["database"] == summary["database"]
+    assert await snapshot(engine) == before  # not even updated_at moves
+
+
+async def test_parallel_path_matches_the_sequential_one(
+    engine: AsyncEngine, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    lines = [f"C{n:05d},user{n}.x@example.jp,ID{n:05d},," for n in range(2_500)]
+    lines.insert(1_000, "C-bad,not-an-email,,,")
+    csv_text = HEADER + "\n".join(lines) + "\n"
+    monkeypatch.setattr(onboarding, "BATCH_ROWS", 300)
+    monkeypatch.setattr(onboarding, "PARALLEL_FROM_BYTES", 0)
+    summary = await onboarding.enrol_csv(
+        engine, make_enroller(settings), io.StringIO(csv_text), size_hint=len(csv_text)
+    )
+    assert summary["rows"] == 2_501 and summary["customers"] == 2_500
+    assert summary["rejected_rows"] == [{"line": 1_002, "reason": "email: no_at"}]
+    parallel = await snapshot(engine)
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM customer_identifiers"))
+        await conn.execute(text("DELETE FROM customers"))
+    monkeypatch.setattr(onboarding, "PARALLEL_FROM_BYTES", 1 << 40)
+    await onboarding.enrol_csv(
+        engine, make_enroller(settings), io.StringIO(csv_text), size_hint=len(csv_text)
+    )
+    sequential = await snapshot(engine)
+    # Same customers and fingerprints (timestamps differ between the two runs).
+    assert [c[:2] for c in parallel[0]] == [c[:2] for c in sequential[0]]
+    assert parallel[1] == sequential[1]
+
+
+async def test_new_password_hash_replaces_and_empty_keeps(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    first, second = HASHER.hash("one"), HASHER.hash("two")
+    enroller = make_enroller(settings)
+    await onboarding.enrol(
+        engine, enroller.read_csv(io.StringIO(HEADER + f"C9,a@example.jp,,,{first}\n"))
+    )
+    await onboarding.enrol(engine, enroller.read_csv(io.StringIO(HEADER + "C9,,LOGIN99,,\n")))
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(Customer.password_hash))).scalar_one()
+    assert stored == first
+    await onboarding.enrol(engine, enroller.read_csv(io.StringIO(HEADER + f"C9,,,,{second}\n")))
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(Customer.password_hash))).scalar_one()
+    assert stored == second
+
+
+async def test_offboarding_removes_every_fingerprint(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    await onboarding.enrol(engine, make_enroller(settings).read_csv(io.StringIO(sample_csv())))
+    assert await onboarding.offboard(engine, "C0001") is True
+    assert await onboarding.offboard(engine, "C0001") is False
+    customers, idents = await snapshot(engine)
+    assert [c[0] for c in customers] == ["C0002"]
+    assert {i[1] for i in idents} == {"C0002"}
+
+
+async def _dump_everything(database_url: str, tmp_path: Path) -> bytes:
+    """Every byte the database holds for us: the SQLite files, or a pg_dump / table dump."""
+    if database_url.startswith("sqlite"):
+        path = Path(database_url.split("///", 1)[1])
+        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    assert POSTGRES_URL
+    dsn = _asyncpg_dsn(POSTGRES_URL, database_url.rsplit("/", 1)[1])
+    if shutil.which("pg_dump"):
+        dump = await asyncio.to_thread(
+            subprocess.run, ["pg_dump", "--no-owner", dsn], capture_output=True, check=True
+        )
+        return dump.stdout
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = [
+            r[0]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+        ]
+        rows = [
+            await conn.fetch(f'SELECT t::text FROM "{name}" t')  # noqa: S608 (catalogue names)
+            for name in tables
+        ]
+        return "\n".join(str(r[0]) for batch in rows for r in batch).encode()
+    finally:
+        await conn.close()
+
+
+async def test_cli_enrol_leaves_no_plaintext_identifier(database_url: str, tmp_path: Path) -> None:
+    csv_path = tmp_path / "customers.csv"
+    csv_path.write_text(sample_csv(), encoding="utf-8")
+    env = environment(database_url)
+    result = run_cli("enroll", str(csv_path), env=env, cwd=tmp_path)
+    summary = json.loads(result.stdout)
+    assert summary["customers"] == 2 and summary["rejected"] == 2
+    output = result.stdout + result.stderr
+    dump = await _dump_everything(database_url, tmp_path)
+    assert b"C0001" in dump  # the scan does see stored text
+    for kind, values in PLAINTEXT.items():
+        for value in values:
+            for form in {value, value.lower(), value.upper()}:
+                assert form.encode() not in dump, f"{kind} found in the database"
+                assert form not in output, f"{kind} found in the command output"
+    # Bytes of the normalised gmail variant and the full-width login must not be there either.
+    assert b"kotohaminamoto@gmail.com" not in dump
+    assert "ＫＢＴ".encode() not in dump
+
+
+async def test_cli_delete_and_errors(database_url: str, tmp_path: Path) -> None:
+    env = environment(database_url)
+    csv_path = tmp_path / "customers.csv"
+    csv_path.write_text(sample_csv(), encoding="utf-8")
+    run_cli("enroll", str(csv_path), env=env, cwd=tmp_path)
+    deleted = run_cli("customers", "delete", "C0002", env=env, cwd=tmp_path)
+    assert json.loads(deleted.stdout) == {"customer_id": "C0002", "deleted": True}
+    missing = run_cli("customers", "delete", "C0002", env=env, cwd=tmp_path, check=False)
+    assert missing.returncode == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,mail\n1,a@b.jp\n")
+    failed = run_cli("enroll", str(bad), env=env, cwd=tmp_path, check=False)
+    assert failed.returncode == 2
+    assert "unknown column" in failed.stderr and "Traceback" not in failed.stderr
+
+
+async def test_wrong_pepper_is_refused(database_url: str, tmp_path: Path) -> None:
+    env = environment(database_url, EXPOSURE_PEPPER="11" * 32)
+    csv_path = tmp_path / "customers.csv"
+    csv_path.write_text(sample_csv(), encoding="utf-8")
+    result = run_cli("enroll", str(csv_path), env=env, cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "EXPOSURE_PEPPER does not match" in result.stderr
+
+
+async def test_cli_db_upgrade_on_empty_database(empty_database_url: str, tmp_path: Path) -> None:
+    env = environment(empty_database_url)
+    not_ready = run_cli("enroll", __file__, env=env, cwd=tmp_path, check=False)
+    assert not_ready.returncode == 2 and "exposure db upgrade" in not_ready.stderr
+    result = run_cli("db", "upgrade", env=env, cwd=tmp_path)
+    assert json.loads(result.stdout)["upgraded"] is True
+
+
+async def test_sqlite_runs_in_wal_mode(engine: AsyncEngine, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite pragmas")
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import io
+
+import argon2
+import pytest
+
+from exposure.enrolment import BadHeader, Enroller, EnrolmentRow, RowRejected
+from exposure.hashing import identifier_fingerprint
+
+PEPPER = bytes(range(32))
+PHC = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("Sakura#2025")
+
+
+def enroller(**options: bool) -> Enroller:
+    return Enroller(PEPPER, login_id_case_sensitive=options.get("case", False), phone_region="JP")
+
+
+def read(text: str) -> list[EnrolmentRow | RowRejected]:
+    return list(enroller().read_csv(io.StringIO(text)))
+
+
+HEADER = "customer_id,email,login_id,phone,password_hash\n"
+
+
+def test_row_becomes_strict_fingerprints_with_hints() -> None:
+    [row] = read(HEADER + f"C0001,Taro.Yamada@Example.JP,ABCD1234,090-1234-5678,{PHC}\n")
+    assert isinstance(row, EnrolmentRow)
+    assert row.customer_id == "C0001"
+    assert row.password_hash == PHC
+    by_kind = {ident.kind.value: ident for ident in row.identifiers}
+    assert by_kind["email"].fingerprint == identifier_fingerprint(
+        PEPPER, "email", "taro.yamada@example.jp"
+    )
+    assert by_kind["login_id"].fingerprint == identifier_fingerprint(PEPPER, "login_id", "abcd1234")
+    assert by_kind["phone"].fingerprint == identifier_fingerprint(PEPPER, "phone", "+819012345678")
+    assert by_kind["email"].hint.endswith("@example.jp") and "yamada" not in by_kind["email"].hint
+    assert all(ident.strength == "strict" for ident in row.identifiers)
+
+
+def test_quoted_and_unquoted_phc_strings_both_read() -> None:
+    rows = read(HEADER + f'C1,,L1,,"{PHC}"\nC2,,L2,,{PHC}\n')
+    assert [r.password_hash for r in rows if isinstance(r, EnrolmentRow)] == [PHC, PHC]
+
+
+def test_gmail_address_gets_a_variant_fingerprint() -> None:
+    [row] = read(HEADER + "C0002,taro.yamada+kabu@gmail.com,,,\n")
+    assert isinstance(row, EnrolmentRow)
+    strengths = {ident.strength: ident.fingerprint for ident in row.identifiers}
+    assert strengths["variant"] == identifier_fingerprint(PEPPER, "email", "taroyamada@gmail.com")
+
+
+def test_empty_identifier_columns_are_allowed_and_header_order_is_free() -> None:
+    [row] = read("login_id,customer_id\nＡＢＣＤ１２３４,C0003\n")
+    assert isinstance(row, EnrolmentRow)
+    assert [i.kind.value for i in row.identifiers] == ["login_id"]
+    assert row.identifiers[0].fingerprint == identifier_fingerprint(PEPPER, "login_id", "abcd1234")
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (",taro@example.jp,,,", "customer_id: empty"),
+        ("C1,not-an-email,,,", "email: no_at"),
+        ("C1,taro@,,,", "email: bad_domain"),
+        ("C1,,,12345,", "phone: not_a_phone"),
+        ("C1,,ab cd,,", "login_id: bad_login_id"),
+        ("C1,,,,$2b$12$abcdefghijklmnopqrstuu", "password_hash: not an argon2 PHC string"),
+        ("C1,,,,Sakura#2025", "password_hash: not an argon2 PHC string"),
+        ("C1,taro@example.jp", "expected 5 fields, found 2"),
+    ],
+)
+def test_bad_rows_are_rejected_with_line_and_reason(line: str, reason: str) -> None:
+    rows = read(HEADER + "C0,ok@example.jp,,,\n" + line + "\n")
+    assert isinstance(rows[0], EnrolmentRow)
+    assert rows[1] == RowRejected(3, reason)
+
+
+def test_rejection_reasons_never_quote_the_value() -> None:
+    rows = read(HEADER + "C1,secret-person-at-example.jp,,,\n")
+    assert isinstance(rows[0], RowRejected)
+    assert "secret-person" not in rows[0].reason
+
+
+def test_quoted_multiline_field_reports_the_row_start() -> None:
+    rows = read(HEADER + 'C1,a@example.jp,,,\n"C\n2",b@example.jp,,,\nC3,c@example.jp,,,\n')
+    assert [r.line_no for r in rows] == [2, 3, 5]
+
+
+@pytest.mark.parametrize(
+    ("header", "fragment"),
+    [
+        ("", "empty"),
+        ("email,login_id\n", "no customer_id"),
+        ("customer_id,mail\n", "unknown column"),
+        ("customer_id,email,email\n", "twice"),
+    ],
+)
+def test_bad_header_is_fatal_and_explains(header: str, fragment: str) -> None:
+    with pytest.raises(BadHeader, match=fragment):
+        read(header)
+
+
+def test_bom_in_header_is_tolerated() -> None:
+    [row] = read("\ufeffcustomer_id,email\nC1,a@example.jp\n")
+    assert isinstance(row, EnrolmentRow)
