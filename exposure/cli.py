@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -15,10 +16,15 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from exposure import onboarding
+from exposure.dumps.formats import FORMATS
 from exposure.enrolment import BadHeader, Enroller
 from exposure.errors import ExposureError, FatalError
+from exposure.output import progress_bar, summarise_ingest, write_exposures
+from exposure.passwords import PasswordVerifier
+from exposure.pipeline import Ingestor
 from exposure.settings import Settings, load_settings
 from exposure.store import db
+from exposure.store.exposures import iter_exposures
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -98,9 +104,7 @@ def enroll(file: Path) -> None:
             await db.check_ready(engine, settings.pepper.reveal())
             try:
                 with file.open(encoding="utf-8-sig", newline="") as stream:
-                    summary = await onboarding.enrol_csv(
-                        engine, enroller, stream, size_hint=size
-                    )
+                    summary = await onboarding.enrol_csv(engine, enroller, stream, size_hint=size)
             except UnicodeDecodeError:
                 raise BadHeader(
                     "the file is not UTF-8; save it as UTF-8 (CSV UTF-8 in Excel)"
@@ -129,5 +133,73 @@ def customers_delete(customer_id: str) -> None:
         if not deleted:
             click.echo(f"no customer {customer_id!r} was enrolled", err=True)
             sys.exit(1)
+
+    run(go)
+
+
+FORMAT_CHOICES = click.Choice(sorted(FORMATS))
+
+
+@main.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--source", default="manual", show_default=True, help="Name recorded as the source.")
+@click.option("--format", "format_override", type=FORMAT_CHOICES, help="Skip format detection.")
+@handle_errors
+def ingest(paths: tuple[Path, ...], source: str, format_override: str | None) -> None:
+    """Ingest leaked dumps: files, folders or archives (format detected per file)."""
+    total_bytes = sum(_input_size(path) for path in paths)
+
+    async def go(settings: Settings) -> None:
+        async with db.open_engine(settings.database_url) as engine:
+            await db.check_ready(engine, settings.pepper.reveal())
+            index = await Ingestor.load_index(engine)
+            log.info("enrolled index: %d fingerprints, %d KiB", len(index), index.nbytes // 1024)
+            results = []
+            with progress_bar(total_bytes) as on_bytes:
+                async with PasswordVerifier() as verifier:
+                    ingestor = Ingestor(engine, settings, index, verifier, on_bytes=on_bytes)
+                    for path in paths:
+                        results.append(
+                            await ingestor.ingest(
+                                path, source=source, format_override=format_override
+                            )
+                        )
+        emit(summarise_ingest(results))
+
+    run(go)
+
+
+def _input_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+@main.command("exposures")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--action", type=click.Choice(["force_reset", "notify", "none"]))
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+    help="Only exposures seen since this time (ISO 8601; UTC unless it has an offset).",
+)
+@handle_errors
+def exposures_command(output: str, action: str | None, since: datetime | None) -> None:
+    """List exposures (no plaintext identifiers: masked hints only)."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+
+    async def go(settings: Settings) -> None:
+        async with db.open_engine(settings.database_url) as engine:
+            await db.check_ready(engine, settings.pepper.reveal())
+            async with engine.connect() as conn:
+                rows = [row async for row in iter_exposures(conn, action=action, since=since)]
+        write_exposures(rows, output, sys.stdout)
 
     run(go)

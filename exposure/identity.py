@@ -118,9 +118,10 @@ def _email(text: str) -> NormalisedIdentifier:
     if ascii_domain in _GMAIL_DOMAINS:
         # Consumer Gmail ignores dots and '+tag'; Workspace and Outlook do not, so only here.
         gmail_local = local.partition("+")[0].replace(".", "")
-        candidate = f"{gmail_local}@gmail.com"
-        if gmail_local and candidate != strict:
-            variant = candidate
+        # Present even when equal to the strict key: matching compares variant keys with
+        # variant keys, so `taroyamada@gmail.com` must meet `taro.yamada@gmail.com` there.
+        if gmail_local:
+            variant = f"{gmail_local}@gmail.com"
     return NormalisedIdentifier(kind, strict, variant)
 
 

@@ -86,7 +86,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 async def empty_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
     """A database with no schema at all."""
     if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'exposure.db'}"
+        # Not the migrated fixture's file: a test may use both.
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
     assert POSTGRES_URL
     name = f"exposure_t_{uuid.uuid4().hex[:12]}"

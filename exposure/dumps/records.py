@@ -57,3 +57,17 @@ class Rejected:
 
     line_no: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CookieHit:
+    """A stolen browser cookie (Netscape cookie line) for ``site``.
+
+    ``site``: the cookie's domain, lower-case, leading ``.`` removed, IDN as punycode.
+    The cookie's name and value are deliberately not kept: the value is a live session
+    secret. Deciding whether ``site`` is a broker's, and attributing the cookie to a
+    customer, happens downstream.
+    """
+
+    line_no: int
+    site: str

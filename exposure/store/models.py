@@ -6,14 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -77,3 +80,150 @@ class CustomerIdentifier(Base):
     kind: Mapped[str] = mapped_column(String(16))
     scheme: Mapped[int] = mapped_column(SmallInteger)
     hint: Mapped[str] = mapped_column(String(96))
+
+
+class IngestRun(Base):
+    """One ingestion of one input (a file, folder or archive), identified by its content.
+
+    ``checkpoint`` is the number of reader events whose effects are committed; a run killed
+    part-way is resumed from there by the next ingest of the same content. ``stats`` holds the
+    cumulative counters (JSON) committed with the checkpoint, so a resumed run reports the
+    whole input. ``feeds_corpus`` is false when the same content was ingested before, so the
+    leaked-password counts are not inflated by re-ingesting a file.
+    """
+
+    __tablename__ = "ingest_runs"
+    __table_args__ = (
+        CheckConstraint("state IN ('running', 'completed')", name="state"),
+        Index(None, "content_key", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(128))
+    input_name: Mapped[str] = mapped_column(String(1024))
+    content_key: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    feeds_corpus: Mapped[bool] = mapped_column(Boolean)
+    checkpoint: Mapped[int] = mapped_column(Integer, default=0)
+    stats: Mapped[str] = mapped_column(Text, default="{}")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Exposure(Base):
+    """One exposure per (customer, identifier kind, leaked-password fingerprint, site).
+
+    ``password_fp`` is the keyed fingerprint of the leaked password, or empty bytes when the
+    leak carried none; ``site_domain`` is empty when the leak named no site. (Empty values, not
+    NULL, so the uniqueness constraint holds on every backend.)
+    """
+
+    __tablename__ = "exposures"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "identifier_kind", "password_fp", "site_domain"),
+        CheckConstraint("action IN ('force_reset', 'notify', 'none')", name="action"),
+        CheckConstraint(
+            "password_status IN ('live', 'stale', 'unknown', 'absent')", name="password_status"
+        ),
+        Index(None, "first_seen"),
+        Index(None, "action", "state"),
+    )
+
+    exposure_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.customer_id", ondelete="CASCADE")
+    )
+    identifier_kind: Mapped[str] = mapped_column(String(16))
+    password_fp: Mapped[bytes] = mapped_column(LargeBinary(32))
+    site_domain: Mapped[str] = mapped_column(String(253))
+    match_strength: Mapped[str] = mapped_column(String(8))
+    password_status: Mapped[str] = mapped_column(String(8))
+    action: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    leak_type: Mapped[str] = mapped_column(String(32))
+    has_pin: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    recommended_actions: Mapped[str] = mapped_column(Text)  # JSON list
+    source: Mapped[str] = mapped_column(String(128))
+    identifier_hint: Mapped[str] = mapped_column(String(96))
+    state: Mapped[str] = mapped_column(String(16))
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    occurrences: Mapped[int] = mapped_column(Integer)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Sighting(Base):
+    """Where and when an exposure was seen, so an auditor can trace it to its source line."""
+
+    __tablename__ = "sightings"
+    __table_args__ = (
+        UniqueConstraint("run_id", "ordinal", "exposure_id"),
+        Index(None, "exposure_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    exposure_id: Mapped[str] = mapped_column(
+        ForeignKey("exposures.exposure_id", ondelete="CASCADE")
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(128))
+    file: Mapped[str] = mapped_column(String(1024))
+    line_no: Mapped[int] = mapped_column(Integer)
+    leak_type: Mapped[str] = mapped_column(String(32))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxEvent(Base):
+    """A webhook event written in the same transaction as the exposure change it announces."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'delivered', 'failed', 'dead')", name="state"),
+        Index(None, "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    exposure_id: Mapped[str | None] = mapped_column(
+        ForeignKey("exposures.exposure_id", ondelete="CASCADE")
+    )
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body, fixed at creation
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class LeakedPassword(Base):
+    """The leaked-password corpus: SHA-1 of every leaked password and how often it was seen,
+    served by ``/range`` in the Pwned Passwords format (prefix lookups are key-range scans)."""
+
+    __tablename__ = "leaked_passwords"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    sha1: Mapped[bytes] = mapped_column(LargeBinary(20), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class PasswordCheck(Base):
+    """Each (customer, leaked password, enrolled hash) is verified with argon2 once, ever.
+
+    ``hash_key`` identifies the enrolled hash (a digest of its PHC string), so enrolling a
+    new password hash makes every earlier verdict for that customer stale automatically.
+    """
+
+    __tablename__ = "password_checks"
+
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.customer_id", ondelete="CASCADE"), primary_key=True
+    )
+    password_fp: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    hash_key: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    verified: Mapped[bool] = mapped_column(Boolean)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)

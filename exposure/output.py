@@ -1,0 +1,127 @@
+"""Rendering command output: ingest summaries, exposure listings, the progress bar."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TextIO
+
+import click
+
+from exposure.events import iso_utc
+
+# (field, heading, width)
+TABLE_COLUMNS = (
+    ("exposure_id", "exposure", 36),
+    ("customer_id", "customer", 12),
+    ("identifier_kind", "kind", 8),
+    ("identifier_hint", "identifier", 22),
+    ("password_status", "password", 8),
+    ("action", "action", 11),
+    ("severity", "severity", 8),
+    ("leak_type", "leak", 14),
+    ("site_domain", "site", 24),
+    ("occurrences", "seen", 5),
+    ("last_seen", "last seen", 20),
+)
+
+
+def summarise_ingest(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One JSON object for the whole command: totals first, then each input."""
+    rejected: Counter[str] = Counter()
+    new: Counter[str] = Counter()
+    for result in results:
+        rejected.update(result["rejected"])
+        new.update(result["new_exposures"])
+    total = {
+        key: sum(result[key] for result in results)
+        for key in (
+            "lines",
+            "records",
+            "without_identifier",
+            "matched_records",
+            "escalations",
+            "sightings",
+            "events",
+            "verifications",
+            "cached_verdicts",
+            "problems_total",
+        )
+    }
+    return {
+        "files": sum(len(result["files"]) for result in results),
+        **total,
+        "rejected": dict(rejected.most_common()),
+        "new_exposures": {a: new.get(a, 0) for a in ("force_reset", "notify", "none")},
+        "inputs": list(results),
+    }
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def write_exposures(rows: Sequence[dict[str, Any]], output: str, stream: TextIO) -> None:
+    if output == "jsonl":
+        for row in rows:
+            stream.write(
+                json.dumps({k: _json(v) for k, v in row.items()}, ensure_ascii=False) + "\n"
+            )
+    elif output == "csv":
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]) if rows else ["exposure_id"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(v) for k, v in row.items()})
+    else:
+        headings = (heading.ljust(width) for _, heading, width in TABLE_COLUMNS)
+        stream.write("  ".join(headings).rstrip() + "\n")
+        for row in rows:
+            cells = (_cell(row[name])[:width].ljust(width) for name, _, width in TABLE_COLUMNS)
+            stream.write("  ".join(cells).rstrip() + "\n")
+        click.echo(f"{len(rows)} exposure(s)", err=True)
+
+
+def _json(value: Any) -> Any:
+    return iso_utc(value) if isinstance(value, datetime) else value
+
+
+@contextmanager
+def progress_bar(total_bytes: int) -> Iterator[Callable[[int], None]]:
+    """A bytes progress bar with throughput and ETA on stderr, for terminals only."""
+    if not sys.stderr.isatty():
+        yield lambda _: None
+        return
+    started = time.monotonic()
+    done = 0
+
+    def rate(_: object) -> str:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        return f"{done / elapsed / 1e6:.1f} MB/s"
+
+    with click.progressbar(
+        length=max(total_bytes, 1),
+        label="ingesting",
+        file=sys.stderr,
+        show_eta=True,
+        show_percent=True,
+        item_show_func=rate,
+    ) as bar:
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            bar.update(count, done)
+
+        yield advance

@@ -1,0 +1,363 @@
+"""One ingestion: a dump becomes exposures, sightings, outbox events and corpus counts.
+
+The reader turns the input into an ordered stream of events; records are gathered into
+batches; each batch is matched against the enrolled index, its candidate customers' passwords
+are verified (argon2, on every core, each pair once ever), the policy decides, and then ONE
+transaction writes the batch's exposures, sightings, outbox rows, corpus counts and the run's
+checkpoint. A run killed at any moment therefore resumes from its last committed batch and
+ends with exactly what an uninterrupted run would have written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from exposure.dumps.containers import MemberProblem
+from exposure.dumps.reader import MemberEnd, MemberStart, read_dump
+from exposure.dumps.records import LeakRecord, Rejected
+from exposure.hashing import password_fingerprint
+from exposure.matching import EnrolledIndex, Fingerprinter, LeakedKey, candidate_keys
+from exposure.passwords import PasswordVerifier, is_argon2_phc, looks_like_hash, password_status
+from exposure.policy import MatchStrength, decide
+from exposure.settings import Settings
+from exposure.store import exposures as exposure_queries
+from exposure.store import ingest as ingest_queries
+from exposure.store.exposures import ExposureKey, Observation, SightingAt
+from exposure.store.ingest import CheckKey, EnrolledMatch
+from exposure.store.types import utcnow
+
+# Events per transaction: large enough to amortise the commit, small enough that a killed run
+# re-reads little. EXPOSURE_INGEST_BATCH_EVENTS overrides it (tests use tiny batches).
+BATCH_EVENTS = int(os.environ.get("EXPOSURE_INGEST_BATCH_EVENTS", "50000"))
+MAX_LISTED_PROBLEMS = 200
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counters committed with every checkpoint (JSON), so a resumed run reports the whole input."""
+
+    lines: int = 0
+    records: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)
+    problems_total: int = 0
+    without_identifier: int = 0
+    matched_records: int = 0
+    new_exposures: Counter[str] = field(default_factory=Counter)
+    escalations: int = 0
+    sightings: int = 0
+    events: int = 0
+    verifications: int = 0
+    cached_verdicts: int = 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunStats:
+        stats = cls(**{k: v for k, v in data.items() if k not in ("rejected", "new_exposures")})
+        stats.rejected = Counter(data.get("rejected", {}))
+        stats.new_exposures = Counter(data.get("new_exposures", {}))
+        return stats
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "records": self.records,
+            "rejected": dict(self.rejected.most_common()),
+            "files": self.files,
+            "problems": self.problems,
+            "problems_total": self.problems_total,
+            "without_identifier": self.without_identifier,
+            "matched_records": self.matched_records,
+            "new_exposures": dict(self.new_exposures),
+            "escalations": self.escalations,
+            "sightings": self.sightings,
+            "events": self.events,
+            "verifications": self.verifications,
+            "cached_verdicts": self.cached_verdicts,
+        }
+
+    def observe(self, event: object) -> None:
+        if isinstance(event, MemberEnd):
+            self.lines += event.lines
+            self.files.append(
+                {
+                    "name": event.name,
+                    "format": event.format,
+                    "encoding": event.encoding,
+                    "lines": event.lines,
+                    "records": event.records,
+                    "rejected": dict(event.rejected),
+                }
+            )
+        elif isinstance(event, Rejected):
+            self.rejected[event.reason] += 1
+        elif isinstance(event, MemberProblem):
+            self.problems_total += 1
+            if len(self.problems) < MAX_LISTED_PROBLEMS:
+                self.problems.append({"name": event.name, "reason": event.reason})
+
+
+@dataclass(slots=True)
+class _Batch:
+    records: list[LeakRecord] = field(default_factory=list)
+    places: list[tuple[int, str]] = field(default_factory=list)  # (ordinal, member name)
+
+    def add(self, ordinal: int, member: str, record: LeakRecord) -> None:
+        self.records.append(record)
+        self.places.append((ordinal, member))
+
+
+def content_key(path: Path) -> str:
+    """SHA-256 over the input's bytes (a folder: over its files' names and digests), so the
+    same dump is recognised under any name and a changed file is a new input."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode("utf-8", "surrogateescape") + b"\0")
+        with file.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Ingestor:
+    """Ingests inputs with one engine, one enrolled index and one password verifier."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        index: EnrolledIndex,
+        verifier: PasswordVerifier,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._index = index
+        self._verifier = verifier
+        self._on_bytes = on_bytes
+        self._pepper = settings.pepper.reveal()
+        self._fingerprinter = Fingerprinter(
+            self._pepper,
+            login_id_case_sensitive=settings.login_id_case_sensitive,
+            phone_region=settings.phone_region,
+        )
+
+    @classmethod
+    async def load_index(cls, engine: AsyncEngine) -> EnrolledIndex:
+        async with engine.connect() as conn:
+            return EnrolledIndex.build(await ingest_queries.all_fingerprints(conn))
+
+    async def ingest(
+        self, path: Path, *, source: str, format_override: str | None = None
+    ) -> dict[str, Any]:
+        """Ingest one input (file, folder or archive), resuming an interrupted run of it."""
+        key = await asyncio.to_thread(content_key, path)
+        async with self._engine.begin() as conn:
+            run = await ingest_queries.start_run(
+                conn, source=source, input_name=path.name, content_key=key
+            )
+        stats = RunStats.from_json(run.stats)
+        batch = _Batch()
+        ordinal = uncommitted = 0
+        member = ""
+        for event in self._events(path, format_override):
+            ordinal += 1
+            if isinstance(event, MemberStart):
+                member = event.name
+            if ordinal <= run.checkpoint:
+                continue  # committed by the interrupted run we are resuming
+            stats.observe(event)
+            if isinstance(event, LeakRecord):
+                stats.records += 1
+                batch.add(ordinal, member, event)
+            uncommitted += 1
+            if uncommitted >= BATCH_EVENTS:
+                await self._commit(run, batch, ordinal, stats, source=source, done=False)
+                batch, uncommitted = _Batch(), 0
+        await self._commit(run, batch, ordinal, stats, source=source, done=True)
+        return {"input": path.name, "source": source, "resumed": run.resumed, **stats.as_json()}
+
+    def _events(self, path: Path, format_override: str | None) -> Iterator[object]:
+        return read_dump(
+            path,
+            format_override=format_override,
+            is_broker_site=self._settings.broker_domains.matches,
+            progress=self._on_bytes,
+        )
+
+    async def _commit(
+        self,
+        run: ingest_queries.Run,
+        batch: _Batch,
+        ordinal: int,
+        stats: RunStats,
+        *,
+        source: str,
+        done: bool,
+    ) -> None:
+        """Match, verify and decide outside the transaction; then write everything at once."""
+        observations, verdicts, corpus = await self._evaluate(batch, stats, run.feeds_corpus)
+        now = utcnow()
+        async with self._engine.begin() as conn:
+            await ingest_queries.record_checks(conn, verdicts)
+            applied = await exposure_queries.apply_observations(
+                conn, observations, run_id=run.id, source=source, now=now
+            )
+            stats.new_exposures.update(applied.new_by_action)
+            stats.escalations += applied.escalations
+            stats.sightings += applied.sightings
+            stats.events += applied.events
+            await ingest_queries.add_to_corpus(conn, sorted(corpus.items()))
+            await ingest_queries.save_checkpoint(conn, run.id, ordinal, stats.as_json(), done=done)
+
+    async def _evaluate(
+        self, batch: _Batch, stats: RunStats, feeds_corpus: bool
+    ) -> tuple[list[Observation], dict[CheckKey, bool], Counter[bytes]]:
+        records = batch.records
+        corpus: Counter[bytes] = Counter()
+        usable: list[str | None] = []
+        for record in records:
+            password = record.password
+            ok = bool(password) and not looks_like_hash(password or "")
+            usable.append(password if ok else None)
+            if ok and feeds_corpus and password is not None:
+                corpus[
+                    hashlib.sha1(
+                        password.encode("utf-8", "surrogatepass"), usedforsecurity=False
+                    ).digest()
+                ] += 1
+        keys, readable = candidate_keys(
+            self._index, self._fingerprinter, [r.login for r in records]
+        )
+        stats.without_identifier += len(records) - readable
+        if not keys:
+            return [], {}, corpus
+        async with self._engine.connect() as conn:
+            enrolled = await ingest_queries.lookup_identifiers(conn, [k.fingerprint for k in keys])
+            matches = _confirmed(keys, enrolled)
+            hashes = await ingest_queries.password_hashes(conn, {m[1].customer_id for m in matches})
+            wanted = self._check_keys(matches, usable, hashes)
+            known = await ingest_queries.known_checks(conn, set(wanted.values()))
+        verdicts = await self._verify(wanted, known, usable, hashes)
+        stats.cached_verdicts += len(known)
+        stats.verifications += len(verdicts)
+        stats.matched_records += len({position for position, _ in matches})
+        verdict_of = {**known, **verdicts}
+        return self._observe(batch, matches, usable, hashes, wanted, verdict_of), verdicts, corpus
+
+    def _check_keys(
+        self,
+        matches: list[tuple[int, EnrolledMatch]],
+        usable: list[str | None],
+        hashes: dict[str, str | None],
+    ) -> dict[tuple[int, str], CheckKey]:
+        """The (customer, password, enrolled hash) triple each verifiable match needs."""
+        wanted: dict[tuple[int, str], CheckKey] = {}
+        for position, match in matches:
+            password, phc = usable[position], hashes.get(match.customer_id)
+            if password is not None and phc is not None and is_argon2_phc(phc):
+                hash_key = hashlib.sha256(phc.encode()).digest()[:16]
+                wanted[(position, match.customer_id)] = (
+                    match.customer_id,
+                    password_fingerprint(self._pepper, password),
+                    hash_key,
+                )
+        return wanted
+
+    async def _verify(
+        self,
+        wanted: dict[tuple[int, str], CheckKey],
+        known: dict[CheckKey, bool],
+        usable: list[str | None],
+        hashes: dict[str, str | None],
+    ) -> dict[CheckKey, bool]:
+        """Run argon2 for the triples never checked before, each once."""
+        todo: dict[CheckKey, tuple[str, str]] = {}
+        for (position, customer_id), check in wanted.items():
+            password, phc = usable[position], hashes[customer_id]
+            if check not in known and check not in todo and password is not None and phc:
+                todo[check] = (phc, password)
+        if not todo:
+            return {}
+        results = await self._verifier.verify_many(list(todo.values()))
+        return dict(zip(todo, results, strict=True))
+
+    def _observe(
+        self,
+        batch: _Batch,
+        matches: list[tuple[int, EnrolledMatch]],
+        usable: list[str | None],
+        hashes: dict[str, str | None],
+        wanted: dict[tuple[int, str], CheckKey],
+        verdict_of: dict[CheckKey, bool],
+    ) -> list[Observation]:
+        observations: dict[ExposureKey, Observation] = {}
+        domains = self._settings.broker_domains
+        for position, match in matches:
+            record = batch.records[position]
+            password = usable[position]
+            check = wanted.get((position, match.customer_id))
+            status = password_status(
+                hashes.get(match.customer_id),
+                record.password,
+                verdict_of[check] if check is not None else None,
+            )
+            decision = decide(
+                password_status=status,
+                broker_site=domains.matches(record.site),
+                strength=MatchStrength(match.strength),
+                leak_type=record.leak_type,
+                has_pin=record.has_pin,
+            )
+            key = ExposureKey(
+                match.customer_id,
+                match.kind,
+                password_fingerprint(self._pepper, password) if password is not None else b"",
+                record.site or "",
+            )
+            ordinal, member = batch.places[position]
+            candidate = Observation(
+                key,
+                match.strength,
+                status.value,
+                decision,
+                record.leak_type.value,
+                record.has_pin,
+                match.hint,
+            )
+            current = observations.setdefault(key, candidate)
+            if candidate.rank() > current.rank():
+                candidate.sightings = current.sightings
+                observations[key] = current = candidate
+            current.sightings.append(
+                SightingAt(ordinal, member, record.line_no, record.leak_type.value)
+            )
+        return list(observations.values())
+
+
+def _confirmed(
+    keys: list[LeakedKey], enrolled: dict[bytes, list[EnrolledMatch]]
+) -> list[tuple[int, EnrolledMatch]]:
+    """Full-fingerprint matches, strict and variant keys compared like with like; one match per
+    (record, customer, kind), strict preferred."""
+    best: dict[tuple[int, str, str], EnrolledMatch] = {}
+    for key in keys:
+        for match in enrolled.get(key.fingerprint, ()):
+            if match.strength != key.strength or match.kind != key.kind:
+                continue
+            slot = (key.record, match.customer_id, match.kind)
+            if slot not in best or match.strength == "strict":
+                best[slot] = match
+    return [(record, match) for (record, _, _), match in best.items()]

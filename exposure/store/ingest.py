@@ -1,0 +1,204 @@
+"""Named queries for ingestion: runs and checkpoints, identifier look-ups, password checks and
+the leaked-password corpus."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exposure.store.dialect import placeholders, upsert
+from exposure.store.models import (
+    Customer,
+    CustomerIdentifier,
+    IngestRun,
+    PasswordCheck,
+)
+from exposure.store.types import utcnow
+
+runs = cast(Table, IngestRun.__table__)
+identifiers = cast(Table, CustomerIdentifier.__table__)
+customers = cast(Table, Customer.__table__)
+checks = cast(Table, PasswordCheck.__table__)
+
+# Keeps IN lists well under SQLite's and asyncpg's parameter limits.
+LOOKUP_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: int
+    checkpoint: int
+    stats: dict[str, Any]
+    feeds_corpus: bool
+    resumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolledMatch:
+    customer_id: str
+    kind: str
+    strength: str
+    hint: str
+
+
+async def all_fingerprints(conn: AsyncConnection) -> list[bytes]:
+    """Every enrolled fingerprint (strict and variant), for the in-memory index."""
+    result = await conn.stream(
+        select(identifiers.c.fingerprint).execution_options(yield_per=50_000)
+    )
+    return [bytes(row[0]) async for row in result]
+
+
+async def start_run(
+    conn: AsyncConnection, *, source: str, input_name: str, content_key: str
+) -> Run:
+    """Resume the unfinished run over the same content, or start a new one."""
+    unfinished = (
+        await conn.execute(
+            select(runs.c.id, runs.c.checkpoint, runs.c.stats, runs.c.feeds_corpus)
+            .where(runs.c.content_key == content_key, runs.c.state == "running")
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if unfinished is not None:
+        return Run(
+            unfinished.id,
+            unfinished.checkpoint,
+            json.loads(unfinished.stats),
+            unfinished.feeds_corpus,
+            resumed=True,
+        )
+    seen_before = (
+        await conn.execute(
+            select(runs.c.id)
+            .where(runs.c.content_key == content_key, runs.c.state == "completed")
+            .limit(1)
+        )
+    ).first()
+    now = utcnow()
+    run_id = (
+        await conn.execute(
+            insert(runs)
+            .values(
+                source=source,
+                input_name=input_name,
+                content_key=content_key,
+                state="running",
+                feeds_corpus=seen_before is None,
+                checkpoint=0,
+                stats="{}",
+                started_at=now,
+                updated_at=now,
+            )
+            .returning(runs.c.id)
+        )
+    ).scalar_one()
+    return Run(run_id, 0, {}, seen_before is None, resumed=False)
+
+
+async def save_checkpoint(
+    conn: AsyncConnection, run_id: int, checkpoint: int, stats: Mapping[str, Any], *, done: bool
+) -> None:
+    now = utcnow()
+    values: dict[str, Any] = {
+        "checkpoint": checkpoint,
+        "stats": json.dumps(stats, sort_keys=True),
+        "updated_at": now,
+    }
+    if done:
+        values |= {"state": "completed", "finished_at": now}
+    await conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+
+async def lookup_identifiers(
+    conn: AsyncConnection, fingerprints: Collection[bytes]
+) -> dict[bytes, list[EnrolledMatch]]:
+    """Confirm index candidates against the full fingerprints."""
+    found: dict[bytes, list[EnrolledMatch]] = {}
+    wanted = list(set(fingerprints))
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        rows = await conn.execute(
+            select(
+                identifiers.c.fingerprint,
+                identifiers.c.customer_id,
+                identifiers.c.kind,
+                identifiers.c.strength,
+                identifiers.c.hint,
+            ).where(identifiers.c.fingerprint.in_(wanted[start : start + LOOKUP_CHUNK]))
+        )
+        for fp, customer_id, kind, strength, hint in rows:
+            found.setdefault(bytes(fp), []).append(EnrolledMatch(customer_id, kind, strength, hint))
+    return found
+
+
+async def password_hashes(
+    conn: AsyncConnection, customer_ids: Collection[str]
+) -> dict[str, str | None]:
+    hashes: dict[str, str | None] = {}
+    wanted = list(set(customer_ids))
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        rows = await conn.execute(
+            select(customers.c.customer_id, customers.c.password_hash).where(
+                customers.c.customer_id.in_(wanted[start : start + LOOKUP_CHUNK])
+            )
+        )
+        hashes.update({cid: phc for cid, phc in rows})
+    return hashes
+
+
+CheckKey = tuple[str, bytes, bytes]  # customer_id, password fingerprint, enrolled-hash key
+
+
+async def known_checks(conn: AsyncConnection, keys: Collection[CheckKey]) -> dict[CheckKey, bool]:
+    """Verdicts already recorded for these (customer, leaked password, enrolled hash) triples."""
+    known: dict[CheckKey, bool] = {}
+    wanted = list(set(keys))
+    columns = tuple_(checks.c.customer_id, checks.c.password_fp, checks.c.hash_key)
+    for start in range(0, len(wanted), LOOKUP_CHUNK // 3):
+        rows = await conn.execute(
+            select(
+                checks.c.customer_id, checks.c.password_fp, checks.c.hash_key, checks.c.verified
+            ).where(columns.in_(wanted[start : start + LOOKUP_CHUNK // 3]))
+        )
+        known.update({(cid, bytes(fp), bytes(hk)): bool(ok) for cid, fp, hk, ok in rows})
+    return known
+
+
+async def record_checks(conn: AsyncConnection, verdicts: Mapping[CheckKey, bool]) -> None:
+    if not verdicts:
+        return
+    now = utcnow()
+    await conn.execute(
+        upsert(conn, checks).on_conflict_do_nothing(),
+        [
+            {
+                "customer_id": cid,
+                "password_fp": fp,
+                "hash_key": hk,
+                "verified": ok,
+                "checked_at": now,
+            }
+            for (cid, fp, hk), ok in verdicts.items()
+        ],
+    )
+
+
+async def add_to_corpus(conn: AsyncConnection, counts: Iterable[tuple[bytes, int]]) -> None:
+    """Add leaked-password SHA-1 digests to the corpus, summing counts.
+
+    The bulk path of every ingest (one row per distinct password), so it goes straight to
+    the driver.
+    """
+    rows = list(counts)
+    if rows:
+        await conn.exec_driver_sql(
+            f"INSERT INTO leaked_passwords (sha1, count) VALUES ({placeholders(conn, 2)}) "  # noqa: S608
+            "ON CONFLICT (sha1) DO UPDATE SET count = leaked_passwords.count + excluded.count",
+            rows,
+        )

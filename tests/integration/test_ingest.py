@@ -1,0 +1,203 @@
+"""`exposure ingest` end to end on real SQLite and PostgreSQL: the policy table, formats and
+containers, re-ingest idempotence, escalation, and the privacy scan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from exposure.store.models import Exposure, LeakedPassword, OutboxEvent, Sighting
+from tests.conftest import environment, run_cli
+from tests.integration.test_enrolment_store import _dump_everything
+from tests.leakgen import (
+    BROKER,
+    CURRENT,
+    OLD,
+    Case,
+    enrolment_csv,
+    policy_cases,
+    stealer_case_customer,
+    stealer_zip,
+    write_everything,
+)
+
+
+def _setup(database_url: str, tmp_path: Path) -> tuple[dict[str, str], list[Case], Path, Path]:
+    cases = policy_cases()
+    stealer = stealer_case_customer()
+    env = environment(database_url, EXPOSURE_BROKER_DOMAINS=BROKER)
+    (tmp_path / "customers.csv").write_text(enrolment_csv([*cases, stealer]), "utf-8")
+    run_cli("enroll", str(tmp_path / "customers.csv"), env=env, cwd=tmp_path)
+    dumps = tmp_path / "dumps"
+    write_everything(dumps, cases)
+    archive = tmp_path / "stealer-logs.zip"
+    stealer_zip(archive, stealer.login_id)
+    return env, cases, dumps, archive
+
+
+def _exposures(env: dict[str, str], cwd: Path) -> list[dict[str, Any]]:
+    out = run_cli("exposures", "--format", "jsonl", env=env, cwd=cwd).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+async def test_policy_table_formats_and_containers(database_url: str, tmp_path: Path) -> None:
+    env, cases, dumps, archive = _setup(database_url, tmp_path)
+    result = run_cli(
+        "ingest", str(dumps), str(archive), "--source", "darkweb-batch", env=env, cwd=tmp_path
+    )
+    summary = json.loads(result.stdout)
+
+    by_customer: dict[str, list[dict[str, Any]]] = {}
+    for exposure in _exposures(env, tmp_path):
+        by_customer.setdefault(exposure["customer_id"], []).append(exposure)
+    for case in cases:
+        found = by_customer.get(case.customer_id, [])
+        assert len(found) == 1, (case.customer_id, found)
+        assert (found[0]["action"], found[0]["password_status"]) == (case.action, case.status), case
+        assert found[0]["source"] == "darkweb-batch"
+    variant = by_customer["P08"][0]
+    assert variant["identifier_kind"] == "email" and variant["site_domain"] == f"trade.{BROKER}"
+
+    # The stealer machine: NOT_SAVED broker block and the broker session cookie are the same
+    # exposure (customer, login_id, no password, broker host); two sightings.
+    [stolen] = by_customer["S01"]
+    assert stolen["action"] == "force_reset" and stolen["password_status"] == "absent"
+    assert stolen["site_domain"] == f"trade.{BROKER}"
+    assert stolen["occurrences"] == 2
+    assert "revoke_sessions" in stolen["recommended_actions"]
+
+    # Accounting: every file is listed with its decoder; the broken ones are reported.
+    files = {f["name"]: f for result in summary["inputs"] for f in result["files"]}
+    assert files["combo_utf16.txt"]["encoding"].startswith("utf-16")
+    assert any(
+        name.endswith("cp932_list.txt") and f["encoding"] == "cp932" for name, f in files.items()
+    )
+    assert summary["rejected"].get("bad_json") == 1
+    problems = [p for result in summary["inputs"] for p in result["problems"]]
+    assert any(p["name"].endswith("corrupt.zip") for p in problems)
+    assert (
+        summary["new_exposures"]["force_reset"] == sum(c.action == "force_reset" for c in cases) + 1
+    )
+    assert summary["lines"] >= sum(len(c.lines) for c in cases)
+
+
+async def test_reingest_adds_sightings_only(
+    database_url: str, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    env, _, dumps, archive = _setup(database_url, tmp_path)
+    first = json.loads(run_cli("ingest", str(dumps), str(archive), env=env, cwd=tmp_path).stdout)
+
+    async def counts() -> tuple[int, int, int, int]:
+        async with engine.connect() as conn:
+            return (
+                (await conn.execute(select(func.count()).select_from(Exposure))).scalar_one(),
+                (await conn.execute(select(func.count()).select_from(OutboxEvent))).scalar_one(),
+                (await conn.execute(select(func.count()).select_from(Sighting))).scalar_one(),
+                (await conn.execute(select(func.sum(LeakedPassword.count)))).scalar_one(),
+            )
+
+    exposures, events, sightings, corpus = await counts()
+    assert events == first["events"] > 0
+    second = json.loads(run_cli("ingest", str(dumps), str(archive), env=env, cwd=tmp_path).stdout)
+    assert second["new_exposures"] == {"force_reset": 0, "notify": 0, "none": 0}
+    assert second["events"] == 0 and second["escalations"] == 0
+    assert second["verifications"] == 0 and second["cached_verdicts"] > 0  # argon2 once, ever
+    after = await counts()
+    assert after == (exposures, events, 2 * sightings, corpus)  # corpus counts a file once
+    occurrences = [e["occurrences"] for e in _exposures(env, tmp_path)]
+    assert all(n % 2 == 0 for n in occurrences)
+
+
+async def test_variant_then_strict_escalates_once(
+    database_url: str, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    env = environment(database_url, EXPOSURE_BROKER_DOMAINS=BROKER)
+    (tmp_path / "c.csv").write_text(enrolment_csv(policy_cases()[7:8]), "utf-8")  # P08, no hash
+    run_cli("enroll", str(tmp_path / "c.csv"), env=env, cwd=tmp_path)
+    site = f"https://trade.{BROKER}/login"
+    (tmp_path / "a.txt").write_text(f"{site}:hinatavariant@gmail.com:{OLD}\n")
+    (tmp_path / "b.txt").write_text(f"{site}:hinata.variant@gmail.com:{OLD}\n")
+    run_cli("ingest", str(tmp_path / "a.txt"), env=env, cwd=tmp_path)
+    escalated = json.loads(run_cli("ingest", str(tmp_path / "b.txt"), env=env, cwd=tmp_path).stdout)
+    assert escalated["escalations"] == 1 and escalated["events"] == 1
+    [exposure] = _exposures(env, tmp_path)
+    assert exposure["action"] == "force_reset" and exposure["match_strength"] == "strict"
+    async with engine.connect() as conn:
+        types = (
+            (await conn.execute(select(OutboxEvent.event_type).order_by(OutboxEvent.id)))
+            .scalars()
+            .all()
+        )
+    assert types == ["exposure.notify", "exposure.force_reset"]
+
+
+async def test_outbox_payload_follows_the_contract(
+    database_url: str, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    env, _, dumps, _ = _setup(database_url, tmp_path)
+    run_cli("ingest", str(dumps), env=env, cwd=tmp_path)
+    async with engine.connect() as conn:
+        payloads = [
+            json.loads(p) for p in (await conn.execute(select(OutboxEvent.payload))).scalars()
+        ]
+    assert payloads
+    for body in payloads:
+        assert body["type"] in {"exposure.force_reset", "exposure.notify"}
+        assert body["type"] == f"exposure.{body['data']['action']}"
+        assert set(body["data"]) >= {
+            "exposure_id",
+            "customer_id",
+            "action",
+            "severity",
+            "password_status",
+            "identifier_kind",
+            "leak_type",
+            "site_domain",
+            "source",
+            "first_seen",
+            "reason",
+            "recommended_actions",
+        }
+        assert "http" not in json.dumps(body)  # never a link
+    live = [b for b in payloads if b["data"]["password_status"] == "live"]
+    assert live and all(b["data"]["severity"] == "critical" for b in live)
+    assert all("reset_password" in b["data"]["recommended_actions"] for b in live)
+
+
+async def test_nothing_plaintext_in_database_logs_or_output(
+    database_url: str, tmp_path: Path
+) -> None:
+    env, cases, dumps, archive = _setup(database_url, tmp_path)
+    result = run_cli("-v", "ingest", str(dumps), str(archive), env=env, cwd=tmp_path)
+    listing = run_cli("exposures", "--format", "csv", env=env, cwd=tmp_path)
+    table = run_cli("exposures", env=env, cwd=tmp_path)
+    output = result.stdout + result.stderr + listing.stdout + listing.stderr + table.stdout
+    dump = await _dump_everything(database_url, tmp_path)
+    secrets = {CURRENT, OLD, "invented-session-value", "someone.else@example.org", "unrelated-pw"}
+    for case in [*cases, stealer_case_customer()]:
+        secrets |= {case.email, case.email.lower(), case.login_id, case.login_id.lower()}
+    secrets |= {
+        "hinatavariant@gmail.com",
+        "hotaruvariant+kabu@googlemail.com",
+        "nobody.json@example.jp",
+    }
+    for secret in secrets:
+        assert secret.encode() not in dump, "plaintext found in the database"
+        assert secret not in output, "plaintext found in the command output or logs"
+    assert "P01" in listing.stdout  # the scan does read the listing
+
+
+@pytest.mark.parametrize("flag", ["--format"])
+async def test_format_override_and_bad_path(database_url: str, tmp_path: Path, flag: str) -> None:
+    env = environment(database_url)
+    odd = tmp_path / "odd.dat"
+    odd.write_text("someone@example.jp:pw\n")
+    forced = json.loads(run_cli("ingest", str(odd), flag, "combo", env=env, cwd=tmp_path).stdout)
+    assert forced["records"] == 1 and forced["files"] == 1
+    missing = run_cli("ingest", str(tmp_path / "nope.txt"), env=env, cwd=tmp_path, check=False)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

@@ -1,0 +1,132 @@
+"""Crash safety: an ingest killed with SIGKILL at any moment, then run again, ends with exactly
+the exposures, sightings, outbox rows and corpus counts of an uninterrupted run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from exposure.store import db
+from exposure.store.models import Exposure, IngestRun, LeakedPassword, OutboxEvent, Sighting
+from tests.conftest import environment, run_cli
+from tests.leakgen import HASHER, HEADER
+
+CUSTOMERS = 1_500
+LINES = 60_000
+BATCH = "200"  # events per transaction: many commits to be killed between and during
+
+
+def _write_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    rng = random.Random(42)
+    phc = HASHER.hash("Sakura#2025")
+    rows = [
+        f"R{n:05d},resume.user{n}@example.jp,RSM{n:05d},,{phc if n % 10 == 0 else ''}"
+        for n in range(CUSTOMERS)
+    ]
+    customers = tmp_path / "customers.csv"
+    customers.write_text(HEADER + "\n".join(rows) + "\n")
+    lines = []
+    for i in range(LINES):
+        if i % 15 == 0:  # hits, with repeats of the same exposure across the file
+            n = rng.randrange(CUSTOMERS)
+            password = "Sakura#2025" if rng.random() < 0.5 else f"guess{rng.randrange(5)}"
+            lines.append(f"resume.user{n}@example.jp:{password}")
+        else:
+            lines.append(f"stranger{i}@example.org:pw{rng.randrange(10**6)}")
+    dump = tmp_path / "dump.txt"
+    dump.write_text("\n".join(lines) + "\n")
+    return customers, dump
+
+
+async def _state(engine: AsyncEngine) -> dict[str, Any]:
+    """Everything an ingest writes, keyed by natural keys (ids differ between databases)."""
+    async with engine.connect() as conn:
+        exposures = (await conn.execute(select(Exposure))).all()
+        natural = {
+            e.exposure_id: (e.customer_id, e.identifier_kind, bytes(e.password_fp), e.site_domain)
+            for e in exposures
+        }
+        sightings = (await conn.execute(select(Sighting))).all()
+        outbox = (await conn.execute(select(OutboxEvent))).all()
+        corpus = (await conn.execute(select(LeakedPassword.sha1, LeakedPassword.count))).all()
+        runs = (await conn.execute(select(IngestRun.state))).scalars().all()
+    return {
+        "exposures": sorted(
+            (natural[e.exposure_id], e.action, e.password_status, e.occurrences, e.match_strength)
+            for e in exposures
+        ),
+        "sightings": sorted(
+            (natural[s.exposure_id], s.ordinal, s.file, s.line_no) for s in sightings
+        ),
+        "outbox": sorted((natural[o.exposure_id], o.event_type) for o in outbox),
+        "corpus": sorted((bytes(h), c) for h, c in corpus),
+        "runs": sorted(runs),
+    }
+
+
+async def _checkpoint(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        value = (await conn.execute(select(IngestRun.checkpoint))).scalars().first()
+    return value or 0
+
+
+async def _completed(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        states = (await conn.execute(select(IngestRun.state))).scalars().all()
+    return states == ["completed"]
+
+
+async def test_kill_9_at_any_moment_then_resume(
+    database_url: str, empty_database_url: str, tmp_path: Path
+) -> None:
+    customers, dump = _write_inputs(tmp_path)
+    # Reference: an uninterrupted run in its own database.
+    reference_env = environment(empty_database_url, EXPOSURE_INGEST_BATCH_EVENTS=BATCH)
+    run_cli("db", "upgrade", env=reference_env, cwd=tmp_path)
+    run_cli("enroll", str(customers), env=reference_env, cwd=tmp_path)
+    run_cli("ingest", str(dump), env=reference_env, cwd=tmp_path)
+
+    env = environment(database_url, EXPOSURE_INGEST_BATCH_EVENTS=BATCH)
+    run_cli("enroll", str(customers), env=env, cwd=tmp_path)
+    script = Path(sys.executable).with_name("exposure")
+    kills_mid_run = 0
+    async with db.open_engine(database_url) as engine:
+        for attempt in range(4):
+            process = subprocess.Popen(  # noqa: ASYNC220 (we poll it ourselves)
+                [str(script), "ingest", str(dump)],
+                env={"PATH": os.environ["PATH"], **env},
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            before = await _checkpoint(engine)
+            # Wait until this attempt has committed something, then kill it a random moment
+            # later: mid-batch, mid-commit or between batches.
+            for _ in range(1_000):
+                if process.poll() is not None or await _checkpoint(engine) > before:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(random.Random(attempt).uniform(0.0, 0.05))
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                kills_mid_run += 1
+            process.wait(timeout=60)
+            if await _completed(engine):
+                break
+        if not await _completed(engine):
+            run_cli("ingest", str(dump), env=env, cwd=tmp_path)
+        resumed = await _state(engine)
+    assert kills_mid_run >= 2, "the ingest finished before it could be killed: enlarge the input"
+    async with db.open_engine(empty_database_url) as reference_engine:
+        reference = await _state(reference_engine)
+    assert resumed["exposures"] and resumed["sightings"] and resumed["outbox"]
+    assert resumed == reference
