@@ -27,6 +27,10 @@ def test_wheel_ships_migrations_and_upgrades_outside_the_checkout(tmp_path: Path
     assert "exposure/migrations/env.py" in names
     assert any(n.startswith("exposure/migrations/versions/0001_") for n in names)
     assert "connectors/__init__.py" in names
+    # Every package of the source tree is listed in pyproject.toml (the list is explicit
+    # because of the migrations mapping, so a new package is easy to forget).
+    for init in [*ROOT.glob("exposure/**/__init__.py"), *ROOT.glob("connectors/**/__init__.py")]:
+        assert str(init.relative_to(ROOT)) in names, f"{init.parent.name} missing from the wheel"
     assert not any(n.startswith(("migrations/", "tests/")) for n in names)
 
     target = tmp_path / "site"

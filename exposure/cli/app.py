@@ -1,0 +1,74 @@
+"""The ``exposure`` command group and what every command shares.
+
+Summaries are one JSON object on stdout; progress and errors go to stderr. Every command reads
+its configuration from the environment and ``.env``. Our own errors become a one-line message
+and exit status 2 (fatal: configuration or input to fix) or 1 (the operation failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from exposure.errors import ExposureError, FatalError
+from exposure.settings import Settings, load_settings
+from exposure.store import db
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+log = logging.getLogger("exposure")
+
+
+def emit(summary: dict[str, Any]) -> None:
+    click.echo(json.dumps(summary, ensure_ascii=False, sort_keys=False))
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn our own errors into a one-line message and a non-zero exit, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except FatalError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except ExposureError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def run(coro_fn: Callable[[Settings], Awaitable[R]]) -> R:
+    settings = load_settings()
+    return asyncio.run(coro_fn(settings))  # type: ignore[arg-type]
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
+def main(verbose: bool) -> None:
+    """exposure: leaked-credential exposure monitor for online securities brokers."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@asynccontextmanager
+async def ready_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The database engine, after checking the schema exists and the pepper is this database's."""
+    async with db.open_engine(settings.database_url) as engine:
+        await db.check_ready(engine, settings.pepper.reveal())
+        yield engine

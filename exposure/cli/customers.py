@@ -1,0 +1,80 @@
+"""Schema, enrolment and offboarding commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from exposure import onboarding
+from exposure.cli.app import emit, handle_errors, main, ready_engine, run
+from exposure.enrolment import BadHeader, Enroller
+from exposure.settings import Settings
+from exposure.store import db
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@handle_errors
+def db_upgrade() -> None:
+    """Create or migrate the schema (Alembic)."""
+
+    async def go(settings: Settings) -> None:
+        async with db.open_engine(settings.database_url) as engine:
+            await db.upgrade(engine, settings.pepper.reveal())
+        emit({"upgraded": True, "database": "sqlite" if settings.is_sqlite else "postgresql"})
+
+    run(go)
+
+
+@main.command("enroll")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handle_errors
+def enroll(file: Path) -> None:
+    """Upsert customers from FILE.csv (header: customer_id,email,login_id,phone,password_hash)."""
+    size = file.stat().st_size
+
+    async def go(settings: Settings) -> None:
+        enroller = Enroller(
+            settings.pepper.reveal(),
+            login_id_case_sensitive=settings.login_id_case_sensitive,
+            phone_region=settings.phone_region,
+        )
+        async with ready_engine(settings) as engine:
+            try:
+                with file.open(encoding="utf-8-sig", newline="") as stream:
+                    summary = await onboarding.enrol_csv(engine, enroller, stream, size_hint=size)
+            except UnicodeDecodeError:
+                raise BadHeader(
+                    "the file is not UTF-8; save it as UTF-8 (CSV UTF-8 in Excel)"
+                ) from None
+        emit({"file": file.name, **summary})
+
+    run(go)
+
+
+@main.group("customers")
+def customers_group() -> None:
+    """Enrolled customers."""
+
+
+@customers_group.command("delete")
+@click.argument("customer_id")
+@handle_errors
+def customers_delete(customer_id: str) -> None:
+    """Offboard CUSTOMER_ID: remove the customer and every fingerprint."""
+
+    async def go(settings: Settings) -> None:
+        async with ready_engine(settings) as engine:
+            deleted = await onboarding.offboard(engine, customer_id)
+        emit({"customer_id": customer_id, "deleted": deleted})
+        if not deleted:
+            click.echo(f"no customer {customer_id!r} was enrolled", err=True)
+            sys.exit(1)
+
+    run(go)

@@ -1,0 +1,85 @@
+"""Ingestion and exposure listing commands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from exposure.cli.app import emit, handle_errors, main, ready_engine, run
+from exposure.dumps.formats import FORMATS
+from exposure.output import progress_bar, summarise_ingest, write_exposures
+from exposure.passwords import PasswordVerifier
+from exposure.pipeline import Ingestor
+from exposure.settings import Settings
+from exposure.store.exposures import iter_exposures
+
+log = logging.getLogger("exposure")
+
+FORMAT_CHOICES = click.Choice(sorted(FORMATS))
+
+
+@main.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--source", default="manual", show_default=True, help="Name recorded as the source.")
+@click.option("--format", "format_override", type=FORMAT_CHOICES, help="Skip format detection.")
+@handle_errors
+def ingest(paths: tuple[Path, ...], source: str, format_override: str | None) -> None:
+    """Ingest leaked dumps: files, folders or archives (format detected per file)."""
+    total_bytes = sum(_input_size(path) for path in paths)
+
+    async def go(settings: Settings) -> None:
+        async with ready_engine(settings) as engine:
+            index = await Ingestor.load_index(engine)
+            log.info("enrolled index: %d fingerprints, %d KiB", len(index), index.nbytes // 1024)
+            results = []
+            with progress_bar(total_bytes) as on_bytes:
+                async with PasswordVerifier() as verifier:
+                    ingestor = Ingestor(engine, settings, index, verifier, on_bytes=on_bytes)
+                    for path in paths:
+                        results.append(
+                            await ingestor.ingest(
+                                path, source=source, format_override=format_override
+                            )
+                        )
+        emit(summarise_ingest(results))
+
+    run(go)
+
+
+def _input_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+@main.command("exposures")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--action", type=click.Choice(["force_reset", "notify", "none"]))
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+    help="Only exposures seen since this time (ISO 8601; UTC unless it has an offset).",
+)
+@handle_errors
+def exposures_command(output: str, action: str | None, since: datetime | None) -> None:
+    """List exposures (no plaintext identifiers: masked hints only)."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+
+    async def go(settings: Settings) -> None:
+        async with ready_engine(settings) as engine:
+            async with engine.connect() as conn:
+                rows = [row async for row in iter_exposures(conn, action=action, since=since)]
+        write_exposures(rows, output, sys.stdout)
+
+    run(go)
