@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -53,6 +54,23 @@ class Settings:
     webhook_secrets: ``EXPOSURE_WEBHOOK_SECRET``; one or more ``whsec_<base64>`` keys,
         space or comma separated (the first signs; all are sent during a rotation).
     timezone: ``EXPOSURE_TIMEZONE``; the zone report weeks follow.
+    api_listen: ``EXPOSURE_API_LISTEN``; ``host:port`` of the HTTP API.
+    api_max_body_bytes: ``EXPOSURE_API_MAX_BODY``; largest request body accepted, in bytes.
+    range_public: ``EXPOSURE_RANGE_PUBLIC``; ``/range`` needs no token (it holds only hash
+        suffixes, like the public Pwned Passwords service).
+    webhook_timeout: ``EXPOSURE_WEBHOOK_TIMEOUT``; seconds per delivery attempt.
+    webhook_retry_hours: ``EXPOSURE_WEBHOOK_RETRY_HOURS``; how long an event is retried before
+        it is dead-lettered.
+    connectors: ``EXPOSURE_CONNECTORS``; the connectors the daemon schedules (comma-separated).
+    report_dir: ``EXPOSURE_REPORT_DIR``; where weekly reports are kept.
+    report_schedule: ``EXPOSURE_REPORT_SCHEDULE``; crontab line in ``timezone`` for the report.
+    report_lang: ``EXPOSURE_REPORT_LANG``; ``ja`` or ``en``.
+    smtp_url: ``EXPOSURE_SMTP_URL``; ``smtp://user:pass@host:587`` (``smtps://`` for TLS).
+    report_recipients: ``EXPOSURE_REPORT_RECIPIENTS``; comma-separated addresses.
+    report_sender: ``EXPOSURE_REPORT_FROM``; the From address of report mail.
+    log_format: ``EXPOSURE_LOG_FORMAT``; ``json`` (default for the daemon) or ``text``.
+    environ: every ``EXPOSURE_*`` variable, for connector settings (``EXPOSURE_<NAME>_*``);
+        never shown, since it holds their API keys.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -63,6 +81,20 @@ class Settings:
     webhook_url: str | None = None
     webhook_secrets: tuple[Secret[bytes], ...] = ()
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Tokyo"))
+    api_listen: tuple[str, int] = ("127.0.0.1", 8080)
+    api_max_body_bytes: int = 10 << 20
+    range_public: bool = True
+    webhook_timeout: float = 10.0
+    webhook_retry_hours: float = 72.0
+    connectors: tuple[str, ...] = ("folder",)
+    report_dir: Path = Path("reports")
+    report_schedule: str = "0 8 * * mon"
+    report_lang: str = "ja"
+    smtp_url: Secret[str] | None = None
+    report_recipients: tuple[str, ...] = ()
+    report_sender: str = "exposure@localhost"
+    log_format: str = "json"
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -104,6 +136,30 @@ def load_settings(
         webhook_url=_parse_url("EXPOSURE_WEBHOOK_URL", get("EXPOSURE_WEBHOOK_URL")),
         webhook_secrets=_parse_webhook_secrets(get("EXPOSURE_WEBHOOK_SECRET")),
         timezone=_parse_timezone(get("EXPOSURE_TIMEZONE") or "Asia/Tokyo"),
+        api_listen=_parse_listen(get("EXPOSURE_API_LISTEN") or "127.0.0.1:8080"),
+        api_max_body_bytes=_parse_number(
+            "EXPOSURE_API_MAX_BODY", get("EXPOSURE_API_MAX_BODY"), 10 << 20, int
+        ),
+        range_public=_parse_bool("EXPOSURE_RANGE_PUBLIC", get("EXPOSURE_RANGE_PUBLIC") or "true"),
+        webhook_timeout=_parse_number(
+            "EXPOSURE_WEBHOOK_TIMEOUT", get("EXPOSURE_WEBHOOK_TIMEOUT"), 10.0, float
+        ),
+        webhook_retry_hours=_parse_number(
+            "EXPOSURE_WEBHOOK_RETRY_HOURS", get("EXPOSURE_WEBHOOK_RETRY_HOURS"), 72.0, float
+        ),
+        connectors=_parse_list(get("EXPOSURE_CONNECTORS") or "folder"),
+        report_dir=Path(get("EXPOSURE_REPORT_DIR") or "reports"),
+        report_schedule=get("EXPOSURE_REPORT_SCHEDULE") or "0 8 * * mon",
+        report_lang=_parse_choice(
+            "EXPOSURE_REPORT_LANG", get("EXPOSURE_REPORT_LANG") or "ja", ("ja", "en")
+        ),
+        smtp_url=_parse_smtp(get("EXPOSURE_SMTP_URL")),
+        report_recipients=_parse_list(get("EXPOSURE_REPORT_RECIPIENTS") or ""),
+        report_sender=get("EXPOSURE_REPORT_FROM") or "exposure@localhost",
+        log_format=_parse_choice(
+            "EXPOSURE_LOG_FORMAT", get("EXPOSURE_LOG_FORMAT") or "json", ("json", "text")
+        ),
+        environ={k: v for k, v in values.items() if k.startswith("EXPOSURE_")},
     )
 
 
@@ -187,3 +243,45 @@ def _parse_timezone(text: str) -> ZoneInfo:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigurationError("EXPOSURE_TIMEZONE", f"unknown time zone {text!r}") from None
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError("EXPOSURE_API_LISTEN", "must be host:port, e.g. 127.0.0.1:8080")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+N = TypeVar("N", int, float)
+
+
+def _parse_number(name: str, text: str | None, default: N, kind: type[N]) -> N:
+    if text is None:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ConfigurationError(name, f"must be a {kind.__name__}") from None
+    if value <= 0:
+        raise ConfigurationError(name, "must be positive")
+    return value
+
+
+def _parse_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _parse_choice(name: str, text: str, choices: tuple[str, ...]) -> str:
+    if text not in choices:
+        raise ConfigurationError(name, f"must be one of {', '.join(choices)}")
+    return text
+
+
+def _parse_smtp(text: str | None) -> Secret[str] | None:
+    if text is None:
+        return None
+    if not text.startswith(("smtp://", "smtps://")):
+        raise ConfigurationError(
+            "EXPOSURE_SMTP_URL", "must be smtp://host:port or smtps://host:port"
+        )
+    return Secret(text)
