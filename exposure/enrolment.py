@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from exposure.errors import FatalError, InvalidIdentifier
-from exposure.hashing import identifier_fingerprint
+from exposure.hashing import (
+    EMAIL_PREFIX_LENGTH,
+    email_range_key,
+    email_sha1,
+    identifier_fingerprint,
+)
 from exposure.identity import IdentifierKind, NormalisedIdentifier, mask, normalise
 from exposure.passwords import is_argon2_phc
 
@@ -42,6 +47,8 @@ class EnrolmentRow:
     customer_id: str
     password_hash: str | None
     identifiers: tuple[EnrolledIdentifier, ...]
+    # (6-hex SHA-1 prefix, keyed full SHA-1) of each e-mail, for HIBP's range search.
+    email_ranges: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,7 @@ class Enroller:
         if password_hash is not None and not is_argon2_phc(password_hash):
             return RowRejected(line_no, "password_hash: not an argon2 PHC string")
         identifiers: list[EnrolledIdentifier] = []
+        email_ranges: list[tuple[str, bytes]] = []
         for kind in IDENTIFIER_COLUMNS:
             raw = (record.get(kind.value) or "").strip()
             if not raw:
@@ -83,7 +91,14 @@ class Enroller:
             except InvalidIdentifier as error:
                 return RowRejected(line_no, f"{kind.value}: {error.reason}")
             identifiers.extend(self._fingerprints(normalised))
-        return EnrolmentRow(line_no, customer_id, password_hash, tuple(identifiers))
+            if kind is IdentifierKind.EMAIL:
+                sha1 = email_sha1(normalised.strict)
+                email_ranges.append(
+                    (sha1[:EMAIL_PREFIX_LENGTH], email_range_key(self._pepper, sha1))
+                )
+        return EnrolmentRow(
+            line_no, customer_id, password_hash, tuple(identifiers), tuple(email_ranges)
+        )
 
     def _fingerprints(self, identifier: NormalisedIdentifier) -> Iterator[EnrolledIdentifier]:
         hint = mask(identifier)

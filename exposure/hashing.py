@@ -60,6 +60,11 @@ def email_range_prefix(normalised_email: str) -> str:
     return email_sha1(normalised_email)[:EMAIL_PREFIX_LENGTH]
 
 
+def email_range_key(pepper: bytes, email_sha1_hex: str) -> bytes:
+    """Keyed form of an e-mail's full SHA-1, matched against HIBP range-search suffixes."""
+    return hmac.digest(pepper, b"email-sha1\x00" + email_sha1_hex.upper().encode(), "sha256")
+
+
 def pepper_check(pepper: bytes) -> str:
     """A value stored once per database to detect a changed or lost pepper at start-up."""
     return hmac.digest(pepper, _PEPPER_CHECK_LABEL, "sha256").hex()

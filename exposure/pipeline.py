@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure.dumps.containers import MemberProblem
 from exposure.dumps.reader import MemberEnd, MemberStart, read_dump
 from exposure.dumps.records import LeakRecord, Rejected
 from exposure.hashing import password_fingerprint
 from exposure.matching import EnrolledIndex, Fingerprinter, LeakedKey, candidate_keys
+from exposure.metrics import INGEST_LINES, INGEST_RECORDS
 from exposure.passwords import PasswordVerifier, is_argon2_phc, looks_like_hash, password_status
 from exposure.policy import MatchStrength, decide
 from exposure.settings import Settings
@@ -39,6 +41,9 @@ from exposure.store.types import utcnow
 # re-reads little. EXPOSURE_INGEST_BATCH_EVENTS overrides it (tests use tiny batches).
 BATCH_EVENTS = int(os.environ.get("EXPOSURE_INGEST_BATCH_EVENTS", "50000"))
 MAX_LISTED_PROBLEMS = 200
+
+# Extra writes that must commit with the run's last batch (a connector's cursor).
+Finalizer = Callable[[AsyncConnection], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -116,10 +121,14 @@ class _Batch:
         self.places.append((ordinal, member))
 
 
-def content_key(path: Path) -> str:
-    """SHA-256 over the input's bytes (a folder: over its files' names and digests), so the
-    same dump is recognised under any name and a changed file is a new input."""
-    digest = hashlib.sha256()
+def content_key(pepper: bytes, path: Path) -> str:
+    """A keyed digest of the input's bytes (a folder: of its files' names and contents), so
+    the same dump is recognised under any name and a changed file is a new input.
+
+    Keyed with the pepper, because an unkeyed hash of a tiny dump would let anyone holding
+    the database confirm a guess of what it contained.
+    """
+    digest = hmac.new(pepper, b"dump\x00", "sha256")
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
         if path.is_dir():
@@ -127,6 +136,16 @@ def content_key(path: Path) -> str:
         with file.open("rb") as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
+    return digest.hexdigest()
+
+
+def records_key(pepper: bytes, label: str, records: Sequence[LeakRecord]) -> str:
+    """A keyed digest of a connector page, so a page fetched again after a crash resumes."""
+    digest = hmac.new(pepper, b"page\x00" + label.encode() + b"\x00", "sha256")
+    for record in records:
+        for part in (record.login, record.password or "", record.site or "", record.leak_type):
+            digest.update(part.encode("utf-8", "surrogatepass") + b"\x1f")
+        digest.update(b"\x1e")
     return digest.hexdigest()
 
 
@@ -147,6 +166,7 @@ class Ingestor:
         self._index = index
         self._verifier = verifier
         self._on_bytes = on_bytes
+        self._committed_lines: dict[int, int] = {}
         self._pepper = settings.pepper.reveal()
         self._fingerprinter = Fingerprinter(
             self._pepper,
@@ -160,19 +180,57 @@ class Ingestor:
             return EnrolledIndex.build(await ingest_queries.all_fingerprints(conn))
 
     async def ingest(
-        self, path: Path, *, source: str, format_override: str | None = None
+        self,
+        path: Path,
+        *,
+        source: str,
+        format_override: str | None = None,
+        finalize: Finalizer | None = None,
     ) -> dict[str, Any]:
-        """Ingest one input (file, folder or archive), resuming an interrupted run of it."""
-        key = await asyncio.to_thread(content_key, path)
+        """Ingest one input (file, folder or archive), resuming an interrupted run of it.
+
+        ``finalize`` runs inside the transaction that completes the run: a connector's cursor
+        is saved there, together with the data it covers.
+        """
+        key = await asyncio.to_thread(content_key, self._pepper, path)
+        events = self._events(path, format_override)
+        return await self._ingest_events(events, path.name, key, source=source, finalize=finalize)
+
+    async def ingest_records(
+        self,
+        records: Sequence[LeakRecord],
+        *,
+        label: str,
+        source: str,
+        finalize: Finalizer | None = None,
+    ) -> dict[str, Any]:
+        """Ingest a connector's page of records as if it were one file named ``label``."""
+        key = records_key(self._pepper, label, records)
+        events = [
+            MemberStart(label, "feed", None),
+            *records,
+            MemberEnd(label, "feed", "", len(records), len(records)),
+        ]
+        return await self._ingest_events(events, label, key, source=source, finalize=finalize)
+
+    async def _ingest_events(
+        self,
+        events: Iterable[object],
+        name: str,
+        key: str,
+        *,
+        source: str,
+        finalize: Finalizer | None,
+    ) -> dict[str, Any]:
         async with self._engine.begin() as conn:
             run = await ingest_queries.start_run(
-                conn, source=source, input_name=path.name, content_key=key
+                conn, source=source, input_name=name, content_key=key
             )
         stats = RunStats.from_json(run.stats)
         batch = _Batch()
         ordinal = uncommitted = 0
         member = ""
-        for event in self._events(path, format_override):
+        for event in events:
             ordinal += 1
             if isinstance(event, MemberStart):
                 member = event.name
@@ -186,8 +244,8 @@ class Ingestor:
             if uncommitted >= BATCH_EVENTS:
                 await self._commit(run, batch, ordinal, stats, source=source, done=False)
                 batch, uncommitted = _Batch(), 0
-        await self._commit(run, batch, ordinal, stats, source=source, done=True)
-        return {"input": path.name, "source": source, "resumed": run.resumed, **stats.as_json()}
+        await self._commit(run, batch, ordinal, stats, source=source, done=True, finalize=finalize)
+        return {"input": name, "source": source, "resumed": run.resumed, **stats.as_json()}
 
     def _events(self, path: Path, format_override: str | None) -> Iterator[object]:
         return read_dump(
@@ -206,8 +264,11 @@ class Ingestor:
         *,
         source: str,
         done: bool,
+        finalize: Finalizer | None = None,
     ) -> None:
         """Match, verify and decide outside the transaction; then write everything at once."""
+        lines_before = self._committed_lines.get(run.id, 0)
+        self._committed_lines[run.id] = stats.lines
         observations, verdicts, corpus = await self._evaluate(batch, stats, run.feeds_corpus)
         now = utcnow()
         async with self._engine.begin() as conn:
@@ -221,6 +282,10 @@ class Ingestor:
             stats.events += applied.events
             await ingest_queries.add_to_corpus(conn, sorted(corpus.items()))
             await ingest_queries.save_checkpoint(conn, run.id, ordinal, stats.as_json(), done=done)
+            if finalize is not None:
+                await finalize(conn)
+        INGEST_LINES.inc(stats.lines - lines_before)
+        INGEST_RECORDS.inc(len(batch.records))
 
     async def _evaluate(
         self, batch: _Batch, stats: RunStats, feeds_corpus: bool

@@ -57,6 +57,17 @@ async def upsert_customers(conn: AsyncConnection, rows: Sequence[EnrolmentRow]) 
         for row in rows
         for ident in row.identifiers
     }
+    range_rows = {
+        (keyed, row.customer_id): (keyed, row.customer_id, prefix)
+        for row in rows
+        for prefix, keyed in row.email_ranges
+    }
+    if range_rows:
+        await conn.exec_driver_sql(
+            "INSERT INTO email_range_keys (keyed_sha1, customer_id, prefix) "  # noqa: S608
+            f"VALUES ({placeholders(conn, 3)}) ON CONFLICT DO NOTHING",
+            list(range_rows.values()),
+        )
     if identifier_rows:
         await conn.exec_driver_sql(
             "INSERT INTO customer_identifiers "  # noqa: S608

@@ -304,3 +304,22 @@ class ConnectorRun(Base):
     matched: Mapped[int] = mapped_column(Integer, default=0)
     error_class: Mapped[str | None] = mapped_column(String(16))  # fatal, retriable, skippable
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class EmailRangeKey(Base):
+    """What lets HIBP's k-anonymity e-mail search be answered without plaintext e-mails.
+
+    ``prefix`` is the first 6 hex digits of the SHA-1 of the normalised address (the only part
+    that is ever sent to HIBP); ``keyed_sha1`` is HMAC(pepper, "email-sha1" NUL + the full
+    upper-case SHA-1 hex). A range response lists suffixes; prefix + suffix, keyed the same
+    way, is looked up here.
+    """
+
+    __tablename__ = "email_range_keys"
+    __table_args__ = (Index(None, "prefix"), Index(None, "customer_id"))
+
+    keyed_sha1: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.customer_id", ondelete="CASCADE"), primary_key=True
+    )
+    prefix: Mapped[str] = mapped_column(String(6))
