@@ -7,19 +7,20 @@ fingerprint in one sorted NumPy array: 8 bytes per identifier (80 MB for ten mil
 a whole batch at a time. A 64-bit prefix hit is a candidate; the store confirms it against the
 full 256-bit fingerprint, so a prefix collision can cost a query but never a false match.
 
-Strict keys are compared with strict keys and variant keys with variant keys: a match is
+Fingerprints are exactly :func:`exposure.hashing.identifier_fingerprint`, inlined on the hot
+path. Strict keys are compared with strict keys and variant keys with variant keys: a match is
 *strict* when the strict keys are equal, *variant* when only the variant keys are.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from exposure.hashing import identifier_fingerprint
 from exposure.identity import IdentifierKind, candidates
 
 PREFIX_BYTES = 8
@@ -47,6 +48,12 @@ class EnrolledIndex:
     @classmethod
     def build(cls, fingerprints: Iterable[bytes]) -> EnrolledIndex:
         return cls(np.unique(_prefixes(fingerprints)))
+
+    @classmethod
+    def from_prefixes(cls, joined: bytes) -> EnrolledIndex:
+        """From concatenated :data:`PREFIX_BYTES`-byte prefixes."""
+        array = np.frombuffer(joined, dtype=_BIG_ENDIAN_U64).astype(np.uint64)
+        return cls(np.unique(array))
 
     def __len__(self) -> int:
         return int(self._prefixes.size)
@@ -83,29 +90,36 @@ class Fingerprinter:
 
     def keys(self, record: int, login: str) -> list[LeakedKey]:
         """Every (kind, strength) key the login could match; empty when it is no identifier."""
-        keys: list[LeakedKey] = []
+        meta: list[tuple[int, IdentifierKind, str]] = []
+        fingerprints: list[bytes] = []
+        self.extend(record, login, meta, fingerprints)
+        return [LeakedKey(r, k, s, fp) for (r, k, s), fp in zip(meta, fingerprints, strict=True)]
+
+    def extend(
+        self,
+        record: int,
+        login: str,
+        meta: list[tuple[int, IdentifierKind, str]],
+        fingerprints: list[bytes],
+    ) -> bool:
+        """Append the login's keys to two parallel lists (the hot path: no objects per key).
+
+        True when the login reads as at least one identifier.
+        """
         pepper = self._pepper
-        for ident in candidates(
+        found = candidates(
             login, login_id_case_sensitive=self._case_sensitive, phone_region=self._region
-        ):
-            keys.append(
-                LeakedKey(
-                    record,
-                    ident.kind,
-                    "strict",
-                    identifier_fingerprint(pepper, ident.kind, ident.strict),
-                )
-            )
+        )
+        for ident in found:
+            kind = ident.kind
+            meta.append((record, kind, "strict"))
+            fingerprints.append(hmac.digest(pepper, f"{kind}\x00{ident.strict}".encode(), "sha256"))
             if ident.variant is not None:
-                keys.append(
-                    LeakedKey(
-                        record,
-                        ident.kind,
-                        "variant",
-                        identifier_fingerprint(pepper, ident.kind, ident.variant),
-                    )
+                meta.append((record, kind, "variant"))
+                fingerprints.append(
+                    hmac.digest(pepper, f"{kind}\x00{ident.variant}".encode(), "sha256")
                 )
-        return keys
+        return bool(found)
 
 
 def candidate_keys(
@@ -115,14 +129,13 @@ def candidate_keys(
 
     Position ``i`` of ``logins`` is ``LeakedKey.record == i``.
     """
-    keys: list[LeakedKey] = []
-    readable = 0
-    for position, login in enumerate(logins):
-        found = fingerprinter.keys(position, login)
-        if found:
-            readable += 1
-            keys.extend(found)
-    if not keys:
+    meta: list[tuple[int, IdentifierKind, str]] = []
+    fingerprints: list[bytes] = []
+    extend = fingerprinter.extend
+    readable = sum(
+        extend(position, login, meta, fingerprints) for position, login in enumerate(logins)
+    )
+    if not fingerprints:
         return [], readable
-    hits = index.contains([key.fingerprint for key in keys])
-    return [key for key, hit in zip(keys, hits.tolist(), strict=True) if hit], readable
+    hits = np.flatnonzero(index.contains(fingerprints)).tolist()
+    return [LeakedKey(*meta[i], fingerprints[i]) for i in hits], readable

@@ -26,7 +26,7 @@ from exposure.dumps.containers import MemberProblem
 from exposure.dumps.reader import MemberEnd, MemberStart, read_dump
 from exposure.dumps.records import LeakRecord, Rejected
 from exposure.hashing import password_fingerprint
-from exposure.matching import EnrolledIndex, Fingerprinter, LeakedKey, candidate_keys
+from exposure.matching import PREFIX_BYTES, EnrolledIndex, Fingerprinter, LeakedKey, candidate_keys
 from exposure.metrics import INGEST_LINES, INGEST_RECORDS
 from exposure.passwords import PasswordVerifier, is_argon2_phc, looks_like_hash, password_status
 from exposure.policy import MatchStrength, decide
@@ -177,7 +177,8 @@ class Ingestor:
     @classmethod
     async def load_index(cls, engine: AsyncEngine) -> EnrolledIndex:
         async with engine.connect() as conn:
-            return EnrolledIndex.build(await ingest_queries.all_fingerprints(conn))
+            joined = await ingest_queries.fingerprint_prefixes(conn, PREFIX_BYTES)
+        return EnrolledIndex.from_prefixes(joined)
 
     async def ingest(
         self,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, tuple_, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.store.dialect import placeholders, upsert
@@ -46,12 +47,23 @@ class EnrolledMatch:
     hint: str
 
 
-async def all_fingerprints(conn: AsyncConnection) -> list[bytes]:
-    """Every enrolled fingerprint (strict and variant), for the in-memory index."""
-    result = await conn.stream(
-        select(identifiers.c.fingerprint).execution_options(yield_per=50_000)
-    )
-    return [bytes(row[0]) async for row in result]
+async def fingerprint_prefixes(conn: AsyncConnection, length: int) -> bytes:
+    """The first ``length`` bytes of every enrolled fingerprint (strict and variant),
+    concatenated: what the in-memory index is built from.
+
+    Read on the driver's side in chunks, so ten million identifiers cost ten million short
+    prefixes in memory, never ten million row objects.
+    """
+
+    def read(sync_conn: Connection) -> bytes:
+        result = sync_conn.execute(
+            select(identifiers.c.fingerprint).execution_options(yield_per=100_000)
+        )
+        return b"".join(
+            b"".join(bytes(row[0][:length]) for row in chunk) for chunk in result.partitions()
+        )
+
+    return await conn.run_sync(read)
 
 
 async def start_run(

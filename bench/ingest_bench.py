@@ -1,0 +1,201 @@
+"""Ingestion benchmark, with grep as the baseline measured in the same run.
+
+Case 1 (throughput): a combo list of N lines (default 10,000,000) against M enrolled customers
+(default 1,000,000, an e-mail each, no password hashes); about 0.1% of the lines hit an
+enrolled address, a third of the hits in upper case. Baseline: ``LC_ALL=C grep -F -i -c -f
+enrolled_emails.txt dump.txt``. The same leaks as URL:login:password lines are timed too.
+Targets: combo ingest >= 2x grep's lines/s, ULP >= 1x, peak RSS < 2 GB.
+
+Case 2 (argon2): 200 of the hit customers get argon2 hashes with argon2-cffi's defaults; the
+verifications per second of ``exposure ingest`` are compared with one thread verifying the same
+(hash, password) pairs in this process. Target >= 1.8x on 2 cores.
+
+    python bench/ingest_bench.py [--lines N] [--customers M] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import argon2
+
+PEPPER = "ab" * 32
+DOMAINS = ("example.jp", "mail.example.com", "gmail.com", "docomo.ne.jp", "yahoo.co.jp")
+SITE = "https://trade.mirai-sec.co.jp/login"
+ARGON2_CUSTOMERS = 200
+
+
+def email(n: int) -> str:
+    return f"cust{n}.{n * 7919 % 100_003}@{DOMAINS[n % len(DOMAINS)]}"
+
+
+def generate(work: Path, lines: int, customers: int) -> list[int]:
+    """Write the enrolled list, the customer CSV and both dumps; return the hit customers."""
+    rng = random.Random(2025)
+    with (work / "enrolled_emails.txt").open("w") as emails, (work / "customers.csv").open("w") as csv:
+        csv.write("customer_id,email,login_id,phone,password_hash\n")
+        for n in range(customers):
+            address = email(n)
+            emails.write(address + "\n")
+            csv.write(f"C{n:08d},{address},,,\n")
+    hits: list[int] = []
+    with (work / "dump.txt").open("w") as combo, (work / "dump_ulp.txt").open("w") as ulp:
+        for i in range(lines):
+            if rng.random() < 0.001:
+                n = rng.randrange(customers)
+                hits.append(n)
+                login = email(n).upper() if rng.random() < 1 / 3 else email(n)
+            else:
+                login = f"someone{rng.randrange(10**9)}@{DOMAINS[i % len(DOMAINS)]}"
+            password = f"Pw{rng.randrange(10**9)}!x"
+            combo.write(f"{login}:{password}\n")
+            ulp.write(f"{SITE}:{login}:{password}\n")
+    return hits
+
+
+def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (MiB) and stdout of one child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    out = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) not in (0, 1):  # grep -c exits 1 on no match
+        raise SystemExit(f"{command[0]} failed: {status}")
+    return elapsed, usage.ru_maxrss // 1024, out
+
+
+def exposure_env(db: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "EXPOSURE_PEPPER": PEPPER,
+        "EXPOSURE_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "EXPOSURE_BROKER_DOMAINS": "mirai-sec.co.jp",
+    }
+
+
+def throughput_case(work: Path, lines: int, exposure: str) -> dict[str, Any]:
+    grep = ["grep", "-F", "-i", "-c", "-f", "enrolled_emails.txt"]
+    grep_env = {**os.environ, "LC_ALL": "C"}
+    grep_s, _, grep_count = timed([*grep, "dump.txt"], grep_env, work)
+    grep_ulp_s, _, _ = timed([*grep, "dump_ulp.txt"], grep_env, work)
+
+    enrolled = work / "enrolled.db"
+    env = exposure_env(enrolled)
+    subprocess.run([exposure, "db", "upgrade"], env=env, cwd=work, check=True, capture_output=True)
+    enrol_s, _, _ = timed([exposure, "enroll", "customers.csv"], env, work)
+    results: dict[str, Any] = {
+        "lines": lines,
+        "grep_hits": int(grep_count.strip() or 0),
+        "enrol_seconds": round(enrol_s, 1),
+        "grep": {"seconds": round(grep_s, 2), "lines_per_s": round(lines / grep_s)},
+    }
+    for name, dump, grep_time, target in (
+        ("combo", "dump.txt", grep_s, 2.0),
+        ("ulp", "dump_ulp.txt", grep_ulp_s, 1.0),
+    ):
+        db = work / f"{name}.db"
+        shutil.copy(enrolled, db)
+        seconds, rss, out = timed([exposure, "ingest", dump], exposure_env(db), work)
+        summary = json.loads(out)
+        ratio = (lines / seconds) / (lines / grep_time)
+        results[name] = {
+            "seconds": round(seconds, 2),
+            "lines_per_s": round(lines / seconds),
+            "grep_seconds": round(grep_time, 2),
+            "ratio_vs_grep": round(ratio, 3),
+            "target_ratio": target,
+            "meets_target": ratio >= target,
+            "peak_rss_mib": rss,
+            "rss_under_2gb": rss < 2048,
+            "matched_records": summary["matched_records"],
+            "new_exposures": summary["new_exposures"],
+        }
+    return results
+
+
+def argon2_case(work: Path, hits: list[int], exposure: str) -> dict[str, Any]:
+    chosen = sorted(set(hits))[:ARGON2_CUSTOMERS]
+    hasher = argon2.PasswordHasher()  # argon2-cffi defaults, as a broker would enrol
+    passwords = {n: f"Current#{n}" for n in chosen}
+    hashes = {n: hasher.hash(passwords[n]) for n in chosen}
+    with (work / "argon2_customers.csv").open("w") as csv:
+        csv.write("customer_id,email,login_id,phone,password_hash\n")
+        for n in chosen:
+            csv.write(f"C{n:08d},{email(n)},,,{hashes[n]}\n")
+    with (work / "argon2_dump.txt").open("w") as dump:
+        for i, n in enumerate(chosen):  # half current, half stale: every one is verified
+            dump.write(f"{email(n)}:{passwords[n] if i % 2 else 'Stale#' + str(n)}\n")
+    env = exposure_env(work / "argon2.db")
+    subprocess.run([exposure, "db", "upgrade"], env=env, cwd=work, check=True, capture_output=True)
+    subprocess.run([exposure, "enroll", "argon2_customers.csv"], env=env, cwd=work, check=True, capture_output=True)
+    seconds, _, out = timed([exposure, "ingest", "argon2_dump.txt"], env, work)
+    verifications = json.loads(out)["verifications"]
+
+    from exposure.passwords import PasswordVerifier  # the single-thread path, one worker
+
+    pairs = [(hashes[n], passwords[n]) for n in chosen]
+    import asyncio
+
+    async def one_thread() -> float:
+        async with PasswordVerifier(workers=1) as verifier:
+            start = time.perf_counter()
+            await verifier.verify_many(pairs)
+            return time.perf_counter() - start
+
+    single = asyncio.run(one_thread())
+    start = time.perf_counter()
+    for phc, password in pairs:
+        hasher.verify(phc, password)
+    library = time.perf_counter() - start
+    rate = verifications / seconds
+    return {
+        "verifications": verifications,
+        "ingest_seconds_including_startup": round(seconds, 2),
+        "ingest_verifications_per_s": round(rate, 1),
+        "one_thread_verifications_per_s": round(len(pairs) / single, 1),
+        "library_loop_verifications_per_s": round(len(pairs) / library, 1),
+        "ratio_vs_one_thread": round(rate / (len(pairs) / single), 2),
+        "ratio_vs_library_loop": round(rate / (len(pairs) / library), 2),
+        "target_ratio": 1.8,
+        "cores": os.cpu_count(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=10_000_000)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, help="keep the generated files here")
+    parser.add_argument("--skip-argon2", action="store_true")
+    args = parser.parse_args()
+    exposure = str(Path(sys.executable).with_name("exposure"))
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        started = time.perf_counter()
+        hits = generate(work, args.lines, args.customers)
+        print(f"generated {args.lines:,} lines in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        report: dict[str, Any] = {"throughput": throughput_case(work, args.lines, exposure)}
+        if not args.skip_argon2:
+            report["argon2"] = argon2_case(work, hits, exposure)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
