@@ -42,7 +42,10 @@ def email(n: int) -> str:
 def generate(work: Path, lines: int, customers: int) -> list[int]:
     """Write the enrolled list, the customer CSV and both dumps; return the hit customers."""
     rng = random.Random(2025)
-    with (work / "enrolled_emails.txt").open("w") as emails, (work / "customers.csv").open("w") as csv:
+    with (
+        (work / "enrolled_emails.txt").open("w") as emails,
+        (work / "customers.csv").open("w") as csv,
+    ):
         csv.write("customer_id,email,login_id,phone,password_hash\n")
         for n in range(customers):
             address = email(n)
@@ -66,7 +69,9 @@ def generate(work: Path, lines: int, customers: int) -> list[int]:
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, str]:
     """Wall seconds, peak RSS (MiB) and stdout of one child process."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     assert process.stdout is not None
     out = process.stdout.read().decode()
     _, status, usage = os.wait4(process.pid, 0)
@@ -139,7 +144,13 @@ def argon2_case(work: Path, hits: list[int], exposure: str) -> dict[str, Any]:
             dump.write(f"{email(n)}:{passwords[n] if i % 2 else 'Stale#' + str(n)}\n")
     env = exposure_env(work / "argon2.db")
     subprocess.run([exposure, "db", "upgrade"], env=env, cwd=work, check=True, capture_output=True)
-    subprocess.run([exposure, "enroll", "argon2_customers.csv"], env=env, cwd=work, check=True, capture_output=True)
+    subprocess.run(
+        [exposure, "enroll", "argon2_customers.csv"],
+        env=env,
+        cwd=work,
+        check=True,
+        capture_output=True,
+    )
     seconds, _, out = timed([exposure, "ingest", "argon2_dump.txt"], env, work)
     verifications = json.loads(out)["verifications"]
 
@@ -174,7 +185,9 @@ def argon2_case(work: Path, hits: list[int], exposure: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lines", type=int, default=10_000_000)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, help="keep the generated files here")
@@ -186,7 +199,10 @@ def main() -> int:
     try:
         started = time.perf_counter()
         hits = generate(work, args.lines, args.customers)
-        print(f"generated {args.lines:,} lines in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        print(
+            f"generated {args.lines:,} lines in {time.perf_counter() - started:.0f}s",
+            file=sys.stderr,
+        )
         report: dict[str, Any] = {"throughput": throughput_case(work, args.lines, exposure)}
         if not args.skip_argon2:
             report["argon2"] = argon2_case(work, hits, exposure)

@@ -10,9 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-INGEST_LINES = Counter(
-    "exposure_ingest_lines", "Dump lines read by ingestion.", registry=REGISTRY
-)
+INGEST_LINES = Counter("exposure_ingest_lines", "Dump lines read by ingestion.", registry=REGISTRY)
 INGEST_RECORDS = Counter(
     "exposure_ingest_records", "Leak records parsed by ingestion.", registry=REGISTRY
 )

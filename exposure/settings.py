@@ -247,7 +247,7 @@ def _parse_timezone(text: str) -> ZoneInfo:
 
 def _parse_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigurationError("EXPOSURE_API_LISTEN", "must be host:port, e.g. 127.0.0.1:8080")
     return host.strip("[]") or "127.0.0.1", int(port)
 

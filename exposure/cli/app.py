@@ -20,6 +20,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.errors import ExposureError, FatalError
+from exposure.logs import configure_logging
 from exposure.settings import Settings, load_settings
 from exposure.store import db
 
@@ -59,11 +60,7 @@ def run(coro_fn: Callable[[Settings], Awaitable[R]]) -> R:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
 def main(verbose: bool) -> None:
     """exposure: leaked-credential exposure monitor for online securities brokers."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(json_lines=False, verbose=verbose)
 
 
 @asynccontextmanager

@@ -187,10 +187,15 @@ async def _update(conn: AsyncConnection, row: Row[Any], obs: Observation, *, now
             "recommended_actions": json.dumps(list(obs.decision.recommended_actions)),
             "decided_at": now,
         }
+    escalated = obs.decision.action.rank > Action(row.action).rank
+    if escalated and row.state != "open":
+        # Stronger evidence after a resolution (e.g. a dismissed notify that now proves a live
+        # password) reopens the exposure: the reset service gets a new event to act on.
+        values |= {"state": "open", "resolution": None, "resolved_at": None, "resolved_by": None}
     await conn.execute(
         update(exposures).where(exposures.c.exposure_id == row.exposure_id).values(**values)
     )
-    return obs.decision.action.rank > Action(row.action).rank
+    return escalated
 
 
 async def _enqueue(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.store.models import Exposure, LeakedPassword, OutboxEvent, Sighting
@@ -123,10 +123,14 @@ async def test_variant_then_strict_escalates_once(
     (tmp_path / "a.txt").write_text(f"{site}:hinatavariant@gmail.com:{OLD}\n")
     (tmp_path / "b.txt").write_text(f"{site}:hinata.variant@gmail.com:{OLD}\n")
     run_cli("ingest", str(tmp_path / "a.txt"), env=env, cwd=tmp_path)
+    # The security team dismissed the weak (variant-only) notify...
+    async with engine.begin() as conn:
+        await conn.execute(update(Exposure).values(state="dismissed", resolution="dismissed"))
     escalated = json.loads(run_cli("ingest", str(tmp_path / "b.txt"), env=env, cwd=tmp_path).stdout)
     assert escalated["escalations"] == 1 and escalated["events"] == 1
     [exposure] = _exposures(env, tmp_path)
     assert exposure["action"] == "force_reset" and exposure["match_strength"] == "strict"
+    assert exposure["state"] == "open"  # ...and the stronger evidence reopened it
     async with engine.connect() as conn:
         types = (
             (await conn.execute(select(OutboxEvent.event_type).order_by(OutboxEvent.id)))

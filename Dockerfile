@@ -1,0 +1,30 @@
+# The exposure daemon. Build: docker build -t exposure .   Run: see docker-compose.yml.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY exposure ./exposure
+COPY connectors ./connectors
+COPY migrations ./migrations
+RUN pip install . && rm -rf /src
+
+# An unprivileged user; its home holds the inbox and the reports (mount volumes there).
+RUN useradd --system --create-home --home-dir /var/lib/exposure exposure \
+    && mkdir -p /var/lib/exposure/inbox /var/lib/exposure/reports \
+    && chown -R exposure:exposure /var/lib/exposure
+USER exposure
+WORKDIR /var/lib/exposure
+
+ENV EXPOSURE_API_LISTEN=0.0.0.0:8080 \
+    EXPOSURE_FOLDER_PATH=/var/lib/exposure/inbox \
+    EXPOSURE_REPORT_DIR=/var/lib/exposure/reports
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=4)"
+STOPSIGNAL SIGTERM
+CMD ["exposure", "run"]

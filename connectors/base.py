@@ -1,0 +1,351 @@
+"""The connector protocol: what a feed connector is, what it yields, and how it fails.
+
+A connector is a small class (see :class:`Connector`) with a stable ``name``, a frozen settings
+dataclass read from ``EXPOSURE_<NAME>_*`` variables, a default schedule and ONE async generator,
+:meth:`Connector.pages`, that yields :class:`Page` objects, each carrying the cursor that is valid
+once that page is stored. The runner (:mod:`exposure.connector_runs`) stores every page and its
+cursor in one transaction; a connector never touches the database and never saves its own state.
+
+Errors say what the runner should do (:mod:`exposure.errors`): ``FatalError`` stops the run
+(configuration, credentials), ``RetriableError`` backs off and resumes from the last stored
+cursor (network, 429, 5xx: see :mod:`connectors.http`), and one bad item is counted in
+:attr:`Page.skipped` and skipped.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+
+import aiohttp
+
+from exposure import __version__
+from exposure.dumps.records import LeakRecord
+from exposure.errors import ConfigurationError
+from exposure.policy import BrokerDomains
+from exposure.secret import Secret
+
+USER_AGENT = f"exposure/{__version__} (self-hosted leaked-credential exposure monitor)"
+
+Cursor = dict[str, Any] | None
+"""A connector's bookmark: a JSON object (or ``None``), stored as JSON with the page it covers."""
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One environment variable a connector reads (for ``exposure connectors list``)."""
+
+    name: str
+    help: str
+    default: str | None  # as shown to operators; None when required
+    required: bool
+    secret: bool
+    parse: Callable[[str], Any] = field(repr=False, compare=False)
+
+
+def setting(
+    variable: str,
+    *,
+    help: str,
+    default: Any = MISSING,
+    parse: Callable[[str], Any] = str,
+    secret: bool = False,
+) -> Any:
+    """Declare a settings field read from ``variable``; ``parse`` raises ValueError when invalid.
+
+    Without ``default`` the variable is required. Parsers never echo the value they reject.
+    """
+    meta = {
+        "variable": Variable(
+            variable,
+            help,
+            None if default is MISSING else _shown(default),
+            default is MISSING,
+            secret,
+            parse,
+        )
+    }
+    if default is MISSING:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectorSettings:
+    """Base of every connector's settings: a frozen dataclass of :func:`setting` fields."""
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Self:
+        """Read every field from ``environ`` (``Settings.environ``); blank counts as unset.
+
+        Raises :class:`ConfigurationError` naming the variable that is missing or invalid.
+        """
+        values: dict[str, Any] = {}
+        for variable, name in cls._fields():
+            raw = environ.get(variable.name, "").strip()
+            if not raw:
+                if variable.required:
+                    raise ConfigurationError(variable.name, f"not set; {variable.help}")
+                continue
+            try:
+                values[name] = variable.parse(raw)
+            except ValueError as error:
+                raise ConfigurationError(variable.name, str(error)) from None
+        return cls(**values)
+
+    @classmethod
+    def variables(cls) -> list[Variable]:
+        return [variable for variable, _ in cls._fields()]
+
+    @classmethod
+    def _fields(cls) -> list[tuple[Variable, str]]:
+        return [(f.metadata["variable"], f.name) for f in fields(cls) if "variable" in f.metadata]
+
+
+def parse_positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if value <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def parse_positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not value > 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def parse_http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return text.rstrip("/")
+
+
+def parse_secret(text: str) -> Secret[str]:
+    return Secret(text)
+
+
+def parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text.lower()
+
+    return parse
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+_INTERVAL = re.compile(r"every\s+(\d+)\s*([smh])", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+_CRON_FIELD = re.compile(r"[0-9A-Za-z*,/\-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a connector runs: a 5-field crontab line (``cron``) or ``every <n>s|m|h``."""
+
+    text: str
+    cron: str | None = None
+    interval_seconds: int | None = None
+
+
+def parse_schedule(text: str, variable: str = "schedule") -> Schedule:
+    """Read ``0 3 * * *`` or ``every 15m``; :class:`ConfigurationError` names ``variable``."""
+    stripped = " ".join(text.split())
+    interval = _INTERVAL.fullmatch(stripped)
+    if interval:
+        amount, unit = int(interval.group(1)), interval.group(2).lower()
+        if amount <= 0:
+            raise ConfigurationError(variable, "the interval must be positive")
+        return Schedule(f"every {amount}{unit}", interval_seconds=amount * _UNIT_SECONDS[unit])
+    parts = stripped.split(" ")
+    if len(parts) == 5 and all(_CRON_FIELD.fullmatch(p) for p in parts):
+        return Schedule(stripped, cron=stripped)
+    raise ConfigurationError(
+        variable, "must be a 5-field crontab line such as '0 3 * * *' or an interval 'every 15m'"
+    )
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page:
+    """What a connector yields. This base class carries only a new cursor (nothing to store).
+
+    ``cursor``: valid once this page is stored; saved in the same transaction as its data.
+    ``skipped``: bad items left out of this page, counted by reason code (never their content).
+    """
+
+    cursor: Cursor
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordsPage(Page):
+    """Leak records, ingested as one input named ``label`` (the sightings' file name).
+
+    The same label and records fetched again after a crash resume the interrupted ingest.
+    """
+
+    records: Sequence[LeakRecord]
+    label: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FilesPage(Page):
+    """Dumps to ingest whole (each under its own file name); ``format`` skips detection."""
+
+    files: Sequence[Path]
+    format: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BreachedEmailHash:
+    """One entry of HIBP's e-mail range answer: the SHA-1 suffix (34 hex) and breach names."""
+
+    suffix: str
+    websites: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmailRangePage(Page):
+    """HIBP's answer for one 6-hex e-mail SHA-1 prefix. The runner keys prefix + suffix with the
+    pepper and matches it against ``email_range_keys``; unmatched hashes are dropped unseen."""
+
+    prefix: str
+    hits: Sequence[BreachedEmailHash]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordRangePage(Page):
+    """Pwned Passwords counts ``(sha1 20 bytes, count)`` to merge into the local corpus."""
+
+    counts: Sequence[tuple[bytes, int]]
+    prefixes: int = 0  # ranges fetched for this page
+    unchanged: int = 0  # ranges answered 304 Not Modified
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Sent back into the generator by the runner once a page and its cursor committed: the
+    value of the ``yield`` expression. ``ingests`` holds the pipeline's summary per input."""
+
+    records: int = 0
+    matched: int = 0
+    ingests: tuple[Mapping[str, Any], ...] = ()
+
+
+class ConnectorInputs(Protocol):
+    """Read-only inputs the runner provides, so a connector never opens the database itself."""
+
+    @property
+    def broker_domains(self) -> BrokerDomains:
+        """``EXPOSURE_BROKER_DOMAINS``."""
+        ...
+
+    def keyed_digest(self) -> hmac.HMAC:
+        """An HMAC keyed with the pepper: recognise content in a cursor without storing it."""
+        ...
+
+    async def email_range_prefixes(self, *, after: str, limit: int) -> Sequence[str]:
+        """Distinct 6-hex SHA-1 prefixes of enrolled e-mails, ascending, greater than ``after``."""
+        ...
+
+    async def password_range_prefixes(self, *, after: str, limit: int) -> Sequence[str]:
+        """Distinct 5-hex SHA-1 prefixes of the leaked-password corpus, greater than ``after``."""
+        ...
+
+
+S = TypeVar("S", bound=ConnectorSettings)
+
+
+class Connector(ABC, Generic[S]):
+    """A feed connector. Subclass it, set the class attributes, implement :meth:`pages`, and
+    register the class under the entry-point group ``exposure.connectors`` (see registry).
+
+    ``name``: stable identifier (cursor key, ``source`` of its exposures, ``EXPOSURE_<NAME>_*``).
+    ``settings_type``: its :class:`ConnectorSettings`. ``default_schedule``: crontab line or
+    ``every <n>m``; ``EXPOSURE_<NAME>_SCHEDULE`` overrides it. The process-wide aiohttp session is
+    injected: a connector never creates its own.
+    """
+
+    name: ClassVar[str]
+    settings_type: ClassVar[type[ConnectorSettings]]
+    default_schedule: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(
+        self, settings: S, *, session: aiohttp.ClientSession, inputs: ConnectorInputs
+    ) -> None:
+        self.settings = settings
+        self.session = session
+        self.inputs = inputs
+
+    @abstractmethod
+    def pages(self, cursor: Cursor) -> AsyncGenerator[Page, Stored | None]:
+        """Yield pages from ``cursor`` (the last stored one, ``None`` at first) onwards.
+
+        Code after a ``yield`` runs only once that page and its cursor are committed, and the
+        ``yield`` evaluates to the page's :class:`Stored` outcome. When storing fails, the
+        generator is closed at the ``yield`` (``GeneratorExit``): do nothing irreversible there.
+        After a retriable error the runner calls ``pages`` again with the last stored cursor.
+        """
+
+    @classmethod
+    def schedule_variable(cls) -> str:
+        return f"EXPOSURE_{cls.name.upper()}_SCHEDULE"
+
+    @classmethod
+    def schedule(cls, environ: Mapping[str, str]) -> Schedule:
+        """The effective schedule: ``EXPOSURE_<NAME>_SCHEDULE`` or :attr:`default_schedule`."""
+        text = environ.get(cls.schedule_variable(), "").strip() or cls.default_schedule
+        return parse_schedule(text, cls.schedule_variable())
+
+    @classmethod
+    def variables(cls) -> list[Variable]:
+        """Every variable the connector reads, its schedule override included."""
+        schedule = Variable(
+            cls.schedule_variable(),
+            "when the daemon runs it",
+            cls.default_schedule,
+            False,
+            False,
+            str,
+        )
+        return [*cls.settings_type.variables(), schedule]

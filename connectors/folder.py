@@ -1,0 +1,187 @@
+"""The drop folder: every file or folder put in the inbox is ingested once, then moved.
+
+* **Ready means stable.** Names starting with ``.`` or ``~$`` and names ending in ``.part``,
+  ``.tmp``, ``.partial``, ``.crdownload`` or ``.download`` are never picked up: write under
+  such a name and rename when done (an atomic rename is the reliable way). As a safety net
+  for writers that cannot, an entry is taken only if its size and modification time (for a
+  folder: its files' count, total size and newest mtime) are the same at two looks
+  ``EXPOSURE_FOLDER_SETTLE_SECONDS`` apart; anything still changing waits for the next run.
+* **Folders count.** A top-level folder (an unpacked stealer-log tree) is one input.
+* **Move after commit.** After the ingest committed, the entry moves to ``processed/``; if
+  nothing could be read from it at all (corrupt archive, unknown format, unreadable), it moves
+  to ``failed/`` with ``<name>.reason.txt`` beside it holding reason codes only. A crash
+  between the commit and the move ingests the entry again on the next run: identical content
+  resumes or only adds sightings, never a second exposure or webhook.
+* **No cursor.** Moving the files is the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from connectors.base import (
+    Connector,
+    ConnectorSettings,
+    Cursor,
+    FilesPage,
+    Page,
+    Stored,
+    parse_positive_float,
+    setting,
+)
+
+log = logging.getLogger("exposure.connectors.folder")
+
+PROCESSED = "processed"
+FAILED = "failed"
+IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".download")
+
+Signature = tuple[int, int, int]  # (files, bytes, newest mtime in ns)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FolderSettings(ConnectorSettings):
+    path: Path = setting(  # noqa: RUF009 (a dataclasses.field)
+        "EXPOSURE_FOLDER_PATH",
+        help="the inbox folder dumps are dropped into",
+        default=Path("inbox"),
+        parse=Path,
+    )
+    settle_seconds: float = setting(
+        "EXPOSURE_FOLDER_SETTLE_SECONDS",
+        help="an entry must stay unchanged this long before it is ingested",
+        default=5.0,
+        parse=parse_positive_float,
+    )
+
+
+class FolderConnector(Connector[FolderSettings]):
+    """Ingests what is dropped into ``EXPOSURE_FOLDER_PATH`` (default ``./inbox``)."""
+
+    name = "folder"
+    settings_type = FolderSettings
+    default_schedule = "every 1m"
+    description = "drop folder: files and folders put in the inbox are ingested once, then moved"
+
+    async def pages(self, cursor: Cursor) -> AsyncGenerator[Page, Stored | None]:
+        inbox = self.settings.path
+        await asyncio.to_thread(_prepare, inbox)
+        first = await asyncio.to_thread(_snapshot, inbox)
+        if not first:
+            return
+        await asyncio.sleep(self.settings.settle_seconds)
+        second = await asyncio.to_thread(_snapshot, inbox)
+        ready = sorted(path for path, sig in second.items() if first.get(path) == sig)
+        waiting = len(second) - len(ready)
+        if waiting:
+            log.info("folder: %d entr(ies) still changing, left for the next run", waiting)
+        for path in ready:
+            problem = await asyncio.to_thread(_unreadable, path)
+            if problem is not None:
+                await asyncio.to_thread(_move_failed, inbox, path, problem)
+                continue
+            stored = yield FilesPage(files=(path,), cursor=None)
+            # Past the yield: the ingest and its run record have committed.
+            reason = _failure(stored)
+            if reason is None:
+                await asyncio.to_thread(_move, path, inbox / PROCESSED)
+            else:
+                await asyncio.to_thread(_move_failed, inbox, path, reason)
+
+
+def _prepare(inbox: Path) -> None:
+    inbox.mkdir(exist_ok=True)
+    (inbox / PROCESSED).mkdir(exist_ok=True)
+    (inbox / FAILED).mkdir(exist_ok=True)
+
+
+def _ignored(name: str) -> bool:
+    return (
+        name in (PROCESSED, FAILED)
+        or name.startswith((".", "~$"))
+        or name.lower().endswith(IGNORED_SUFFIXES)
+    )
+
+
+def _snapshot(inbox: Path) -> dict[Path, Signature]:
+    found: dict[Path, Signature] = {}
+    for entry in inbox.iterdir():
+        if _ignored(entry.name):
+            continue
+        try:
+            found[entry] = _signature(entry)
+        except OSError:
+            continue  # vanished or unreadable while we looked: the next run sees it again
+    return found
+
+
+def _signature(entry: Path) -> Signature:
+    if not entry.is_dir():
+        stat = entry.stat()
+        return (1, stat.st_size, stat.st_mtime_ns)
+    files = size = newest = 0
+    for path in entry.rglob("*"):
+        stat = path.stat()
+        newest = max(newest, stat.st_mtime_ns)
+        if path.is_file():
+            files, size = files + 1, size + stat.st_size
+    return (files, size, newest)
+
+
+def _unreadable(entry: Path) -> str | None:
+    """A reason code when the entry cannot be read (checked before ingesting it)."""
+    try:
+        if entry.is_dir():
+            for path in entry.rglob("*"):
+                if path.is_file():
+                    path.open("rb").close()
+        else:
+            entry.open("rb").close()
+    except OSError as error:
+        return f"unreadable ({type(error).__name__})"
+    return None
+
+
+def _failure(stored: Stored | None) -> str | None:
+    """Why nothing could be read from the entry, or None when it was ingested."""
+    if stored is None or not stored.ingests:
+        return None
+    summary = stored.ingests[0]
+    if int(summary.get("records", 0)) > 0 or not int(summary.get("problems_total", 0)):
+        return None
+    reasons: dict[str, int] = {}
+    for problem in summary.get("problems", []):
+        reasons[problem["reason"]] = reasons.get(problem["reason"], 0) + 1
+    listed = ", ".join(f"{reason} x{count}" for reason, count in sorted(reasons.items()))
+    return f"no records could be read; problems: {listed}"
+
+
+def _move(entry: Path, folder: Path) -> Path:
+    """Move ``entry`` into ``folder``; a name already there gets a UTC timestamp prefix."""
+    folder.mkdir(exist_ok=True)
+    target = folder / entry.name
+    if target.exists():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        target = folder / f"{stamp}-{entry.name}"
+    try:
+        os.replace(entry, target)
+    except OSError:
+        shutil.move(entry, target)  # another file system
+    return target
+
+
+def _move_failed(inbox: Path, entry: Path, reason: str) -> None:
+    target = _move(entry, inbox / FAILED)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    # Reason codes and counts only: never a line, a login or a password from the entry.
+    target.with_name(target.name + ".reason.txt").write_text(
+        f"{reason}\nmoved at {when}\n", encoding="utf-8"
+    )
+    log.warning("folder: %s moved to %s/: %s", entry.name, FAILED, reason)

@@ -1,0 +1,221 @@
+"""``GET /v1/exposures``, ``GET /v1/exposures/{exposure_id}`` and the broker's resolution ack
+``POST /v1/exposures/{exposure_id}/resolution``. Exposures carry masked hints only.
+
+A resolution is recorded once. Repeating it with the same ``resolution`` is an idempotent 200
+that returns the exposure unchanged (the first ``resolved_at``/``resolved_by`` stay, so a retrying
+reset service cannot move time-to-reset figures); a different ``resolution`` is a 409.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from exposure.api import keys
+from exposure.api.auth import Scope, requires
+from exposure.api.errors import ApiError, bad_request, not_found
+from exposure.api.params import parse_int, parse_timestamp, query_params, read_json, require_object
+from exposure.policy import Action
+from exposure.store import api_queries
+from exposure.store.api_queries import ExposureFilter, Keyset, ResolveOutcome
+from exposure.store.types import utcnow
+
+routes = web.RouteTableDef()
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_SIGHTINGS = 1000
+RESOLUTIONS = ("reset_completed", "dismissed")
+MAX_RESOLVED_BY = 128
+# A resolved_at this far ahead of our clock is a client bug, not clock skew.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+_STATE = re.compile(r"[a-z_]{1,16}")
+LIST_PARAMS = ("action", "state", "since", "until", "limit", "cursor")
+
+
+def encode_cursor(position: Keyset) -> str:
+    """Opaque to clients: URL-safe base64 of ``[first_seen, exposure_id]``."""
+    raw = json.dumps([position.first_seen.isoformat(), position.exposure_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Keyset:
+    invalid = bad_request(
+        "cursor is not one this server issued; pass next_cursor back unchanged", "invalid_cursor"
+    )
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        first_seen, exposure_id = json.loads(raw)
+        when = datetime.fromisoformat(first_seen)
+        if when.tzinfo is None:
+            raise invalid
+        return Keyset(when.astimezone(UTC), str(uuid.UUID(exposure_id)))
+    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
+        raise invalid from None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _exposure_json(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in item.items()}
+
+
+def _filter(params: dict[str, str]) -> ExposureFilter:
+    action = params.get("action")
+    if action is not None and action not in {a.value for a in Action}:
+        raise bad_request(
+            f"action must be one of {', '.join(a.value for a in Action)}", "invalid_parameter"
+        )
+    state = params.get("state")
+    if state is not None and not _STATE.fullmatch(state):
+        raise bad_request(
+            "state must be a state name such as open, reset_completed or dismissed",
+            "invalid_parameter",
+        )
+    since = parse_timestamp("since", params["since"]) if "since" in params else None
+    until = parse_timestamp("until", params["until"]) if "until" in params else None
+    if since is not None and until is not None and since >= until:
+        raise bad_request("since must be earlier than until", "invalid_parameter")
+    return ExposureFilter(action=action, state=state, since=since, until=until)
+
+
+@routes.get("/v1/exposures")
+@requires(Scope.READ)
+async def list_exposures(request: web.Request) -> web.Response:
+    """Exposures oldest first (by ``first_seen``, then id), ``limit`` per page; pass
+    ``next_cursor`` back as ``cursor`` for the next page (null at the end)."""
+    params = dict(query_params(request, LIST_PARAMS))
+    where = _filter(params)
+    limit = (
+        parse_int("limit", params["limit"], low=1, high=MAX_LIMIT)
+        if "limit" in params
+        else DEFAULT_LIMIT
+    )
+    after = decode_cursor(params["cursor"]) if params.get("cursor") else None
+    async with request.app[keys.ENGINE].connect() as conn:
+        page, following = await api_queries.exposure_page(conn, where, after=after, limit=limit)
+    return web.json_response(
+        {
+            "exposures": [_exposure_json(item) for item in page],
+            "next_cursor": None if following is None else encode_cursor(following),
+        }
+    )
+
+
+def _exposure_id(request: web.Request) -> str:
+    try:
+        return str(uuid.UUID(request.match_info["exposure_id"]))
+    except ValueError:
+        raise bad_request("exposure_id must be a UUID", "invalid_parameter") from None
+
+
+@routes.get("/v1/exposures/{exposure_id}")
+@requires(Scope.READ)
+async def get_exposure(request: web.Request) -> web.Response:
+    """One exposure and its most recent sightings (where and when it was seen)."""
+    query_params(request, ())
+    exposure_id = _exposure_id(request)
+    async with request.app[keys.ENGINE].connect() as conn:
+        item = await api_queries.get_exposure(conn, exposure_id)
+        if item is None:
+            raise not_found("no exposure with this exposure_id")
+        seen, total = await api_queries.exposure_sightings(conn, exposure_id, limit=MAX_SIGHTINGS)
+    body = _exposure_json(item)
+    body["sightings"] = [
+        {
+            "source": s["source"],
+            "file": s["file"],
+            "line": s["line_no"],
+            "leak_type": s["leak_type"],
+            "seen_at": _iso(s["seen_at"]),
+        }
+        for s in seen
+    ]
+    body["sightings_total"] = total
+    body["sightings_truncated"] = total > len(seen)
+    return web.json_response(body)
+
+
+def _resolution_request(body: Any) -> tuple[str, str, datetime | None]:
+    fields = require_object(body, "the body")
+    unknown = set(fields) - {"resolution", "resolved_by", "resolved_at"}
+    if unknown:
+        raise bad_request(
+            "unknown field(s); expected resolution, resolved_by and optionally resolved_at",
+            "invalid_body",
+        )
+    resolution = fields.get("resolution")
+    if resolution not in RESOLUTIONS:
+        raise bad_request(f"resolution must be one of {', '.join(RESOLUTIONS)}", "invalid_body")
+    resolved_by = fields.get("resolved_by")
+    if (
+        not isinstance(resolved_by, str)
+        or not resolved_by.strip()
+        or len(resolved_by) > MAX_RESOLVED_BY
+        or not resolved_by.isprintable()
+    ):
+        raise bad_request(
+            f"resolved_by must be 1 to {MAX_RESOLVED_BY} printable characters naming who or "
+            "what resolved it (e.g. reset-service)",
+            "invalid_body",
+        )
+    resolved_at_text = fields.get("resolved_at")
+    if resolved_at_text is None:
+        return resolution, resolved_by.strip(), None
+    if not isinstance(resolved_at_text, str):
+        raise bad_request("resolved_at must be an ISO 8601 timestamp string", "invalid_body")
+    return (
+        resolution,
+        resolved_by.strip(),
+        parse_timestamp("resolved_at", resolved_at_text, "invalid_body"),
+    )
+
+
+@routes.post("/v1/exposures/{exposure_id}/resolution")
+@requires(Scope.RESOLVE)
+async def resolve_exposure(request: web.Request) -> web.Response:
+    """The broker's reset service acknowledges an exposure: ``reset_completed`` or
+    ``dismissed``. The state becomes the resolution; the exposure is returned."""
+    query_params(request, ())
+    exposure_id = _exposure_id(request)
+    resolution, resolved_by, resolved_at = _resolution_request(await read_json(request))
+    now = utcnow()
+    resolved_at = now if resolved_at is None else resolved_at
+    if resolved_at > now + MAX_CLOCK_SKEW:
+        raise bad_request("resolved_at is in the future", "invalid_body")
+    async with request.app[keys.ENGINE].begin() as conn:
+        first_seen = await api_queries.exposure_first_seen(conn, exposure_id)
+        if first_seen is None:
+            raise not_found("no exposure with this exposure_id")
+        if resolved_at < first_seen:
+            # It would make a negative time-to-reset in the weekly report.
+            raise bad_request(
+                "resolved_at is earlier than the exposure's first_seen", "invalid_body"
+            )
+        outcome = await api_queries.resolve_exposure(
+            conn,
+            exposure_id,
+            resolution=resolution,
+            resolved_at=resolved_at,
+            resolved_by=resolved_by,
+        )
+        item = await api_queries.get_exposure(conn, exposure_id)
+    if outcome is ResolveOutcome.NOT_FOUND or item is None:
+        raise not_found("no exposure with this exposure_id")  # offboarded meanwhile
+    if outcome is ResolveOutcome.CONFLICT:
+        raise ApiError(
+            409,
+            "already_resolved",
+            f"this exposure was already resolved as {item['resolution']}; a resolution is "
+            "recorded once",
+        )
+    return web.json_response(_exposure_json(item))

@@ -1,0 +1,128 @@
+"""Liveness, readiness and Prometheus metrics. All open: they carry no personal data, and
+``/metrics`` is scraped by Prometheus, which does not do bearer-token dances by default."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from functools import cache
+
+from aiohttp import web
+from alembic.script import ScriptDirectory
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+
+from exposure.api import keys
+from exposure.api.auth import public
+from exposure.api.errors import error_response
+from exposure.errors import PepperMismatch
+from exposure.metrics import REGISTRY
+from exposure.policy import Action
+from exposure.store import api_queries, db
+
+log = logging.getLogger("exposure.api")
+
+READY_TIMEOUT = 5.0
+# States every scrape reports, zero included, so dashboards and alerts never see gaps.
+KNOWN_STATES = ("open", "reset_completed", "dismissed")
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+routes = web.RouteTableDef()
+
+
+@cache
+def expected_revision() -> str | None:
+    """The Alembic head this code was built for (read once from the shipped migrations)."""
+    return ScriptDirectory.from_config(db.alembic_config()).get_current_head()
+
+
+@routes.get("/healthz")
+@public
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up and serving; never touches the database."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+@public
+async def readyz(request: web.Request) -> web.Response:
+    """The database answers, has this code's schema, and was created with this pepper."""
+    engine = request.app[keys.ENGINE]
+    settings = request.app[keys.SETTINGS]
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await db.check_ready(engine, settings.pepper.reveal())
+            async with engine.connect() as conn:
+                revision = await api_queries.schema_revision(conn)
+    except db.SchemaMissing:
+        return _not_ready("schema_missing", "the database has no schema: run `exposure db upgrade`")
+    except PepperMismatch:
+        return _not_ready(
+            "pepper_mismatch", "EXPOSURE_PEPPER is not the pepper this database was created with"
+        )
+    except (SQLAlchemyError, OSError, TimeoutError) as error:
+        log.warning("readiness: database unreachable (%s)", type(error).__name__)
+        return _not_ready("database_unavailable", "the database cannot be reached")
+    expected = expected_revision()
+    if revision != expected:
+        return _not_ready(
+            "schema_outdated",
+            f"the schema is at revision {revision}, this code needs {expected}: "
+            "run `exposure db upgrade`",
+        )
+    return web.json_response({"status": "ready", "schema_revision": revision})
+
+
+def _not_ready(code: str, message: str) -> web.Response:
+    return error_response(503, code, message, {"Retry-After": "10"})
+
+
+class _Snapshot(Collector):
+    """Database figures read once per scrape (the async read happens before collection)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+@routes.get("/metrics")
+@public
+async def metrics(request: web.Request) -> web.Response:
+    """Process counters from :data:`exposure.metrics.REGISTRY`, then exposures by action and
+    state and the enrolled-customer count read from the database now. If the database is
+    down the process metrics are still served, with ``exposure_database_up 0``."""
+    engine = request.app[keys.ENGINE]
+    up = GaugeMetricFamily("exposure_database_up", "1 when the scrape could read the database.")
+    families: list[Metric] = [up]
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            async with engine.connect() as conn:
+                counts = await api_queries.exposure_counts(conn)
+                customers = await api_queries.customer_count(conn)
+    except (SQLAlchemyError, OSError, TimeoutError) as error:
+        log.warning("metrics: database unreadable (%s)", type(error).__name__)
+        up.add_metric([], 0)
+    else:
+        up.add_metric([], 1)
+        exposures = GaugeMetricFamily(
+            "exposure_exposures",
+            "Exposures in the database by action and state, read at scrape time.",
+            labels=["action", "state"],
+        )
+        series = {(a.value, s): 0 for a in Action for s in KNOWN_STATES} | counts
+        for (action, state), value in sorted(series.items()):
+            exposures.add_metric([action, state], value)
+        enrolled = GaugeMetricFamily(
+            "exposure_customers_enrolled", "Customers enrolled, read at scrape time."
+        )
+        enrolled.add_metric([], customers)
+        families += [exposures, enrolled]
+    scrape = CollectorRegistry(auto_describe=False)
+    scrape.register(_Snapshot(families))
+    body = generate_latest(REGISTRY) + generate_latest(scrape)
+    return web.Response(body=body, headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})

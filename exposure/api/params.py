@@ -1,0 +1,110 @@
+"""Reading what a client sent: query parameters, timestamps, JSON bodies. Every problem is a
+400/415 :class:`~exposure.api.errors.ApiError` whose message names the field, never its value."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from exposure.api.errors import ApiError, bad_request, safe_name
+
+# A '+' in an unencoded query string arrives as a space: "...T09:00:00 09:00" meant "+09:00".
+_SPACE_FOR_PLUS = re.compile(r"(T[0-9:.,]+) ([0-9]{2}(?::?[0-9]{2})?)$")
+
+
+def query_params(request: web.Request, allowed: Collection[str]) -> Mapping[str, str]:
+    """The query string as a plain mapping; unknown or repeated parameters are a 400, so a
+    typo (``acton=notify``) is reported instead of silently returning everything."""
+    query = request.query
+    for name in query:
+        if name not in allowed:
+            expected = ", ".join(sorted(allowed)) or "none"
+            raise bad_request(
+                f"unknown query parameter {safe_name(name)}; expected: {expected}",
+                "invalid_parameter",
+            )
+        if len(query.getall(name)) > 1:
+            raise bad_request(f"query parameter {name!r} given more than once", "invalid_parameter")
+    return {name: query[name] for name in query}
+
+
+def parse_timestamp(name: str, text: str, code: str = "invalid_parameter") -> datetime:
+    """An ISO 8601 timestamp with a UTC offset (``Z`` or ``+09:00``), converted to UTC."""
+    text = _SPACE_FOR_PLUS.sub(r"\1+\2", text.strip())
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise bad_request(
+            f"{name} must be an ISO 8601 timestamp such as 2025-05-12T09:00:00+09:00", code
+        ) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise bad_request(
+            f"{name} must include a UTC offset (Z or +09:00): a bare local time is ambiguous",
+            code,
+        )
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+09:00 has no UTC equivalent
+        raise bad_request(f"{name} is out of range", code) from None
+
+
+def parse_int(name: str, text: str, *, low: int, high: int) -> int:
+    if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
+        raise bad_request(
+            f"{name} must be a whole number from {low} to {high}", "invalid_parameter"
+        )
+    value = int(text)
+    if not low <= value <= high:
+        raise bad_request(f"{name} must be from {low} to {high}", "invalid_parameter")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; it must be sent as ``application/json`` in UTF-8."""
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        )
+    body = await request.read()  # aiohttp enforces client_max_size here (413)
+    if not body.strip():
+        raise bad_request("the request body is empty; send a JSON document", "invalid_json")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise bad_request("the request body is not UTF-8", "invalid_json") from None
+    try:
+        # NaN and Infinity are not JSON; Python accepts them unless told not to.
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        # The position helps; the document itself (possibly identifiers) is never quoted.
+        raise bad_request(
+            f"the request body is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}",
+            "invalid_json",
+        ) from None
+    except ValueError:
+        # parse_constant refused NaN/Infinity, or an integer has more digits than Python reads.
+        raise bad_request(
+            "the request body is not valid JSON: NaN, Infinity and integers of more than "
+            "4300 digits are not accepted",
+            "invalid_json",
+        ) from None
+    except RecursionError:
+        raise bad_request("the request body nests too deeply", "invalid_json") from None
+
+
+def require_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad_request(f"{what} must be a JSON object", "invalid_body")
+    return value

@@ -1,0 +1,162 @@
+"""Component schemas of the OpenAPI document (:mod:`exposure.api.openapi` holds the paths)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exposure.api.exposures import RESOLUTIONS
+from exposure.enrolment import MAX_CUSTOMER_ID
+
+TIMESTAMP = {"type": "string", "format": "date-time"}
+NULLABLE_STRING = {"type": "string", "nullable": True}
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to one of :data:`SCHEMAS`."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+EXPOSURE = {
+    "type": "object",
+    "description": "An exposure; identifiers appear only as masked hints.",
+    "properties": {
+        "exposure_id": {"type": "string", "format": "uuid"},
+        "customer_id": {"type": "string"},
+        "identifier_kind": {"type": "string", "enum": ["email", "login_id", "phone"]},
+        "identifier_hint": {"type": "string", "example": "ta***@example.jp"},
+        "match_strength": {"type": "string", "enum": ["strict", "variant"]},
+        "password_status": {"type": "string", "enum": ["live", "stale", "unknown", "absent"]},
+        "action": {"type": "string", "enum": ["force_reset", "notify", "none"]},
+        "severity": {"type": "string"},
+        "leak_type": {"type": "string"},
+        "site_domain": NULLABLE_STRING,
+        "source": {"type": "string"},
+        "first_seen": TIMESTAMP,
+        "last_seen": TIMESTAMP,
+        "occurrences": {"type": "integer"},
+        "state": {"type": "string", "example": "open"},
+        "reason": {"type": "string"},
+        "recommended_actions": {"type": "array", "items": {"type": "string"}},
+        "has_pin": {"type": "boolean"},
+        "decided_at": TIMESTAMP,
+        "resolution": {"type": "string", "enum": list(RESOLUTIONS), "nullable": True},
+        "resolved_at": {**TIMESTAMP, "nullable": True},
+        "resolved_by": NULLABLE_STRING,
+    },
+    "required": ["exposure_id", "customer_id", "action", "state", "first_seen"],
+}
+
+CUSTOMER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["customer_id"],
+    "properties": {
+        "customer_id": {"type": "string", "minLength": 1, "maxLength": MAX_CUSTOMER_ID},
+        "email": NULLABLE_STRING,
+        "login_id": NULLABLE_STRING,
+        "phone": NULLABLE_STRING,
+        "password_hash": {
+            **NULLABLE_STRING,
+            "description": "argon2 PHC string of the current password",
+        },
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    },
+    "Exposure": EXPOSURE,
+    "ExposurePage": {
+        "type": "object",
+        "required": ["exposures", "next_cursor"],
+        "properties": {
+            "exposures": {"type": "array", "items": ref("Exposure")},
+            "next_cursor": {
+                **NULLABLE_STRING,
+                "description": "Pass back as `cursor` for the next page; null on the last page",
+            },
+        },
+    },
+    "Sighting": {
+        "type": "object",
+        "properties": {
+            "source": {"type": "string"},
+            "file": {"type": "string"},
+            "line": {"type": "integer"},
+            "leak_type": {"type": "string"},
+            "seen_at": TIMESTAMP,
+        },
+    },
+    "ExposureDetail": {
+        "allOf": [
+            ref("Exposure"),
+            {
+                "type": "object",
+                "properties": {
+                    "sightings": {"type": "array", "items": ref("Sighting")},
+                    "sightings_total": {"type": "integer"},
+                    "sightings_truncated": {"type": "boolean"},
+                },
+            },
+        ]
+    },
+    "Resolution": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["resolution", "resolved_by"],
+        "properties": {
+            "resolution": {"type": "string", "enum": list(RESOLUTIONS)},
+            "resolved_by": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "description": "Who or what resolved it (printable characters, not blank)",
+            },
+            "resolved_at": {**TIMESTAMP, "description": "Default: now"},
+        },
+    },
+    "Customer": CUSTOMER,
+    "EnrolmentRequest": {
+        "oneOf": [
+            {"type": "array", "items": ref("Customer")},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["customers"],
+                "properties": {"customers": {"type": "array", "items": ref("Customer")}},
+            },
+        ]
+    },
+    "EnrolmentSummary": {
+        "type": "object",
+        "properties": {
+            "rows": {"type": "integer"},
+            "customers": {"type": "integer"},
+            "identifiers": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "rejected": {"type": "integer"},
+            "rejected_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "rejected_rows": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "index": {"type": "integer", "description": "0-based"},
+                        "reason": {"type": "string"},
+                    },
+                },
+            },
+            "rejected_rows_truncated": {"type": "boolean"},
+            "database": {"type": "object"},
+        },
+    },
+    "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
+}

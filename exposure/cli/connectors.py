@@ -1,0 +1,112 @@
+"""``exposure connectors list | status | run NAME``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import aiohttp
+import click
+
+from connectors.registry import ConnectorClass, load_registry
+from exposure.cli.app import emit, handle_errors, main, ready_engine, run
+from exposure.connector_runs import connector_status, run_connector
+from exposure.errors import ConfigurationError
+from exposure.passwords import PasswordVerifier
+from exposure.pipeline import Ingestor
+from exposure.settings import Settings, load_settings
+
+# The CLI's own session: downloads may be large, so no total timeout, only stalls are errors.
+CLI_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=300)
+
+
+@main.group("connectors")
+def connectors_group() -> None:
+    """Feed connectors: what is installed, how they fare, run one now."""
+
+
+@connectors_group.command("list")
+@handle_errors
+def list_command() -> None:
+    """Installed connectors: enabled?, schedule, configured?, the variables each reads."""
+    settings = load_settings()
+    emit({"connectors": [_describe(cls, settings) for cls in load_registry()]})
+
+
+def _describe(cls: ConnectorClass, settings: Settings) -> dict[str, Any]:
+    problem = None
+    schedule = cls.default_schedule
+    try:
+        schedule = cls.schedule(settings.environ).text
+        cls.settings_type.from_environ(settings.environ)
+    except ConfigurationError as error:
+        problem = str(error)
+    return {
+        "name": cls.name,
+        "description": cls.description,
+        "enabled": cls.name in settings.connectors,
+        "schedule": schedule,
+        "configured": problem is None,
+        "problem": problem,
+        "variables": [
+            {
+                "name": variable.name,
+                "required": variable.required,
+                "default": variable.default,
+                "secret": variable.secret,
+                "set": bool(settings.environ.get(variable.name, "").strip()),
+                "help": variable.help,
+            }
+            for variable in cls.variables()
+        ],
+    }
+
+
+@connectors_group.command("status")
+@handle_errors
+def status_command() -> None:
+    """Last success and last failure (with its error) of each connector, and run counts."""
+
+    async def go(settings: Settings) -> None:
+        names = load_registry().names()
+        async with ready_engine(settings) as engine:
+            report = await connector_status(engine, names)
+        emit({"connectors": report})
+
+    run(go)
+
+
+@connectors_group.command("run")
+@click.argument("name")
+@click.option(
+    "--once",
+    is_flag=True,
+    default=True,
+    help="One run now (the default; the daemon schedules the repeats).",
+)
+@handle_errors
+def run_command(name: str, once: bool) -> None:
+    """Run connector NAME now and print its summary; exit 1 if the run failed or was skipped."""
+
+    async def go(settings: Settings) -> dict[str, Any]:
+        registry = load_registry()
+        registry.get(name)  # an unknown name fails before touching anything
+        async with ready_engine(settings) as engine:
+            index = await Ingestor.load_index(engine)
+            async with (
+                PasswordVerifier() as verifier,
+                aiohttp.ClientSession(timeout=CLI_TIMEOUT) as session,
+            ):
+                ingestor = Ingestor(engine, settings, index, verifier)
+                return await run_connector(
+                    engine, settings, session, ingestor, name, once=once, registry=registry
+                )
+
+    summary = run(go)
+    emit(summary)
+    if summary["outcome"] == "skipped":
+        click.echo(f"error: {summary['reason']}", err=True)
+        sys.exit(1)
+    if summary["outcome"] == "failed":
+        click.echo(f"error: {summary['error']}", err=True)
+        sys.exit(2 if summary["error_class"] == "fatal" else 1)

@@ -1,0 +1,37 @@
+"""``exposure run`` (the daemon) and ``exposure demo``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from exposure.cli.app import emit, handle_errors, main
+from exposure.daemon import run_daemon
+from exposure.demo import run_demo
+from exposure.logs import configure_logging
+from exposure.settings import load_settings
+
+
+@main.command("run")
+@handle_errors
+def run_command() -> None:
+    """The daemon: scheduled connectors, webhook delivery, weekly report and the HTTP API.
+
+    Stops cleanly on SIGTERM or SIGINT. Logs are JSON lines on stderr
+    (EXPOSURE_LOG_FORMAT=text for plain text).
+    """
+    settings = load_settings()
+    configure_logging(json_lines=settings.log_format == "json")
+    asyncio.run(run_daemon(settings))
+
+
+@main.command("demo")
+@handle_errors
+def demo_command() -> None:
+    """See the whole flow on an invented broker in a throw-away database (about a minute)."""
+
+    def say(text: str) -> None:
+        click.echo(text, err=True)
+
+    emit(asyncio.run(run_demo(say)))

@@ -1,0 +1,157 @@
+"""``exposure run``: one asyncio process that schedules connectors, ingests what they bring,
+delivers webhooks, builds the weekly report and serves the HTTP API.
+
+Every resource has one owner: the engine, the HTTP client session and the password verifier
+are opened here, in order, on one :class:`~contextlib.AsyncExitStack`, and closed in reverse.
+SIGTERM or SIGINT sets the stop event: the scheduler stops starting jobs, running jobs finish
+their current page, the delivery loop finishes its in-flight sends, the API drains its
+requests, and the last log line carries the process's counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections import Counter
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from exposure.api.app import create_app
+from exposure.api.server import serve
+from exposure.daemon_jobs import connector_jobs, report_job
+from exposure.delivery import Deliverer
+from exposure.errors import FatalError
+from exposure.passwords import PasswordVerifier
+from exposure.scheduler import Job, Schedule
+from exposure.settings import Settings
+from exposure.store import db
+
+log = logging.getLogger("exposure.daemon")
+
+# Running jobs get this long after a stop signal to finish their current page.
+JOB_GRACE_SECONDS = 60.0
+
+
+class Daemon:
+    """The long-running process. :meth:`run` returns when a stop signal was handled."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stop = asyncio.Event()
+        self._running: set[asyncio.Task[Any]] = set()
+        self.counters: Counter[str] = Counter()
+
+    def request_stop(self) -> None:
+        if not self._stop.is_set():
+            log.info("stop requested: finishing current work")
+            self._stop.set()
+
+    async def run(self) -> None:
+        settings = self._settings
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        async with AsyncExitStack() as stack:
+            engine = await stack.enter_async_context(db.open_engine(settings.database_url))
+            await self._prepare_schema(engine)
+            # One session for feeds and webhooks: no overall deadline (feed downloads can be
+            # large); webhook sends set their own per-request timeout.
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300)
+                )
+            )
+            verifier = await stack.enter_async_context(PasswordVerifier())
+            jobs = [
+                *connector_jobs(engine, settings, session, verifier, self._stop, self.counters),
+                report_job(engine, settings, self.counters),
+            ]
+            schedule = Schedule([self._tracked(job) for job in jobs], settings.timezone)
+            api = asyncio.create_task(
+                serve(create_app(settings, engine), settings.api_listen, self._stop)
+            )
+            delivery = asyncio.create_task(Deliverer(engine, settings, session).run(self._stop))
+            schedule.start()
+            log.info(
+                "exposure daemon running",
+                extra={
+                    "connectors": list(settings.connectors),
+                    "api": "{}:{}".format(*settings.api_listen),
+                },
+            )
+            try:
+                await self._wait(api, delivery)
+            finally:
+                schedule.stop()
+                await self._finish_jobs()
+                await asyncio.gather(api, delivery, return_exceptions=True)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        log.info(
+            "exposure daemon stopped",
+            extra={"uptime_s": round(time.monotonic() - started), **dict(self.counters)},
+        )
+
+    async def _prepare_schema(self, engine: AsyncEngine) -> None:
+        pepper = self._settings.pepper.reveal()
+        if self._settings.is_sqlite:
+            # The embedded default is one process: migrating at start is safe and saves a step.
+            await db.upgrade(engine, pepper)
+        else:
+            # Several replicas share PostgreSQL: migrations are an explicit one-shot step.
+            await db.check_ready(engine, pepper)
+
+    async def _wait(self, api: asyncio.Task[None], delivery: asyncio.Task[None]) -> None:
+        """Until a stop signal, or until the API or the delivery loop dies (then stop too)."""
+        stop = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait({stop, api, delivery}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done - {stop}:
+            if task.exception() is not None:
+                self._stop.set()
+                raise FatalError(f"{task.get_name()} stopped: {task.exception()}")
+        stop.cancel()
+
+    def _tracked(self, job: Job) -> Job:
+        """Register each run's task so shutdown can wait for it."""
+
+        async def run() -> object:
+            if self._stop.is_set():
+                return None
+            task = asyncio.current_task()
+            if task is None:  # not inside a task: nothing to wait for at shutdown
+                return await job.run()
+            self._running.add(task)
+            try:
+                return await job.run()
+            finally:
+                self._running.discard(task)
+
+        return Job(
+            name=job.name,
+            schedule=job.schedule,
+            run=run,
+            setting=job.setting,
+            run_at_start=job.run_at_start,
+        )
+
+    async def _finish_jobs(self) -> None:
+        if not self._running:
+            return
+        log.info("waiting for %d running job(s)", len(self._running))
+        _, pending = await asyncio.wait(self._running, timeout=JOB_GRACE_SECONDS)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning(
+                "cancelled %d job(s) still running after %.0fs", len(pending), JOB_GRACE_SECONDS
+            )
+
+
+async def run_daemon(settings: Settings) -> None:
+    await Daemon(settings).run()

@@ -1,0 +1,129 @@
+"""HIBP k-anonymity e-mail range matches become exposures, without any plaintext e-mail.
+
+HIBP answers a 6-hex SHA-1 prefix with the 34-hex suffixes of every breached address under it
+and, for each, the names of the breaches. prefix + suffix keyed with the pepper
+(:func:`~exposure.hashing.email_range_key`) is looked up in ``email_range_keys``, which
+enrolment filled from the customers' normalised e-mails; unmatched suffixes are dropped
+unseen, and nothing about them is stored or logged.
+
+A match has no login for the ordinary matcher and no password, so it is written here, through
+the same :func:`~exposure.store.exposures.apply_observations` as every ingest: one exposure
+per customer, kind ``email``, no password, no site (a breach name is not a domain, and the
+range answer names no site), hence ``password_status`` ``absent`` and, by the contract table,
+action ``none`` (recorded and reported, no webhook; a broker-site leak comes through the
+stealer-log feed instead). Each breach is one sighting, the breach name as its file; a
+(customer, breach) pair already sighted is not written again, so HIBP repeating its answer
+on every run adds nothing. The hint is the customer's masked e-mail when there is exactly one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from connectors.base import EmailRangePage, Stored
+from exposure.dumps.records import LeakType
+from exposure.hashing import email_range_key
+from exposure.pipeline import RunStats
+from exposure.policy import MatchStrength, PasswordStatus, decide
+from exposure.settings import Settings
+from exposure.store import connectors as q
+from exposure.store import ingest as ingest_queries
+from exposure.store.exposures import ExposureKey, Observation, SightingAt, apply_observations
+from exposure.store.types import utcnow
+
+GENERIC_HINT = "e-mail (HIBP range match)"
+UNNAMED_BREACH = "unnamed"
+
+
+async def store_email_range(
+    engine: AsyncEngine, settings: Settings, source: str, page: EmailRangePage
+) -> Stored:
+    """Match one range answer and write its new sightings and the page's cursor in one
+    transaction (``source`` is the connector's name)."""
+    pepper = settings.pepper.reveal()
+    by_key = {email_range_key(pepper, page.prefix + hit.suffix): hit for hit in page.hits}
+    now = utcnow()
+    async with engine.begin() as conn:
+        breaches: dict[str, set[str]] = {}
+        for keyed, customer_id in await q.email_range_customers(conn, page.prefix):
+            hit = by_key.get(keyed)
+            if hit is not None:
+                breaches.setdefault(customer_id, set()).update(hit.websites or (UNNAMED_BREACH,))
+        observations = await _observations(conn, breaches, source)
+        summary = None
+        if observations:
+            summary = await _apply(conn, pepper, source, page, observations, now)
+        await q.save_cursor(conn, source, page.cursor, now=now)
+    return Stored(len(page.hits), len(breaches), (summary,) if summary else ())
+
+
+async def _observations(
+    conn: AsyncConnection, breaches: dict[str, set[str]], source: str
+) -> list[Observation]:
+    if not breaches:
+        return []
+    seen = await q.feed_sightings(conn, breaches, source=source)
+    hints = await q.email_hints(conn, breaches)
+    decision = decide(
+        password_status=PasswordStatus.ABSENT,
+        broker_site=False,
+        strength=MatchStrength.STRICT,
+        leak_type=LeakType.FEED_ALERT,
+    )
+    observations, ordinal = [], 0
+    for customer_id in sorted(breaches):
+        new = sorted(b for b in breaches[customer_id] if (customer_id, b) not in seen)
+        if not new:
+            continue  # every breach already sighted: HIBP said nothing new
+        own = hints.get(customer_id, [])
+        observation = Observation(
+            ExposureKey(customer_id, "email", b"", ""),
+            MatchStrength.STRICT.value,
+            PasswordStatus.ABSENT.value,
+            decision,
+            LeakType.FEED_ALERT.value,
+            False,
+            own[0] if len(own) == 1 else GENERIC_HINT,
+        )
+        for breach in new:
+            ordinal += 1
+            observation.sightings.append(SightingAt(ordinal, breach, 0, LeakType.FEED_ALERT.value))
+        observations.append(observation)
+    return observations
+
+
+async def _apply(
+    conn: AsyncConnection,
+    pepper: bytes,
+    source: str,
+    page: EmailRangePage,
+    observations: list[Observation],
+    now: datetime,
+) -> dict[str, Any]:
+    """An ingest run (sightings need one), the exposures, and the run completed at once."""
+    digest = hmac.new(pepper, b"hibp-range\x00", hashlib.sha256)
+    last = 0
+    for obs in observations:
+        for sighting in obs.sightings:
+            digest.update(f"{obs.key.customer_id}\x1f{sighting.file}\x1e".encode())
+            last = max(last, sighting.ordinal)
+    label = f"hibp e-mail range {page.prefix}"
+    run = await ingest_queries.start_run(
+        conn, source=source, input_name=label, content_key=digest.hexdigest()
+    )
+    applied = await apply_observations(conn, observations, run_id=run.id, source=source, now=now)
+    stats = RunStats(
+        records=len(page.hits),
+        matched_records=len(observations),
+        new_exposures=applied.new_by_action,
+        escalations=applied.escalations,
+        sightings=applied.sightings,
+        events=applied.events,
+    )
+    await ingest_queries.save_checkpoint(conn, run.id, last, stats.as_json(), done=True)
+    return {"input": label, "source": source, **stats.as_json()}

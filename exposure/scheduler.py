@@ -1,0 +1,89 @@
+"""The daemon's schedule: the only module that imports APScheduler (3.x).
+
+Jobs are data: a name, a trigger (a crontab line or an interval in seconds) and a coroutine
+function. Each job runs at most once at a time and missed runs collapse into one, so a slow
+connector run is never stacked behind itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exposure.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """``schedule``: a five-field crontab line (``0 8 * * mon``) or ``every <N>s|m|h``."""
+
+    name: str
+    schedule: str
+    run: Callable[[], Awaitable[object]]
+    setting: str  # the variable that sets the schedule, named in configuration errors
+    run_at_start: bool = False
+
+
+def trigger_for(schedule: str, timezone: ZoneInfo, setting: str) -> CronTrigger | IntervalTrigger:
+    text = schedule.strip()
+    if text.startswith("every "):
+        amount, unit = text[6:].strip()[:-1], text.strip()[-1]
+        seconds = {"s": 1, "m": 60, "h": 3600}.get(unit)
+        if seconds is None or not amount.isdigit() or int(amount) == 0:
+            raise ConfigurationError(
+                setting, "an interval must look like 'every 30s', 'every 5m' or 'every 1h'"
+            )
+        return IntervalTrigger(seconds=int(amount) * seconds, timezone=timezone)
+    try:
+        return CronTrigger.from_crontab(text, timezone=timezone)
+    except ValueError as error:
+        raise ConfigurationError(setting, f"not a crontab line ({error})") from None
+
+
+class Schedule:
+    """An AsyncIOScheduler running :class:`Job` coroutines on the current event loop."""
+
+    def __init__(self, jobs: Sequence[Job], timezone: ZoneInfo) -> None:
+        self._scheduler = AsyncIOScheduler(timezone=timezone)
+        for job in jobs:
+            trigger = trigger_for(job.schedule, timezone, job.setting)
+            options = {"next_run_time": datetime.now(timezone)} if job.run_at_start else {}
+            self._scheduler.add_job(
+                _logged(job),
+                trigger,
+                id=job.name,
+                name=job.name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+                **options,
+            )
+            log.info("job %s scheduled (%s)", job.name, job.schedule)
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        """Stop starting jobs; running ones finish on their own (the daemon waits for them)."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+
+def _logged(job: Job) -> Callable[[], Awaitable[None]]:
+    # A job that raises is logged by APScheduler's executor and runs again on its trigger;
+    # the job's own code records the failure where it belongs (a connector run row).
+    async def run() -> None:
+        log.info("job %s started", job.name, extra={"job": job.name})
+        await job.run()
+        log.info("job %s finished", job.name, extra={"job": job.name})
+
+    return run

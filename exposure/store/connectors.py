@@ -1,0 +1,367 @@
+"""Named queries for connectors: the run lock, cursors, runs and their status, the e-mail
+range keys HIBP's k-anonymity search is matched against, and merging Pwned Passwords counts
+into the corpus."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from exposure.errors import FatalError
+from exposure.store.dialect import is_postgres, placeholders, upsert
+from exposure.store.models import (
+    ConnectorRun,
+    ConnectorState,
+    CustomerIdentifier,
+    EmailRangeKey,
+    Exposure,
+    LeakedPassword,
+    Sighting,
+)
+
+state = cast(Table, ConnectorState.__table__)
+runs = cast(Table, ConnectorRun.__table__)
+range_keys = cast(Table, EmailRangeKey.__table__)
+identifiers = cast(Table, CustomerIdentifier.__table__)
+exposures = cast(Table, Exposure.__table__)
+sightings = cast(Table, Sighting.__table__)
+corpus = cast(Table, LeakedPassword.__table__)
+
+LOOKUP_CHUNK = 500
+ERROR_CHARS = 1000
+PASSWORD_PREFIXES = 16**5
+# The corpus column is a 32-bit integer; HIBP counts stay far below, but never overflow it.
+MAX_COUNT = 2**31 - 1
+
+
+class CursorNotJson(FatalError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"connector {name!r} produced a cursor that is not JSON; fix the connector"
+        )
+
+
+# -- cursors --------------------------------------------------------------------------------
+
+
+async def load_cursor(conn: AsyncConnection, name: str) -> dict[str, Any] | None:
+    text = (
+        await conn.execute(select(state.c.cursor).where(state.c.name == name))
+    ).scalar_one_or_none()
+    if not text:
+        return None
+    value = json.loads(text)
+    return value if isinstance(value, dict) else None
+
+
+async def save_cursor(
+    conn: AsyncConnection, name: str, cursor: dict[str, Any] | None, *, now: datetime
+) -> None:
+    """Upsert the cursor in the caller's transaction (the one that stores the page)."""
+    try:
+        text = None if cursor is None else json.dumps(cursor, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        raise CursorNotJson(name) from None
+    statement = upsert(conn, state).values(name=name, cursor=text, updated_at=now)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[state.c.name], set_={"cursor": text, "updated_at": now}
+        )
+    )
+
+
+# -- the run lock ---------------------------------------------------------------------------
+
+_HELD: set[tuple[str, str]] = set()  # SQLite: (database, connector) running in this process
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key per connector name for ``pg_try_advisory_lock``."""
+    digest = hashlib.blake2b(f"exposure.connector:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@asynccontextmanager
+async def connector_lock(engine: AsyncEngine, name: str) -> AsyncIterator[bool]:
+    """Whether this run may go ahead; held until the block ends. PostgreSQL: a session-level
+    advisory lock on a connection of its own, so one replica runs the connector at a time.
+    SQLite (one process by design): an in-process guard."""
+    if engine.dialect.name != "postgresql":
+        key = (str(engine.url), name)
+        if key in _HELD:
+            yield False
+            return
+        _HELD.add(key)
+        try:
+            yield True
+        finally:
+            _HELD.discard(key)
+        return
+    async with engine.connect() as conn:
+        lock = advisory_key(name)
+        acquired = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock}))
+        # A session lock outlives the transaction: commit so the connection is not left idle
+        # in a transaction for the whole run.
+        await conn.commit()
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                await _unlock(conn, lock)
+
+
+async def _unlock(conn: AsyncConnection, lock: int) -> None:
+    try:
+        await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock})
+        await conn.commit()
+    except BaseException:
+        # The lock must not go back to the pool with the connection: drop the connection,
+        # which ends its session and so releases the lock.
+        await conn.invalidate()
+        raise
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+async def start_run(conn: AsyncConnection, name: str, *, now: datetime) -> int:
+    result = await conn.execute(
+        insert(runs)
+        .values(connector=name, started_at=now, outcome="running", pages=0, records=0, matched=0)
+        .returning(runs.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def close_interrupted(conn: AsyncConnection, name: str, *, now: datetime) -> int:
+    """Mark runs left ``running`` by a process that died as failed; call while holding the lock."""
+    result = await conn.execute(
+        update(runs)
+        .where(runs.c.connector == name, runs.c.outcome == "running")
+        .values(
+            outcome="failed",
+            finished_at=now,
+            error_class="retriable",
+            error="interrupted: the process ended during the run",
+        )
+    )
+    return int(result.rowcount)
+
+
+async def update_run(
+    conn: AsyncConnection,
+    run_id: int,
+    *,
+    pages: int,
+    records: int,
+    matched: int,
+    outcome: str | None = None,
+    error_class: str | None = None,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Progress counters; with ``outcome`` also the end of the run."""
+    values: dict[str, Any] = {"pages": pages, "records": records, "matched": matched}
+    if outcome is not None:
+        values |= {
+            "outcome": outcome,
+            "finished_at": now,
+            "error_class": error_class,
+            "error": error[:ERROR_CHARS] if error else None,
+        }
+    await conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+
+async def record_skipped(conn: AsyncConnection, name: str, reason: str, *, now: datetime) -> int:
+    result = await conn.execute(
+        insert(runs)
+        .values(
+            connector=name,
+            started_at=now,
+            finished_at=now,
+            outcome="skipped",
+            pages=0,
+            records=0,
+            matched=0,
+            error=reason,
+        )
+        .returning(runs.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def status(conn: AsyncConnection, names: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Per connector (those that ever ran, plus ``names``): its last success and last failure,
+    run counts by outcome, whether one is running, and when its cursor last moved."""
+    counts: dict[str, Counter[str]] = {}
+    for connector, outcome, number in await conn.execute(
+        select(runs.c.connector, runs.c.outcome, func.count()).group_by(
+            runs.c.connector, runs.c.outcome
+        )
+    ):
+        counts.setdefault(connector, Counter())[outcome] = int(number)
+    moved = dict(
+        (name, when) for name, when in await conn.execute(select(state.c.name, state.c.updated_at))
+    )
+    report = []
+    for name in sorted(set(counts) | set(names)):
+        success = await _last(conn, name, ("success",))
+        failure = await _last(conn, name, ("failed",))
+        report.append(
+            {
+                "connector": name,
+                "runs": dict(sorted(counts.get(name, Counter()).items())),
+                "running": counts.get(name, Counter())["running"] > 0,
+                "last_success": success,
+                "last_failure": failure,
+                "cursor_updated_at": _iso(moved.get(name)),
+            }
+        )
+    return report
+
+
+async def _last(conn: AsyncConnection, name: str, outcomes: Sequence[str]) -> dict[str, Any] | None:
+    row = (
+        await conn.execute(
+            select(runs)
+            .where(runs.c.connector == name, runs.c.outcome.in_(outcomes))
+            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    return {
+        "run_id": row.id,
+        "started_at": _iso(row.started_at),
+        "finished_at": _iso(row.finished_at),
+        "pages": row.pages,
+        "records": row.records,
+        "matched": row.matched,
+        "error_class": row.error_class,
+        "error": row.error,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+# -- HIBP e-mail range search ---------------------------------------------------------------
+
+
+async def email_range_prefixes(conn: AsyncConnection, *, after: str, limit: int) -> list[str]:
+    rows = await conn.execute(
+        select(range_keys.c.prefix)
+        .where(range_keys.c.prefix > after)
+        .group_by(range_keys.c.prefix)
+        .order_by(range_keys.c.prefix)
+        .limit(limit)
+    )
+    return [row[0] for row in rows]
+
+
+async def email_range_customers(conn: AsyncConnection, prefix: str) -> list[tuple[bytes, str]]:
+    """``(keyed_sha1, customer_id)`` of every enrolled e-mail whose SHA-1 starts with prefix."""
+    rows = await conn.execute(
+        select(range_keys.c.keyed_sha1, range_keys.c.customer_id).where(
+            range_keys.c.prefix == prefix
+        )
+    )
+    return [(bytes(keyed), customer_id) for keyed, customer_id in rows]
+
+
+async def email_hints(conn: AsyncConnection, customer_ids: Collection[str]) -> dict[str, list[str]]:
+    """Masked hints of each customer's e-mail addresses (strict keys only)."""
+    hints: dict[str, list[str]] = {}
+    wanted = sorted(set(customer_ids))
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        rows = await conn.execute(
+            select(identifiers.c.customer_id, identifiers.c.hint).where(
+                identifiers.c.customer_id.in_(wanted[start : start + LOOKUP_CHUNK]),
+                identifiers.c.kind == "email",
+                identifiers.c.strength == "strict",
+            )
+        )
+        for customer_id, hint in rows:
+            hints.setdefault(customer_id, []).append(hint)
+    return hints
+
+
+async def feed_sightings(
+    conn: AsyncConnection, customer_ids: Collection[str], *, source: str
+) -> set[tuple[str, str]]:
+    """``(customer_id, file)`` already sighted from ``source`` on the customers' e-mail
+    exposures without password or site (where HIBP range matches land)."""
+    found: set[tuple[str, str]] = set()
+    wanted = sorted(set(customer_ids))
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        rows = await conn.execute(
+            select(exposures.c.customer_id, sightings.c.file)
+            .select_from(
+                sightings.join(exposures, sightings.c.exposure_id == exposures.c.exposure_id)
+            )
+            .where(
+                exposures.c.customer_id.in_(wanted[start : start + LOOKUP_CHUNK]),
+                and_(
+                    exposures.c.identifier_kind == "email",
+                    exposures.c.password_fp == b"",
+                    exposures.c.site_domain == "",
+                ),
+                sightings.c.source == source,
+            )
+        )
+        found.update((customer_id, file) for customer_id, file in rows)
+    return found
+
+
+# -- Pwned Passwords ------------------------------------------------------------------------
+
+
+async def password_range_prefixes(conn: AsyncConnection, *, after: str, limit: int) -> list[str]:
+    """Distinct 5-hex prefixes of the corpus after ``after``: one index seek per prefix, so a
+    corpus of a hundred million rows costs ``limit`` seeks, not a scan."""
+    found: list[str] = []
+    lower = int(after, 16) + 1 if after else 0
+    while len(found) < limit and lower < PASSWORD_PREFIXES:
+        first = (
+            await conn.execute(
+                select(corpus.c.sha1)
+                .where(corpus.c.sha1 >= (lower << 4).to_bytes(3, "big"))
+                .order_by(corpus.c.sha1)
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if first is None:
+            break
+        prefix = int.from_bytes(bytes(first)[:3], "big") >> 4
+        found.append(f"{prefix:05X}")
+        lower = prefix + 1
+    return found
+
+
+async def merge_corpus_max(conn: AsyncConnection, counts: Iterable[tuple[bytes, int]]) -> int:
+    """Merge Pwned Passwords counts: each hash keeps the larger of our count and HIBP's.
+
+    The corpus has no per-source column, so max() is the merge that never double counts
+    (a password in both our dumps and HIBP's corpus is very likely the same sightings).
+    """
+    rows = [(sha1, min(count, MAX_COUNT)) for sha1, count in counts if count > 0]
+    if rows:
+        larger = "GREATEST" if is_postgres(conn) else "MAX"
+        await conn.exec_driver_sql(
+            # Fixed SQL text: only the placeholders and the function name are generated.
+            f"INSERT INTO leaked_passwords (sha1, count) VALUES ({placeholders(conn, 2)}) "  # noqa: S608
+            f"ON CONFLICT (sha1) DO UPDATE SET count = {larger}(leaked_passwords.count, "
+            "excluded.count)",
+            rows,
+        )
+    return len(rows)

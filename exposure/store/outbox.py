@@ -1,0 +1,373 @@
+"""Named queries over the outbox, delivery attempts and webhook endpoint state.
+
+Claiming is one conditional ``UPDATE ... RETURNING``: the row must still be pending, due and
+unleased when the write lands, so two senders can never both win it. On PostgreSQL the inner
+``SELECT`` also takes ``FOR UPDATE SKIP LOCKED``, so concurrent senders pick disjoint rows
+instead of queueing behind each other's locks. SQLite has one writer at a time, and a single
+``UPDATE`` statement takes the write lock before it reads, so the same statement is atomic there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exposure.events import iso_utc
+from exposure.store.dialect import is_postgres, upsert
+from exposure.store.models import DeliveryAttempt, OutboxEvent, WebhookEndpoint
+from exposure.store.types import UTCDateTime, utcnow
+
+outbox = cast(Table, OutboxEvent.__table__)
+attempts = cast(Table, DeliveryAttempt.__table__)
+endpoints = cast(Table, WebhookEndpoint.__table__)
+
+# Marks an operator's replay in the attempt history; the retry window restarts there.
+REPLAYED = "replayed"
+
+
+@dataclass(frozen=True, slots=True)
+class DueEvent:
+    """An outbox row this sender has claimed (and leased)."""
+
+    id: int
+    event_id: str
+    payload: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    # Where the retry window runs from: creation, or the operator's latest replay.
+    window_start: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRecord:
+    """One attempt's outcome and the outbox row's state after it."""
+
+    outbox_id: int
+    attempt: int
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: float | None
+    outcome: str
+    error: str | None
+    state: str
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRow:
+    url: str
+    disabled_at: datetime | None
+    disabled_reason: str | None
+
+
+def _unleased(now: datetime) -> Any:
+    return or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now)
+
+
+async def claim_due(
+    conn: AsyncConnection,
+    *,
+    owner: str,
+    now: datetime,
+    due_by: datetime,
+    lease_until: datetime,
+    limit: int,
+) -> list[DueEvent]:
+    """Lease up to ``limit`` pending rows due by ``due_by`` whose lease (if any) has expired."""
+    claimable = and_(
+        outbox.c.state == "pending", outbox.c.next_attempt_at <= due_by, _unleased(now)
+    )
+    due = (
+        select(outbox.c.id)
+        .where(claimable)
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
+    )
+    if is_postgres(conn):
+        due = due.with_for_update(skip_locked=True)
+    # A CTE, evaluated exactly once: as an ``IN (subquery)`` PostgreSQL may re-run the
+    # subquery per row, and each re-run skips the rows this statement already locked and so
+    # returns the NEXT ones, claiming far more than ``limit``.
+    chosen = due.cte("due")
+    if is_postgres(conn):
+        chosen = chosen.prefix_with("MATERIALIZED")
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(select(chosen.c.id)), claimable)
+        .values(lease_owner=owner, lease_until=lease_until)
+        .returning(
+            outbox.c.id,
+            outbox.c.event_id,
+            outbox.c.payload,
+            outbox.c.attempts,
+            outbox.c.created_at,
+            outbox.c.next_attempt_at,
+        )
+    )
+    claimed = result.all()
+    # Only a row that was attempted before can have been replayed (replay needs a final state).
+    replays = await _replayed_at(conn, [row.id for row in claimed if row.attempts])
+    rows = [
+        DueEvent(
+            id=row.id,
+            event_id=row.event_id,
+            payload=row.payload,
+            attempts=row.attempts,
+            created_at=row.created_at,
+            next_attempt_at=row.next_attempt_at,
+            window_start=replays.get(row.id, row.created_at),
+        )
+        for row in claimed
+    ]
+    return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
+
+
+async def _replayed_at(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, datetime]:
+    """When each row was last replayed by an operator (rows never replayed are absent)."""
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        select(attempts.c.outbox_id, func.max(attempts.c.attempted_at))
+        .where(attempts.c.outbox_id.in_(list(ids)), attempts.c.outcome == REPLAYED)
+        .group_by(attempts.c.outbox_id)
+    )
+    # max() keeps the column's type, so the values come back as aware UTC datetimes.
+    return {outbox_id: moment for outbox_id, moment in rows}
+
+
+async def record_attempts(
+    conn: AsyncConnection, owner: str, records: Sequence[AttemptRecord]
+) -> None:
+    """Write each attempt to the history and the row's new state, releasing the lease.
+
+    The state update only applies while ``owner`` still holds the lease, so a sender that
+    somehow outlived its lease cannot overwrite the work of the sender that took over.
+    """
+    if not records:
+        return
+    await conn.execute(
+        insert(attempts),
+        [
+            {
+                "outbox_id": r.outbox_id,
+                "attempt": r.attempt,
+                "attempted_at": r.attempted_at,
+                "status_code": r.status_code,
+                "latency_ms": r.latency_ms,
+                "outcome": r.outcome,
+                "error": r.error,
+            }
+            for r in records
+        ],
+    )
+    await conn.execute(
+        update(outbox)
+        .where(outbox.c.id == bindparam("o_id"), outbox.c.lease_owner == bindparam("o_owner"))
+        .values(
+            state=bindparam("o_state"),
+            attempts=bindparam("o_attempt"),
+            next_attempt_at=bindparam("o_next", type_=UTCDateTime()),
+            delivered_at=bindparam("o_delivered", type_=UTCDateTime()),
+            last_status=bindparam("o_status"),
+            last_error=bindparam("o_error"),
+            lease_owner=None,
+            lease_until=None,
+        ),
+        [
+            {
+                "o_id": r.outbox_id,
+                "o_owner": owner,
+                "o_state": r.state,
+                "o_attempt": r.attempt,
+                "o_next": r.next_attempt_at,
+                "o_delivered": r.delivered_at,
+                "o_status": r.status_code,
+                "o_error": r.error,
+            }
+            for r in records
+        ],
+    )
+
+
+async def release(conn: AsyncConnection, owner: str, ids: Sequence[int]) -> None:
+    """Give back leased rows that were never sent (endpoint disabled, or shutting down)."""
+    if ids:
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(list(ids)), outbox.c.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+        )
+
+
+async def enqueue_report_event(
+    conn: AsyncConnection, week: object, figures: Mapping[str, Any], *, now: datetime | None = None
+) -> bool:
+    """Queue the ``report.weekly`` event announcing a weekly report, in the caller's
+    transaction. The body holds the week, its period and the headline counts only: no
+    exposure list, no identifier, no link. Its event id is derived from the week, so a second
+    run for the same week (another replica, a restart) queues nothing; ``False`` then."""
+    now = now or utcnow()
+    body = {
+        "type": "report.weekly",
+        "timestamp": iso_utc(now),
+        "data": {
+            "week": str(week),
+            "period": figures.get("period"),
+            "headline": figures.get("headline"),
+        },
+    }
+    result = await conn.execute(
+        upsert(conn, outbox)
+        .values(
+            event_id=f"msg_report_{week}",
+            exposure_id=None,
+            event_type="report.weekly",
+            payload=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+            state="pending",
+            attempts=0,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[outbox.c.event_id])
+    )
+    return bool(result.rowcount)
+
+
+async def count_pending(conn: AsyncConnection) -> int:
+    result = await conn.execute(
+        select(func.count()).select_from(outbox).where(outbox.c.state == "pending")
+    )
+    return int(result.scalar_one())
+
+
+async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
+    counts = {state: 0 for state in ("pending", "delivered", "failed", "dead")}
+    counts.update({state: int(n) for state, n in rows})
+    return counts
+
+
+async def replay(
+    conn: AsyncConnection, *, now: datetime, event_ids: Sequence[str] = (), dead: bool = False
+) -> list[str]:
+    """Make events pending and due now, keeping their attempt history; returns their ids.
+
+    Only events that are not already pending are touched. A ``replayed`` history entry marks
+    the moment, which is where the event's retry window restarts.
+    """
+    condition = outbox.c.state != "pending"
+    if dead:
+        condition = and_(condition, outbox.c.state == "dead")
+    else:
+        condition = and_(condition, outbox.c.event_id.in_(list(event_ids)))
+    rows = (
+        await conn.execute(
+            select(outbox.c.id, outbox.c.event_id, outbox.c.attempts).where(condition)
+        )
+    ).all()
+    if not rows:
+        return []
+    await conn.execute(
+        insert(attempts),
+        [
+            {"outbox_id": row.id, "attempt": row.attempts, "attempted_at": now, "outcome": REPLAYED}
+            for row in rows
+        ],
+    )
+    await conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_([row.id for row in rows]))
+        .values(
+            state="pending",
+            next_attempt_at=now,
+            delivered_at=None,
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+    return [row.event_id for row in rows]
+
+
+EVENT_FIELDS = (
+    "event_id",
+    "exposure_id",
+    "event_type",
+    "state",
+    "attempts",
+    "last_status",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+    "delivered_at",
+)
+
+
+async def iter_events(
+    conn: AsyncConnection, *, state: str | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """Outbox events, oldest first, as plain dicts (never the payload)."""
+    query = select(*(outbox.c[name] for name in EVENT_FIELDS)).order_by(outbox.c.id)
+    if state is not None:
+        query = query.where(outbox.c.state == state)
+    result = await conn.stream(query)
+    async for row in result:
+        yield dict(row._mapping)
+
+
+async def event_attempts(conn: AsyncConnection, event_id: str) -> list[dict[str, Any]] | None:
+    """The attempt history of one event, oldest first; ``None`` when there is no such event."""
+    found = await conn.execute(select(outbox.c.id).where(outbox.c.event_id == event_id))
+    outbox_id = found.scalar_one_or_none()
+    if outbox_id is None:
+        return None
+    rows = await conn.execute(
+        select(
+            attempts.c.attempt,
+            attempts.c.attempted_at,
+            attempts.c.status_code,
+            attempts.c.latency_ms,
+            attempts.c.outcome,
+            attempts.c.error,
+        )
+        .where(attempts.c.outbox_id == outbox_id)
+        .order_by(attempts.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def endpoint(conn: AsyncConnection, url: str) -> EndpointRow | None:
+    result = await conn.execute(select(endpoints).where(endpoints.c.url == url))
+    row = result.one_or_none()
+    return None if row is None else EndpointRow(row.url, row.disabled_at, row.disabled_reason)
+
+
+async def all_endpoints(conn: AsyncConnection) -> list[EndpointRow]:
+    result = await conn.execute(select(endpoints).order_by(endpoints.c.url))
+    return [EndpointRow(row.url, row.disabled_at, row.disabled_reason) for row in result]
+
+
+async def disable_endpoint(conn: AsyncConnection, url: str, *, now: datetime, reason: str) -> None:
+    values = {"disabled_at": now, "disabled_reason": reason}
+    await conn.execute(
+        upsert(conn, endpoints)
+        .values(url=url, **values)
+        .on_conflict_do_update(index_elements=[endpoints.c.url], set_=values)
+    )
+
+
+async def enable_endpoint(conn: AsyncConnection, url: str) -> bool:
+    """Clear a disabled endpoint; ``False`` when it was not disabled."""
+    result = await conn.execute(
+        update(endpoints)
+        .where(endpoints.c.url == url, endpoints.c.disabled_at.is_not(None))
+        .values(disabled_at=None, disabled_reason=None)
+    )
+    return bool(result.rowcount)

@@ -1,0 +1,164 @@
+"""``/healthz``, ``/readyz`` (up; no schema; outdated schema; wrong pepper; unreachable) and
+``/metrics`` (process counters plus exposures by action and state read at scrape time)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from exposure.api.auth import Scope
+from exposure.metrics import INGEST_LINES
+from exposure.secret import Secret
+from exposure.settings import Settings, load_settings
+from exposure.store import db
+from tests.conftest import TEST_PEPPER, environment
+from tests.integration.test_api_support import (
+    T0,
+    add_customer,
+    add_exposure,
+    api_client,
+    bearer,
+    error_of,
+    make_token,
+)
+
+# Well-formed, so the request reaches the database to look it up.
+_SOME_TOKEN = "exp_0123456789abcdef_" + "A" * 43
+
+
+async def test_ready_and_alive(engine: AsyncEngine, settings: Settings) -> None:
+    async with api_client(settings, engine) as client:
+        response = await client.get("/healthz")
+        assert response.status == 200 and await response.json() == {"status": "ok"}
+        response = await client.get("/readyz")
+        assert response.status == 200
+        body = await response.json()
+        assert body["status"] == "ready" and body["schema_revision"]
+
+
+async def test_not_ready_without_schema(empty_database_url: str, settings: Settings) -> None:
+    async with db.open_engine(empty_database_url) as empty:
+        async with api_client(settings, empty) as client:
+            assert (await client.get("/healthz")).status == 200  # alive all the same
+            response = await client.get("/readyz")
+            assert (await error_of(response, 503))["code"] == "schema_missing"
+            assert response.headers["Retry-After"]
+            # Requests that need the schema fail as unavailable, not as a 500.
+            failed = await client.get("/v1/exposures", headers=bearer(_SOME_TOKEN))
+            assert (await error_of(failed, 503))["code"] == "database_unavailable"
+            metrics = await (await client.get("/metrics")).text()
+        assert "exposure_database_up 0.0" in metrics
+
+        await db.upgrade(empty, bytes.fromhex(TEST_PEPPER), revision="0002")
+        async with api_client(settings, empty) as client:
+            error = await error_of(await client.get("/readyz"), 503)
+        assert error["code"] == "schema_outdated" and "exposure db upgrade" in error["message"]
+
+
+async def test_not_ready_with_another_pepper(engine: AsyncEngine, settings: Settings) -> None:
+    other = dataclasses.replace(settings, pepper=Secret(bytes(32)))
+    async with api_client(other, engine) as client:
+        error = await error_of(await client.get("/readyz"), 503)
+    assert error["code"] == "pepper_mismatch" and "EXPOSURE_PEPPER" in error["message"]
+
+
+async def test_not_ready_when_unreachable(tmp_path: Path) -> None:
+    # Nothing listens on port 1: the connection is refused at once.
+    url = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
+    settings = load_settings(environment(url), env_file=tmp_path / "absent.env")
+    async with db.open_engine(url) as unreachable:
+        async with api_client(settings, unreachable) as client:
+            assert (await client.get("/healthz")).status == 200
+            error = await error_of(await client.get("/readyz"), 503)
+            assert error["code"] == "database_unavailable"
+            failed = await client.get("/v1/exposures", headers=bearer(_SOME_TOKEN))
+            assert (await error_of(failed, 503))["code"] == "database_unavailable"
+            metrics = await (await client.get("/metrics")).text()
+    assert samples(metrics, "exposure_database_up") == {(): 0}
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+async def test_metrics_read_exposures_at_scrape_time(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    for customer in ("C1", "C2"):
+        await add_customer(engine, customer)
+    ids = [await add_exposure(engine, "C1", first_seen=T0, kind=k) for k in ("email", "phone")]
+    await add_exposure(engine, "C2", first_seen=T0, action="notify")
+    await add_exposure(engine, "C2", first_seen=T0, action="none", state="dismissed", kind="phone")
+    INGEST_LINES.inc(7)
+    token = await make_token(engine, Scope.RESOLVE)
+    async with api_client(settings, engine) as client:
+        response = await client.get("/metrics")  # open: no token
+        assert response.status == 200 and response.content_type == "text/plain"
+        before = await response.text()
+        await client.post(
+            f"/v1/exposures/{ids[0]}/resolution",
+            json={"resolution": "reset_completed", "resolved_by": "reset-service"},
+            headers=bearer(token),
+        )
+        after = await (await client.get("/metrics")).text()
+
+    def exposures(text: str, action: str, state: str) -> float:
+        return samples(text, "exposure_exposures")[(("action", action), ("state", state))]
+
+    assert exposures(before, "force_reset", "open") == 2
+    assert exposures(before, "notify", "open") == 1
+    assert exposures(before, "none", "dismissed") == 1
+    assert exposures(before, "force_reset", "reset_completed") == 0  # zero series present
+    assert exposures(after, "force_reset", "open") == 1
+    assert exposures(after, "force_reset", "reset_completed") == 1
+    assert samples(before, "exposure_customers_enrolled") == {(): 2}
+    assert samples(before, "exposure_database_up") == {(): 1}
+    assert samples(before, "exposure_ingest_lines_total")[()] >= 7  # the process registry
+
+
+async def test_exposure_api_serves_until_sigterm(database_url: str, tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a free port for the server to take
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        **environment(database_url, EXPOSURE_API_LISTEN=f"127.0.0.1:{port}"),
+    }
+    script = Path(sys.executable).with_name("exposure")
+    process = subprocess.Popen(  # noqa: ASYNC220  (a long-lived child, polled below)
+        [str(script), "api"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        assert response.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("exposure api did not start listening")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert f"http://127.0.0.1:{port}" in stderr and "stopped" in stderr

@@ -1,0 +1,198 @@
+"""`exposure run` end to end: a dump dropped into the inbox becomes a verified webhook at a local
+receiver; SIGTERM stops it cleanly; configuration errors stop it at start-up; on PostgreSQL two
+replicas share the work without sending an event twice or running a connector twice at once."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from exposure.store.models import ConnectorRun
+from tests.conftest import environment, run_cli
+from tests.integration.receiver import NEW_SECRET, Receiver, serving
+from tests.leakgen import BROKER, CURRENT, enrolment_csv, policy_cases
+
+EXPOSURE = str(Path(sys.executable).with_name("exposure"))
+
+
+def daemon_env(database_url: str, inbox: Path, url: str, **extra: str) -> dict[str, str]:
+    return environment(
+        database_url,
+        EXPOSURE_BROKER_DOMAINS=BROKER,
+        EXPOSURE_WEBHOOK_URL=url,
+        EXPOSURE_WEBHOOK_SECRET=NEW_SECRET,
+        EXPOSURE_API_LISTEN="127.0.0.1:0",
+        EXPOSURE_FOLDER_PATH=str(inbox),
+        EXPOSURE_FOLDER_SCHEDULE="every 1s",
+        EXPOSURE_FOLDER_SETTLE_SECONDS="0.2",
+        EXPOSURE_REPORT_DIR=str(inbox.parent / "reports"),
+        **extra,
+    )
+
+
+def start(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [EXPOSURE, "run"],
+        env={"PATH": os.environ["PATH"], "HOME": str(cwd), **env},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+
+
+def drop(inbox: Path, name: str, text: str) -> None:
+    """Write as a dotfile, then rename: how a careful producer drops into a watched folder."""
+    staged = inbox / f".{name}.part"
+    staged.write_text(text, "utf-8")
+    staged.rename(inbox / name)
+
+
+async def wait_until(predicate: Any, within: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=60)
+
+
+def log_lines(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+async def test_inbox_dump_becomes_a_verified_webhook(database_url: str, tmp_path: Path) -> None:
+    cases = policy_cases()[:2]  # two live passwords: force_reset
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    async with serving(Receiver()) as receiver:
+        env = daemon_env(database_url, inbox, receiver.url)
+        (tmp_path / "customers.csv").write_text(enrolment_csv(cases))
+        run_cli("enroll", str(tmp_path / "customers.csv"), env=env, cwd=tmp_path)
+        log = tmp_path / "daemon.log"
+        process = start(env, tmp_path, log)
+        try:
+            drop(inbox, "leak.txt", "\n".join(line for case in cases for line in case.lines) + "\n")
+            await wait_until(lambda: len(receiver.verified()) >= 2)
+            await wait_until(lambda: (inbox / "processed" / "leak.txt").exists())
+        finally:
+            code = stop(process)
+    assert code == 0
+    bodies = [json.loads(seen.body) for seen in receiver.verified()]
+    assert {b["data"]["customer_id"] for b in bodies} == {"P01", "P02"}
+    assert {b["type"] for b in bodies} == {"exposure.force_reset"}
+    assert len(receiver.ids()) == 2 and all(n == 1 for n in receiver.ids().values())
+    lines = log_lines(log)
+    assert lines and all("level" in line and "msg" in line for line in lines)  # JSON logs
+    assert lines[-1]["msg"] == "exposure daemon stopped"
+    assert lines[-1]["connector_runs_success"] >= 1
+    text = log.read_text()
+    assert CURRENT not in text and cases[0].email not in text  # nothing plaintext in the logs
+
+
+async def test_configuration_errors_stop_it_at_start(tmp_path: Path) -> None:
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", EXPOSURE_API_LISTEN="127.0.0.1:0")
+    unknown = run_cli(
+        "run", env={**env, "EXPOSURE_CONNECTORS": "folder,nosuch"}, cwd=tmp_path, check=False
+    )
+    assert unknown.returncode == 2 and "nosuch" in unknown.stderr
+    schedule = run_cli(
+        "run", env={**env, "EXPOSURE_FOLDER_SCHEDULE": "sometimes"}, cwd=tmp_path, check=False
+    )
+    assert schedule.returncode == 2 and "EXPOSURE_FOLDER_SCHEDULE" in schedule.stderr
+    secret = run_cli(
+        "run",
+        env={**env, "EXPOSURE_WEBHOOK_URL": "http://127.0.0.1:9/x"},
+        cwd=tmp_path,
+        check=False,
+    )
+    assert secret.returncode == 2 and "EXPOSURE_WEBHOOK_SECRET" in secret.stderr
+    assert "Traceback" not in unknown.stderr + schedule.stderr + secret.stderr
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_no_configuration_at_all_runs_on_the_embedded_default(tmp_path: Path) -> None:
+    if not _port_free(8080):
+        pytest.skip("127.0.0.1:8080 is taken on this machine")
+    process = start({}, tmp_path, tmp_path / "daemon.log")
+    try:
+        await wait_until(
+            lambda: (tmp_path / "exposure.db").exists() and (tmp_path / "inbox").is_dir(), 30
+        )
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get("http://127.0.0.1:8080/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError("the API did not come up on 127.0.0.1:8080")
+    finally:
+        code = stop(process)
+    assert code == 0
+    assert "EXPOSURE_PEPPER=" in (tmp_path / ".env").read_text()
+    assert "WARNING" in (tmp_path / "daemon.log").read_text()  # the loud pepper warning
+
+
+@pytest.mark.postgres
+async def test_two_replicas_share_one_database(
+    database_url: str, backend: str, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    if backend != "postgres":
+        pytest.skip("replicas share PostgreSQL")
+    cases = policy_cases()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    async with serving(Receiver()) as receiver:
+        env = daemon_env(database_url, inbox, receiver.url)
+        (tmp_path / "customers.csv").write_text(enrolment_csv(cases))
+        run_cli("enroll", str(tmp_path / "customers.csv"), env=env, cwd=tmp_path)
+        replicas = [start(env, tmp_path, tmp_path / f"replica{i}.log") for i in range(2)]
+        try:
+            for n in range(4):
+                lines = [line for case in cases[n::4] for line in case.lines]
+                drop(inbox, f"leak{n}.txt", "\n".join(lines) + "\n")
+            expected = sum(case.action != "none" for case in cases)
+            await wait_until(lambda: len(receiver.ids()) >= expected, 90)
+            await wait_until(lambda: len(list((inbox / "processed").glob("leak*.txt"))) == 4)
+            await asyncio.sleep(2)  # a duplicate would have arrived by now
+        finally:
+            codes = [stop(process) for process in replicas]
+    assert codes == [0, 0]
+    assert len(receiver.ids()) == expected
+    assert all(count == 1 for count in receiver.ids().values()), receiver.ids()
+    async with engine.connect() as conn:
+        runs = (
+            await conn.execute(
+                select(ConnectorRun.started_at, ConnectorRun.finished_at)
+                .where(ConnectorRun.connector == "folder", ConnectorRun.outcome == "success")
+                .order_by(ConnectorRun.started_at)
+            )
+        ).all()
+    assert runs
+    # The advisory lock: no two folder runs ever overlapped in time.
+    for (_, finished), (started, _) in itertools.pairwise(runs):
+        assert finished is not None and finished <= started
