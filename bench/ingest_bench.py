@@ -184,6 +184,34 @@ def argon2_case(work: Path, hits: list[int], exposure: str) -> dict[str, Any]:
     }
 
 
+def index_case(identifiers: int) -> dict[str, Any]:
+    """Memory of the enrolled index with 10 million identifiers, and its batch lookup speed.
+
+    Runs in a child process so its peak RSS is its own.
+    """
+    code = f"""
+import json, os, resource, time
+import numpy as np
+from exposure.matching import EnrolledIndex
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+joined = np.random.default_rng(1).integers(0, 2**63, {identifiers}, dtype=np.uint64).tobytes()
+started = time.perf_counter()
+index = EnrolledIndex.from_prefixes(joined)
+built = time.perf_counter() - started
+del joined
+probe = [os.urandom(32) for _ in range(1_000_000)]
+started = time.perf_counter()
+index.contains(probe)
+looked = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"identifiers": len(index), "index_mib": index.nbytes // 2**20,
+    "build_seconds": round(built, 2), "lookups_per_s": round(1_000_000 / looked),
+    "process_peak_rss_mib": peak // 1024, "rss_growth_mib": (peak - before) // 1024}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return dict(json.loads(out.stdout))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -203,7 +231,8 @@ def main() -> int:
             f"generated {args.lines:,} lines in {time.perf_counter() - started:.0f}s",
             file=sys.stderr,
         )
-        report: dict[str, Any] = {"throughput": throughput_case(work, args.lines, exposure)}
+        report: dict[str, Any] = {"index_10m": index_case(10_000_000)}
+        report["throughput"] = throughput_case(work, args.lines, exposure)
         if not args.skip_argon2:
             report["argon2"] = argon2_case(work, hits, exposure)
     finally:

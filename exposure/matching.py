@@ -47,13 +47,12 @@ class EnrolledIndex:
 
     @classmethod
     def build(cls, fingerprints: Iterable[bytes]) -> EnrolledIndex:
-        return cls(np.unique(_prefixes(fingerprints)))
+        return cls(_sorted_unique(_prefixes(fingerprints)))
 
     @classmethod
     def from_prefixes(cls, joined: bytes) -> EnrolledIndex:
         """From concatenated :data:`PREFIX_BYTES`-byte prefixes."""
-        array = np.frombuffer(joined, dtype=_BIG_ENDIAN_U64).astype(np.uint64)
-        return cls(np.unique(array))
+        return cls(_sorted_unique(np.frombuffer(joined, dtype=_BIG_ENDIAN_U64).astype(np.uint64)))
 
     def __len__(self) -> int:
         return int(self._prefixes.size)
@@ -71,6 +70,18 @@ class EnrolledIndex:
         positions[positions == self._prefixes.size] = 0
         found: npt.NDArray[np.bool_] = self._prefixes[positions] == wanted
         return found
+
+
+def _sorted_unique(array: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """Sort in place and drop repeats: unlike np.unique (hash-based in NumPy 2), no copy
+    several times the size of the index at ten million identifiers."""
+    array.sort()
+    if array.size > 1:
+        keep = np.empty(array.size, dtype=np.bool_)
+        keep[0] = True
+        np.not_equal(array[1:], array[:-1], out=keep[1:])
+        array = array[keep]
+    return array
 
 
 def _prefixes(fingerprints: Iterable[bytes]) -> npt.NDArray[np.uint64]:

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TextIO
@@ -97,31 +97,44 @@ def _json(value: Any) -> Any:
     return iso_utc(value) if isinstance(value, datetime) else value
 
 
+class Progress:
+    """Bytes read and lines parsed, shown as a bar with throughput and ETA on a terminal."""
+
+    def __init__(self, total_bytes: int) -> None:
+        self.total_bytes = max(total_bytes, 1)
+        self.done_bytes = 0
+        self.lines = 0
+        self._started = time.monotonic()
+        self._bar: Any = None
+
+    def on_bytes(self, count: int) -> None:
+        self.done_bytes += count
+        if self._bar is not None:
+            self._bar.update(count, self)
+
+    def on_lines(self, count: int) -> None:
+        self.lines += count
+
+    def describe(self) -> str:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        return f"{self.done_bytes / elapsed / 1e6:.1f} MB/s  {self.lines / elapsed:,.0f} lines/s"
+
+
 @contextmanager
-def progress_bar(total_bytes: int) -> Iterator[Callable[[int], None]]:
-    """A bytes progress bar with throughput and ETA on stderr, for terminals only."""
+def progress_bar(total_bytes: int) -> Iterator[Progress]:
+    """A :class:`Progress` that draws on stderr when it is a terminal (silent otherwise)."""
+    progress = Progress(total_bytes)
     if not sys.stderr.isatty():
-        yield lambda _: None
+        yield progress
         return
-    started = time.monotonic()
-    done = 0
-
-    def rate(_: object) -> str:
-        elapsed = max(time.monotonic() - started, 1e-6)
-        return f"{done / elapsed / 1e6:.1f} MB/s"
-
+    bar: Any
     with click.progressbar(
-        length=max(total_bytes, 1),
+        length=progress.total_bytes,
         label="ingesting",
         file=sys.stderr,
         show_eta=True,
         show_percent=True,
-        item_show_func=rate,
+        item_show_func=lambda item: item.describe() if isinstance(item, Progress) else None,
     ) as bar:
-
-        def advance(count: int) -> None:
-            nonlocal done
-            done += count
-            bar.update(count, done)
-
-        yield advance
+        progress._bar = bar
+        yield progress

@@ -160,12 +160,14 @@ class Ingestor:
         verifier: PasswordVerifier,
         *,
         on_bytes: Callable[[int], None] | None = None,
+        on_lines: Callable[[int], None] | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._index = index
         self._verifier = verifier
         self._on_bytes = on_bytes
+        self._on_lines = on_lines
         self._committed_lines: dict[int, int] = {}
         self._pepper = settings.pepper.reveal()
         self._fingerprinter = Fingerprinter(
@@ -243,6 +245,8 @@ class Ingestor:
                 batch.add(ordinal, member, event)
             uncommitted += 1
             if uncommitted >= BATCH_EVENTS:
+                if self._on_lines is not None:
+                    self._on_lines(uncommitted)
                 await self._commit(run, batch, ordinal, stats, source=source, done=False)
                 batch, uncommitted = _Batch(), 0
         await self._commit(run, batch, ordinal, stats, source=source, done=True, finalize=finalize)

@@ -36,9 +36,16 @@ def ingest(paths: tuple[Path, ...], source: str, format_override: str | None) ->
             index = await Ingestor.load_index(engine)
             log.info("enrolled index: %d fingerprints, %d KiB", len(index), index.nbytes // 1024)
             results = []
-            with progress_bar(total_bytes) as on_bytes:
+            with progress_bar(total_bytes) as progress:
                 async with PasswordVerifier() as verifier:
-                    ingestor = Ingestor(engine, settings, index, verifier, on_bytes=on_bytes)
+                    ingestor = Ingestor(
+                        engine,
+                        settings,
+                        index,
+                        verifier,
+                        on_bytes=progress.on_bytes,
+                        on_lines=progress.on_lines,
+                    )
                     for path in paths:
                         results.append(
                             await ingestor.ingest(

@@ -105,6 +105,12 @@ def render_html(figures: WeeklyFigures, locale: Locale) -> str:
     )
 
 
+def spreadsheet_safe(value: str) -> str:
+    """Neutralise a cell that a spreadsheet would run as a formula (CSV injection): customer
+    ids and source names come from outside, and this file is opened in Excel."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def render_csv(rows: Iterable[WeekExposure], tz: ZoneInfo) -> bytes:
     """One row per exposure first seen in the week; times in ISO 8601 with the zone's offset."""
     buffer = io.StringIO()
@@ -114,12 +120,12 @@ def render_csv(rows: Iterable[WeekExposure], tz: ZoneInfo) -> bytes:
         writer.writerow(
             [
                 row.exposure_id,
-                row.customer_id,
+                spreadsheet_safe(row.customer_id),
                 row.action,
                 row.password_status,
                 row.state,
                 row.leak_type,
-                row.source,
+                spreadsheet_safe(row.source),
                 row.first_seen.astimezone(tz).isoformat(timespec="seconds"),
                 ""
                 if row.resolved_at is None
