@@ -12,6 +12,14 @@
   to ``failed/`` with ``<name>.reason.txt`` beside it holding reason codes only. A crash
   between the commit and the move ingests the entry again on the next run: identical content
   resumes or only adds sightings, never a second exposure or webhook.
+* **Large dumps are chunked.** A plain file (not an archive or compressed: judged by its magic
+  bytes) over ``EXPOSURE_FOLDER_CHUNK_BYTES`` is yielded as a :class:`LargeFilePage`. The runner
+  registers its line-aligned byte ranges in the database (this module never writes there) and
+  every daemon replica's ``chunks`` job ingests them (see :mod:`exposure.chunks`); the file
+  stays in the inbox meanwhile and whoever finishes its last chunk moves it to ``processed/``.
+  A manual ``exposure connectors run folder`` works through the chunks itself before it
+  returns. A file the runner will not chunk (UTF-16, CSV, SQL, stealer logs, no format found)
+  is ingested whole, as before.
 * **No cursor.** Moving the files is the state.
 """
 
@@ -34,8 +42,10 @@ from connectors.base import (
     Page,
     Stored,
     parse_positive_float,
+    parse_positive_int,
     setting,
 )
+from exposure.dumps.reader import is_container
 
 log = logging.getLogger("exposure.connectors.folder")
 
@@ -60,6 +70,22 @@ class FolderSettings(ConnectorSettings):
         default=5.0,
         parse=parse_positive_float,
     )
+    chunk_bytes: int = setting(
+        "EXPOSURE_FOLDER_CHUNK_BYTES",
+        help="a plain-text dump larger than this is split into byte ranges the replicas share",
+        default=64 << 20,
+        parse=parse_positive_int,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LargeFilePage(FilesPage):
+    """One plain file over ``chunk_bytes``: the runner registers it as byte-range chunks instead
+    of ingesting it whole (a runner that does not know this page ingests it whole, as a
+    :class:`FilesPage`). The ``Stored`` summary carries ``chunks`` and ``chunks_done`` when it
+    was chunked."""
+
+    chunk_bytes: int
 
 
 class FolderConnector(Connector[FolderSettings]):
@@ -87,8 +113,14 @@ class FolderConnector(Connector[FolderSettings]):
             if problem is not None:
                 await asyncio.to_thread(_move_failed, inbox, path, problem)
                 continue
-            stored = yield FilesPage(files=(path,), cursor=None)
+            chunk_bytes = self.settings.chunk_bytes
+            if await asyncio.to_thread(_is_large_plain_file, path, chunk_bytes):
+                stored = yield LargeFilePage(files=(path,), cursor=None, chunk_bytes=chunk_bytes)
+            else:
+                stored = yield FilesPage(files=(path,), cursor=None)
             # Past the yield: the ingest and its run record have committed.
+            if _chunks_pending(stored):
+                continue  # the chunk workers move it when its last chunk is done
             reason = _failure(stored)
             if reason is None:
                 await asyncio.to_thread(_move, path, inbox / PROCESSED)
@@ -149,6 +181,25 @@ def _unreadable(entry: Path) -> str | None:
     return None
 
 
+def _is_large_plain_file(entry: Path, chunk_bytes: int) -> bool:
+    """A regular file over ``chunk_bytes`` whose first bytes are no container's magic."""
+    try:
+        if not entry.is_file() or entry.stat().st_size <= chunk_bytes:
+            return False
+        with entry.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False  # gone (a chunk worker just finished and moved it): the ingest says so
+    return not is_container(head, entry.name)
+
+
+def _chunks_pending(stored: Stored | None) -> bool:
+    if stored is None or not stored.ingests:
+        return False
+    summary = stored.ingests[0]
+    return "chunks" in summary and int(summary["chunks_done"]) < int(summary["chunks"])
+
+
 def _failure(stored: Stored | None) -> str | None:
     """Why nothing could be read from the entry, or None when it was ingested."""
     if stored is None or not stored.ingests:
@@ -163,8 +214,18 @@ def _failure(stored: Stored | None) -> str | None:
     return f"no records could be read; problems: {listed}"
 
 
-def _move(entry: Path, folder: Path) -> Path:
-    """Move ``entry`` into ``folder``; a name already there gets a UTC timestamp prefix."""
+def move_processed(entry: Path) -> Path | None:
+    """Move an inbox entry to ``processed/`` beside it (``None``: someone else moved it)."""
+    return _move(entry, entry.parent / PROCESSED)
+
+
+def _move(entry: Path, folder: Path) -> Path | None:
+    """Move ``entry`` into ``folder``; a name already there gets a UTC timestamp prefix.
+
+    ``None`` when ``entry`` is gone: a chunk worker that finished it moved it first.
+    """
+    if not entry.exists():
+        return None
     folder.mkdir(exist_ok=True)
     target = folder / entry.name
     if target.exists():
@@ -172,6 +233,8 @@ def _move(entry: Path, folder: Path) -> Path:
         target = folder / f"{stamp}-{entry.name}"
     try:
         os.replace(entry, target)
+    except FileNotFoundError:
+        return None  # lost the race to another mover
     except OSError:
         shutil.move(entry, target)  # another file system
     return target
@@ -179,6 +242,8 @@ def _move(entry: Path, folder: Path) -> Path:
 
 def _move_failed(inbox: Path, entry: Path, reason: str) -> None:
     target = _move(entry, inbox / FAILED)
+    if target is None:
+        return
     when = datetime.now(UTC).isoformat(timespec="seconds")
     # Reason codes and counts only: never a line, a login or a password from the entry.
     target.with_name(target.name + ".reason.txt").write_text(

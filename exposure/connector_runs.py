@@ -21,6 +21,9 @@ A run:
 5. ends the row as ``success`` or ``failed`` with the error class and a message that holds no
    secret, no identifier and no URL query; bumps ``exposure_connector_runs``.
 
+A :class:`~connectors.folder.LargeFilePage` is registered as byte-range chunks for every
+replica's ``chunks`` job (:mod:`exposure.chunks`); a manual run (``once``) ingests them itself.
+
 HIBP e-mail range matches carry no plaintext login for the matcher; they are written by
 :func:`exposure.email_ranges.store_email_range`, in the same one transaction with the cursor.
 """
@@ -51,7 +54,9 @@ from connectors.base import (
     RecordsPage,
     Stored,
 )
+from connectors.folder import LargeFilePage
 from connectors.registry import ConnectorClass, Registry, load_registry
+from exposure import chunks
 from exposure.email_ranges import store_email_range
 from exposure.errors import ExposureError, RetriableError, SkippableError
 from exposure.metrics import CONNECTOR_RUNS
@@ -136,7 +141,8 @@ async def run_connector(
     async with q.connector_lock(engine, name) as acquired:
         if not acquired:
             return await _skipped(engine, name, record=once)
-        return await _Run(engine, settings, session, ingestor, cls, retry, stop).execute()
+        run = _Run(engine, settings, session, ingestor, cls, retry, stop, work_chunks=once)
+        return await run.execute()
 
 
 async def connector_status(engine: AsyncEngine, names: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -181,8 +187,11 @@ class _Run:
         cls: ConnectorClass,
         retry: RetryPolicy,
         stop: asyncio.Event | None,
+        *,
+        work_chunks: bool = False,
     ) -> None:
         self.engine, self.settings, self.session = engine, settings, session
+        self.work_chunks = work_chunks
         self.ingestor, self.cls, self.retry, self.name = ingestor, cls, retry, cls.name
         self.stop = stop
         self.stopped = False
@@ -290,13 +299,24 @@ class _Run:
         if isinstance(page, FilesPage) and page.files:
             summaries = []
             for number, path in enumerate(page.files, 1):
-                last = number == len(page.files)
-                summaries.append(
-                    await self.ingestor.ingest(
+                finalize = self._saver(page) if number == len(page.files) else None
+                chunked = None
+                if isinstance(page, LargeFilePage):
+                    chunked = await chunks.take_large_file(
+                        self.engine,
+                        self.settings,
+                        self.ingestor,
                         path,
+                        chunk_bytes=page.chunk_bytes,
                         source=self.name,
-                        format_override=page.format,
-                        finalize=self._saver(page) if last else None,
+                        work_now=self.work_chunks,
+                        stop=self.stop,
+                        finalize=finalize,
+                    )
+                summaries.append(
+                    chunked
+                    or await self.ingestor.ingest(
+                        path, source=self.name, format_override=page.format, finalize=finalize
                     )
                 )
             return Stored(

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api.app import create_app
 from exposure.api.server import serve
-from exposure.daemon_jobs import connector_jobs, report_job
+from exposure.daemon_jobs import chunks_job, connector_jobs, report_job
 from exposure.delivery import Deliverer
 from exposure.errors import FatalError
 from exposure.passwords import PasswordVerifier
@@ -70,6 +70,7 @@ class Daemon:
             verifier = await stack.enter_async_context(PasswordVerifier())
             jobs = [
                 *connector_jobs(engine, settings, session, verifier, self._stop, self.counters),
+                chunks_job(engine, settings, verifier, self._stop, self.counters),
                 report_job(engine, settings, self.counters),
             ]
             schedule = Schedule([self._tracked(job) for job in jobs], settings.timezone)
@@ -138,6 +139,7 @@ class Daemon:
             run=run,
             setting=job.setting,
             run_at_start=job.run_at_start,
+            quiet=job.quiet,
         )
 
     async def _finish_jobs(self) -> None:

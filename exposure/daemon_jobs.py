@@ -1,4 +1,5 @@
-"""The daemon's scheduled jobs, as data: one per configured connector, and the weekly report.
+"""The daemon's scheduled jobs, as data: one per configured connector, the chunks of large
+drop-folder dumps, and the weekly report.
 
 Each connector run loads a fresh enrolled index (customers enrolled since the last run are
 matched) and goes through the same runner as ``exposure connectors run``. The report job
@@ -14,6 +15,7 @@ from collections import Counter
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure.chunks import work, worker_id
 from exposure.connector_runs import configured_connectors, run_connector
 from exposure.passwords import PasswordVerifier
 from exposure.pipeline import Ingestor
@@ -58,9 +60,41 @@ def connector_jobs(
                 setting=cls.schedule_variable(),
                 # Interval connectors (the drop folder) start working at once.
                 run_at_start=schedule.interval_seconds is not None,
+                quiet=(schedule.interval_seconds or 3600) < 300,
             )
         )
     return jobs
+
+
+def chunks_job(
+    engine: AsyncEngine,
+    settings: Settings,
+    verifier: PasswordVerifier,
+    stop: asyncio.Event,
+    counters: Counter[str],
+) -> Job:
+    """Every replica ingests claimable chunks of large dumps (:mod:`exposure.chunks`), one at a
+    time until none is left. Deliberately not under the folder connector's advisory lock: the
+    chunks are shared out row by row with ``FOR UPDATE SKIP LOCKED``, so all replicas help."""
+    owner = worker_id()
+
+    async def make_ingestor() -> Ingestor:
+        # Loaded per job run, and only once a chunk was claimed: an idle tick is one query.
+        return Ingestor(engine, settings, await Ingestor.load_index(engine), verifier)
+
+    async def run() -> object:
+        done = await work(engine, make_ingestor, owner=owner, stop=stop)
+        counters["chunks_ingested"] += len(done)
+        return len(done)
+
+    return Job(
+        name="chunks",
+        schedule="every 2s",
+        run=run,
+        setting="EXPOSURE_FOLDER_CHUNK_BYTES",  # fixed schedule: named only for completeness
+        run_at_start=True,
+        quiet=True,
+    )
 
 
 def report_job(engine: AsyncEngine, settings: Settings, counters: Counter[str]) -> Job:

@@ -8,13 +8,15 @@ row's line number and a reason that never quotes the offending value.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from exposure.errors import FatalError, InvalidIdentifier
 from exposure.hashing import (
     EMAIL_PREFIX_LENGTH,
+    FINGERPRINT_SCHEME,
     email_range_key,
     email_sha1,
     identifier_fingerprint,
@@ -55,6 +57,55 @@ class EnrolmentRow:
 class RowRejected:
     line_no: int
     reason: str
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A chunk of rows ready for the database, as plain tuples.
+
+    The unit that comes back from a fingerprinting worker: plain tuples pickle ten times faster
+    than the row objects, which mattered more than the fingerprinting itself. Repeated customer
+    ids are merged (the last non-empty hash wins) and repeated identifiers dropped.
+    """
+
+    rows: int = 0
+    customers: dict[str, str | None] = field(default_factory=dict)
+    identifiers: dict[tuple[bytes, str, str], tuple[bytes, str, str, str, int, str]] = field(
+        default_factory=dict
+    )
+    email_ranges: dict[tuple[bytes, str], tuple[bytes, str, str]] = field(default_factory=dict)
+    strict_by_kind: Counter[str] = field(default_factory=Counter)
+    rejected: list[RowRejected] = field(default_factory=list)
+
+    def add(self, item: EnrolmentRow | RowRejected) -> None:
+        self.rows += 1
+        if isinstance(item, RowRejected):
+            self.rejected.append(item)
+            return
+        cid = item.customer_id
+        if item.password_hash is not None or cid not in self.customers:
+            self.customers[cid] = item.password_hash
+        for ident in item.identifiers:
+            kind = ident.kind.value
+            self.identifiers[(ident.fingerprint, cid, ident.strength)] = (
+                ident.fingerprint,
+                cid,
+                ident.strength,
+                kind,
+                FINGERPRINT_SCHEME,
+                ident.hint,
+            )
+            if ident.strength == "strict":
+                self.strict_by_kind[kind] += 1
+        for prefix, keyed in item.email_ranges:
+            self.email_ranges[(keyed, cid)] = (keyed, cid, prefix)
+
+
+def prepare(items: Iterable[EnrolmentRow | RowRejected]) -> PreparedBatch:
+    batch = PreparedBatch()
+    for item in items:
+        batch.add(item)
+    return batch
 
 
 class Enroller:
@@ -124,6 +175,14 @@ class Enroller:
     ) -> list[EnrolmentRow | RowRejected]:
         """:meth:`build` over a chunk: the unit of work handed to a worker process."""
         return [item if isinstance(item, RowRejected) else self.build(*item) for item in items]
+
+    def prepare_many(
+        self, items: Iterable[tuple[int, Mapping[str, str | None]] | RowRejected]
+    ) -> PreparedBatch:
+        """:meth:`build` over a chunk, prepared for the database: a worker process's job."""
+        return prepare(
+            item if isinstance(item, RowRejected) else self.build(*item) for item in items
+        )
 
     def read_records(
         self, records: Iterable[Mapping[str, str | None]]

@@ -7,7 +7,7 @@ import asyncio
 import multiprocessing
 import os
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -15,7 +15,14 @@ from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.enrolment import Enroller, EnrolmentRow, RowRejected, csv_records
+from exposure.enrolment import (
+    Enroller,
+    EnrolmentRow,
+    PreparedBatch,
+    RowRejected,
+    csv_records,
+    prepare,
+)
 from exposure.store import customers as customer_queries
 
 BATCH_ROWS = 20_000
@@ -36,18 +43,15 @@ class EnrolmentSummary:
     rejected_total: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
 
-    def add(self, item: Item) -> None:
-        self.rows += 1
-        if isinstance(item, RowRejected):
+    def add(self, batch: PreparedBatch) -> None:
+        self.rows += batch.rows
+        self.customer_ids.update(batch.customers)
+        self.identifiers.update(batch.strict_by_kind)
+        for item in batch.rejected:
             self.rejected_total += 1
             self.rejected_by_reason[item.reason] += 1
             if len(self.rejected) < MAX_LISTED_REJECTIONS:
                 self.rejected.append(item)
-            return
-        self.customer_ids.add(item.customer_id)
-        for ident in item.identifiers:
-            if ident.strength == "strict":
-                self.identifiers[ident.kind.value] += 1
 
     def as_json(self, totals: customer_queries.EnrolmentTotals) -> dict[str, Any]:
         return {
@@ -65,60 +69,60 @@ class EnrolmentSummary:
 async def enrol(engine: AsyncEngine, items: Iterable[Item]) -> dict[str, Any]:
     """Upsert already-built rows (small inputs: the API, tests) and summarise."""
 
-    async def chunks() -> AsyncIterator[list[Item]]:
+    async def batches() -> AsyncIterator[PreparedBatch]:
         iterator = iter(items)
         while chunk := list(islice(iterator, BATCH_ROWS)):
-            yield chunk
+            yield prepare(chunk)
 
-    return await _enrol_chunks(engine, chunks())
+    return await _enrol_batches(engine, batches())
 
 
 async def enrol_csv(
     engine: AsyncEngine, enroller: Enroller, stream: TextIO, *, size_hint: int = 0
 ) -> dict[str, Any]:
-    """Enrol a customer CSV, fingerprinting on every core when the file is large."""
+    """Enrol a customer CSV, fingerprinting on worker processes when the file is large."""
     records = csv_records(stream)
-    workers = os.cpu_count() or 1
-    if size_hint < PARALLEL_FROM_BYTES or workers < 2:
-        return await enrol(engine, _build_each(enroller, records))
+    # One core stays with this process: it reads the CSV and writes to the database, about as
+    # much work as fingerprinting.
+    workers = max(1, (os.cpu_count() or 1) - 1)
+    if size_hint < PARALLEL_FROM_BYTES:
+
+        async def inline() -> AsyncIterator[PreparedBatch]:
+            while chunk := list(islice(records, BATCH_ROWS)):
+                yield enroller.prepare_many(chunk)
+
+        return await _enrol_batches(engine, inline())
     loop = asyncio.get_running_loop()
     # spawn, not fork: the event loop and the database driver's threads must not be forked.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        in_flight: deque[asyncio.Future[list[Item]]] = deque()
+        in_flight: deque[asyncio.Future[PreparedBatch]] = deque()
 
-        async def chunks() -> AsyncIterator[list[Item]]:
+        async def pooled() -> AsyncIterator[PreparedBatch]:
             while chunk := list(islice(records, BATCH_ROWS)):
-                in_flight.append(loop.run_in_executor(pool, enroller.build_many, chunk))
+                in_flight.append(loop.run_in_executor(pool, enroller.prepare_many, chunk))
                 # Two chunks per worker in flight keep every worker busy while we write.
                 if len(in_flight) >= 2 * workers:
                     yield await in_flight.popleft()
             while in_flight:
                 yield await in_flight.popleft()
 
-        return await _enrol_chunks(engine, chunks())
+        return await _enrol_batches(engine, pooled())
 
 
-def _build_each(enroller: Enroller, records: Iterable[Any]) -> Iterator[Item]:
-    for item in records:
-        yield item if isinstance(item, RowRejected) else enroller.build(*item)
+async def _enrol_batches(
+    engine: AsyncEngine, batches: AsyncIterator[PreparedBatch]
+) -> dict[str, Any]:
+    """Write each batch in one transaction, and summarise.
 
-
-async def _enrol_chunks(engine: AsyncEngine, chunks: AsyncIterator[list[Item]]) -> dict[str, Any]:
-    """Write each chunk's accepted rows in one transaction.
-
-    A crash part-way leaves whole chunks committed; enrolling the file again is idempotent,
+    A crash part-way leaves whole batches committed; enrolling the file again is idempotent,
     so re-running is always the recovery.
     """
     summary = EnrolmentSummary()
-    async for chunk in chunks:
-        rows: list[EnrolmentRow] = []
-        for item in chunk:
-            summary.add(item)
-            if isinstance(item, EnrolmentRow):
-                rows.append(item)
-        if rows:
+    async for batch in batches:
+        summary.add(batch)
+        if batch.customers:
             async with engine.begin() as conn:
-                await customer_queries.upsert_customers(conn, rows)
+                await customer_queries.upsert_customers(conn, batch)
     async with engine.connect() as conn:
         totals = await customer_queries.totals(conn)
     return summary.as_json(totals)

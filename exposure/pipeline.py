@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure.dumps.containers import MemberProblem
-from exposure.dumps.reader import MemberEnd, MemberStart, read_dump
+from exposure.dumps.reader import MemberEnd, MemberStart, read_dump, read_range
 from exposure.dumps.records import LeakRecord, Rejected
 from exposure.hashing import password_fingerprint
 from exposure.matching import PREFIX_BYTES, EnrolledIndex, Fingerprinter, LeakedKey, candidate_keys
@@ -139,6 +139,13 @@ def content_key(pepper: bytes, path: Path) -> str:
     return digest.hexdigest()
 
 
+def range_key(pepper: bytes, file_key: str, start: int, end: int) -> str:
+    """The content key of bytes ``start``-``end`` of the file whose key is ``file_key``: a chunk
+    killed mid-way resumes from its own checkpoint (and a re-ingested range feeds no corpus)."""
+    message = f"range\x00{file_key}\x00{start}\x00{end}".encode()
+    return hmac.new(pepper, message, "sha256").hexdigest()
+
+
 def records_key(pepper: bytes, label: str, records: Sequence[LeakRecord]) -> str:
     """A keyed digest of a connector page, so a page fetched again after a crash resumes."""
     digest = hmac.new(pepper, b"page\x00" + label.encode() + b"\x00", "sha256")
@@ -198,6 +205,38 @@ class Ingestor:
         key = await asyncio.to_thread(content_key, self._pepper, path)
         events = self._events(path, format_override)
         return await self._ingest_events(events, path.name, key, source=source, finalize=finalize)
+
+    async def ingest_range(
+        self,
+        path: Path,
+        start: int,
+        end: int,
+        *,
+        file_key: str,
+        fmt: str,
+        source: str,
+        finalize: Finalizer | None = None,
+    ) -> dict[str, Any]:
+        """Ingest bytes ``start``-``end`` (inclusive, line-aligned) of the plain file at ``path``,
+        parsed as ``fmt``, resuming an interrupted ingest of that same range.
+
+        ``file_key`` is the whole file's :func:`content_key` (passed in: hashing the whole file
+        once per range would read it once per range). Sightings name the file
+        ``<name>@<start>-<end>`` and number lines from the range's first line.
+        Raises :class:`OSError` when the file cannot be opened.
+        """
+        name = f"{path.name}@{start}-{end}"
+        events = read_range(
+            path,
+            start,
+            end,
+            fmt=fmt,
+            name=name,
+            is_broker_site=self._settings.broker_domains.matches,
+            progress=self._on_bytes,
+        )
+        key = range_key(self._pepper, file_key, start, end)
+        return await self._ingest_events(events, name, key, source=source, finalize=finalize)
 
     async def ingest_records(
         self,
@@ -285,7 +324,8 @@ class Ingestor:
             stats.escalations += applied.escalations
             stats.sightings += applied.sightings
             stats.events += applied.events
-            await ingest_queries.add_to_corpus(conn, sorted(corpus.items()))
+            # Key order makes the inserts walk the B-tree instead of jumping around it.
+            await ingest_queries.add_to_corpus(conn, [(key, corpus[key]) for key in sorted(corpus)])
             await ingest_queries.save_checkpoint(conn, run.id, ordinal, stats.as_json(), done=done)
             if finalize is not None:
                 await finalize(conn)

@@ -31,6 +31,7 @@ class Job:
     run: Callable[[], Awaitable[object]]
     setting: str  # the variable that sets the schedule, named in configuration errors
     run_at_start: bool = False
+    quiet: bool = False  # frequent jobs log their runs at DEBUG, not INFO
 
 
 def trigger_for(schedule: str, timezone: ZoneInfo, setting: str) -> CronTrigger | IntervalTrigger:
@@ -81,9 +82,11 @@ class Schedule:
 def _logged(job: Job) -> Callable[[], Awaitable[None]]:
     # A job that raises is logged by APScheduler's executor and runs again on its trigger;
     # the job's own code records the failure where it belongs (a connector run row).
+    level = logging.DEBUG if job.quiet else logging.INFO
+
     async def run() -> None:
-        log.info("job %s started", job.name, extra={"job": job.name})
+        log.log(level, "job %s started", job.name, extra={"job": job.name})
         await job.run()
-        log.info("job %s finished", job.name, extra={"job": job.name})
+        log.log(level, "job %s finished", job.name, extra={"job": job.name})
 
     return run

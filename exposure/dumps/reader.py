@@ -29,16 +29,19 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from types import MappingProxyType
+from typing import BinaryIO, cast
 
 from exposure.dumps.containers import (
     ArchiveLimits,
     Member,
     MemberError,
     MemberProblem,
+    _sniff,
     iter_members,
 )
 from exposure.dumps.decode import DEFAULT_MAX_LINE_BYTES, LineProblem, decode_lines
@@ -46,13 +49,17 @@ from exposure.dumps.formats import FORMATS, detect_format, parse_lines
 from exposure.dumps.records import CookieHit, LeakRecord, LeakType, Rejected
 
 __all__ = [
+    "RANGE_FORMATS",
     "SESSION_FORMAT",
     "DumpEvent",
     "MemberEnd",
     "MemberProblem",
     "MemberStart",
+    "is_container",
     "machine_folder",
+    "range_format",
     "read_dump",
+    "read_range",
 ]
 
 SESSION_FORMAT = "stealer_session"
@@ -64,6 +71,10 @@ _HEAD_CHARS = 64 << 10
 # machine (a merged dump), and pinning its cookies on every login would accuse strangers.
 _MAX_MACHINE_LOGINS = 2000
 _SUBFOLDERS = frozenset(("cookies", "passwords", "autofills", "autofill", "browsers"))
+# Formats in which every line is a unit of its own, so any line-aligned byte range parses
+# exactly as it would inside the whole file. Not csv (its header is on line 1), sql (statements
+# span lines), stealer formats (blocks span lines; cookies are attributed per machine folder).
+RANGE_FORMATS = frozenset(("combo", "ulp", "jsonl"))
 _ARCHIVE_SUFFIXES = re.compile(r"(\.(zip|7z|rar|tar|tgz|gz|bz2|xz|zst))+$", re.IGNORECASE)
 
 
@@ -168,6 +179,12 @@ class _Reader:
                 yield from self._member(item, key)
         yield from self._leave_machine()
 
+    def range_events(self, handle: BinaryIO, size: int, name: str) -> Iterator[DumpEvent]:
+        with handle:
+            stream = cast(BinaryIO, _RangeStream(handle, size))
+            yield from self._member(Member(name, size, lambda: nullcontext(stream)), "")
+            yield from self._leave_machine()
+
     def _leave_machine(self) -> Iterator[DumpEvent]:
         machine, self._machine = self._machine, None
         if machine is not None and machine.hits:
@@ -270,3 +287,73 @@ def read_dump(
         raise ValueError(f"unknown dump format {format_override!r}; expected one of {FORMATS}")
     reader = _Reader(format_override, is_broker_site, limits, progress, max_line_bytes)
     return reader.events(path)
+
+
+class _RangeStream:
+    """At most ``remaining`` bytes of ``handle`` from where it is positioned (a byte range)."""
+
+    def __init__(self, handle: BinaryIO, remaining: int) -> None:
+        self._handle, self._remaining = handle, remaining
+
+    def read(self, size: int = -1) -> bytes:
+        if self._remaining <= 0:
+            return b""
+        want = self._remaining if size < 0 else min(size, self._remaining)
+        data = self._handle.read(want)
+        self._remaining -= len(data)
+        return data
+
+
+def is_container(head: bytes, name: str) -> bool:
+    """Whether the container walk would treat a file of this name starting with ``head`` (its
+    first 4 KiB or more) as an archive or compressed stream, or refuse it as one."""
+    return _sniff(head, name) is not None
+
+
+def range_format(path: Path) -> str | None:
+    """The format to read the plain file at ``path`` in byte ranges, or ``None`` when it must
+    be read whole: a container or compressed file (the magic bytes the container walk uses),
+    UTF-16 text (its line breaks are two bytes wide), an undetected format, or a format outside
+    :data:`RANGE_FORMATS`. Detection sees the same head of the file as :func:`read_dump`.
+    Raises :class:`OSError` when the file cannot be read.
+    """
+    with path.open("rb") as handle:
+        if is_container(handle.read(4096), path.name):
+            return None
+        handle.seek(0)
+        lines = decode_lines(handle)
+        if lines.encoding.startswith("utf-16"):
+            return None
+        head = _head(lines.texts(lambda _line_no, _problem: None))
+    fmt = detect_format(path.name, [text for _, text in head])
+    return fmt if fmt in RANGE_FORMATS else None
+
+
+def read_range(
+    path: Path,
+    start: int,
+    end: int,
+    *,
+    fmt: str,
+    name: str,
+    is_broker_site: Callable[[str], bool],
+    progress: Callable[[int], None] | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[DumpEvent]:
+    """Stream the events of bytes ``start`` to ``end`` (inclusive) of the plain file at ``path``
+    as one member called ``name``, parsed as ``fmt`` (one of :data:`RANGE_FORMATS`).
+
+    Line numbers count from the range's first line. The file is opened now, so a missing or
+    unreadable file raises :class:`OSError` here rather than becoming a problem event: a range
+    that could not be read must not count as read.
+    """
+    if fmt not in RANGE_FORMATS:
+        raise ValueError(f"{fmt!r} cannot be read by byte ranges; expected one of {RANGE_FORMATS}")
+    handle = path.open("rb")
+    try:
+        handle.seek(start)
+    except OSError:
+        handle.close()
+        raise
+    reader = _Reader(fmt, is_broker_site, DEFAULT_LIMITS, progress, max_line_bytes)
+    return reader.range_events(handle, end - start + 1, name)

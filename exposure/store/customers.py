@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.enrolment import EnrolmentRow
-from exposure.hashing import FINGERPRINT_SCHEME
+from exposure.enrolment import PreparedBatch
 from exposure.store.dialect import is_postgres, placeholders, timestamp_param
 from exposure.store.models import Customer, CustomerIdentifier
 from exposure.store.types import utcnow
@@ -19,21 +17,18 @@ customers = cast(Table, Customer.__table__)
 identifiers = cast(Table, CustomerIdentifier.__table__)
 
 
-async def upsert_customers(conn: AsyncConnection, rows: Sequence[EnrolmentRow]) -> None:
+async def upsert_customers(conn: AsyncConnection, batch: PreparedBatch) -> None:
     """Insert new customers, add new identifiers, and update changed password hashes.
 
-    Idempotent: enrolling the same rows again changes nothing (not even ``updated_at``).
-    Repeated customer ids inside ``rows`` are merged first, because PostgreSQL refuses to
-    touch one row twice in a single ``ON CONFLICT DO UPDATE`` statement. This is the bulk
-    path (a million customers a minute), so it hands tuples straight to the driver.
+    Idempotent: enrolling the same rows again changes nothing (not even ``updated_at``). The
+    batch has repeated customer ids merged already, because PostgreSQL refuses to touch one
+    row twice in a single ``ON CONFLICT DO UPDATE``. This is the bulk path (a million customers
+    a minute), so it hands tuples straight to the driver, in key order so the inserts walk
+    each index instead of jumping around it.
     """
-    if not rows:
+    if not batch.customers:
         return
     now = timestamp_param(conn, utcnow())
-    merged: dict[str, str | None] = {}
-    for row in rows:
-        if row.password_hash is not None or row.customer_id not in merged:
-            merged[row.customer_id] = row.password_hash
     distinct = "IS DISTINCT FROM" if is_postgres(conn) else "IS NOT"
     await conn.exec_driver_sql(
         # Fixed SQL text: only the placeholder list is generated.
@@ -43,37 +38,20 @@ async def upsert_customers(conn: AsyncConnection, rows: Sequence[EnrolmentRow]) 
         "password_hash = excluded.password_hash, updated_at = excluded.updated_at "
         "WHERE excluded.password_hash IS NOT NULL "
         f"AND customers.password_hash {distinct} excluded.password_hash",
-        [(cid, phc, now, now) for cid, phc in merged.items()],
+        [(cid, phc, now, now) for cid, phc in batch.customers.items()],
     )
-    identifier_rows = {
-        (ident.fingerprint, row.customer_id, ident.strength): (
-            ident.fingerprint,
-            row.customer_id,
-            ident.strength,
-            ident.kind.value,
-            FINGERPRINT_SCHEME,
-            ident.hint,
-        )
-        for row in rows
-        for ident in row.identifiers
-    }
-    range_rows = {
-        (keyed, row.customer_id): (keyed, row.customer_id, prefix)
-        for row in rows
-        for prefix, keyed in row.email_ranges
-    }
-    if range_rows:
+    if batch.email_ranges:
         await conn.exec_driver_sql(
             "INSERT INTO email_range_keys (keyed_sha1, customer_id, prefix) "  # noqa: S608
             f"VALUES ({placeholders(conn, 3)}) ON CONFLICT DO NOTHING",
-            list(range_rows.values()),
+            [batch.email_ranges[key] for key in sorted(batch.email_ranges)],
         )
-    if identifier_rows:
+    if batch.identifiers:
         await conn.exec_driver_sql(
             "INSERT INTO customer_identifiers "  # noqa: S608
             "(fingerprint, customer_id, strength, kind, scheme, hint) "
             f"VALUES ({placeholders(conn, 6)}) ON CONFLICT DO NOTHING",
-            list(identifier_rows.values()),
+            [batch.identifiers[key] for key in sorted(batch.identifiers)],
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -323,3 +324,39 @@ class EmailRangeKey(Base):
         ForeignKey("customers.customer_id", ondelete="CASCADE"), primary_key=True
     )
     prefix: Mapped[str] = mapped_column(String(6))
+
+
+class IngestChunk(Base):
+    """One line-aligned byte range of a large plain-text dump in the drop folder.
+
+    A dump over ``EXPOSURE_FOLDER_CHUNK_BYTES`` is registered once as rows of this table
+    (``file_key`` is the keyed content digest of the whole file, as the pipeline computes it)
+    and every replica claims ``pending`` rows, or ``claimed`` rows whose lease ran out, with
+    ``FOR UPDATE SKIP LOCKED``. ``start_byte`` and ``end_byte`` are inclusive; ``format`` was
+    detected once from the head of the whole file, so every range parses the same way;
+    ``file_bytes`` is the file's size when it was registered. ``attempts`` counts claims.
+    """
+
+    __tablename__ = "ingest_chunks"
+    __table_args__ = (
+        UniqueConstraint("file_key", "chunk_no"),
+        CheckConstraint("state IN ('pending', 'claimed', 'done')", name="state"),
+        Index(None, "state"),
+        Index(None, "path"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_key: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(1024))
+    file_bytes: Mapped[int] = mapped_column(BigInteger)
+    chunk_no: Mapped[int] = mapped_column(Integer)
+    start_byte: Mapped[int] = mapped_column(BigInteger)
+    end_byte: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,326 @@
+"""Large drop-folder dumps, split into byte ranges that any replica ingests.
+
+The folder connector never reads a big plain-text dump whole. It yields a
+:class:`~connectors.folder.LargeFilePage`, and the runner (:mod:`exposure.connector_runs`, the
+one place that writes) calls :func:`register_file`:
+
+1. the format is detected ONCE from the head of the whole file (:func:`range_format`); a
+   container, UTF-16 text or a format that is not line-local is not chunked (``None``: the
+   runner ingests it whole, as before);
+2. the file is split into line-aligned ranges (:func:`split_ranges`) registered in
+   ``ingest_chunks`` under the file's keyed content digest; registering again (a second look,
+   another replica, a re-dropped copy) adds nothing.
+
+Then :func:`work` claims one chunk at a time (``FOR UPDATE SKIP LOCKED`` + a lease that a
+background task renews), ingests exactly that range through
+:meth:`~exposure.pipeline.Ingestor.ingest_range` and marks the chunk done in the same
+transaction as the range's last batch. Whoever finishes a file's last chunk moves the file to
+``processed/``; two finishers racing for the move is harmless (the loser finds it gone).
+
+Every daemon replica runs :func:`work` as its ``chunks`` job (not under the folder connector's
+advisory lock), and ``exposure connectors run folder`` runs it for the file it just registered
+before returning, so one machine still ingests a big file in one command. The inbox must be the
+same shared folder, at the same path, on every replica that runs the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from connectors.folder import move_processed
+from exposure.dumps.reader import range_format
+from exposure.errors import RetriableError
+from exposure.pipeline import Finalizer, Ingestor, content_key
+from exposure.settings import Settings
+from exposure.store import chunks as q
+from exposure.store.chunks import ChunkSpec, ClaimedChunk, FileProgress
+from exposure.store.types import utcnow
+
+log = logging.getLogger("exposure.chunks")
+
+# A chunk is held this long without a renewal; the holder renews it every quarter of that, so
+# only a dead (or wedged) holder lets it run out and another replica take the chunk over.
+LEASE_SECONDS = 300.0
+# Claims of one chunk before it is left alone (pending, visible in ingest_chunks.attempts).
+MAX_ATTEMPTS = 5
+# After a failure the chunk is claimable again this long times its attempts later.
+RETRY_SECONDS = 30.0
+_SCAN_BYTES = 64 << 10
+
+IngestorFactory = Callable[[], Awaitable[Ingestor]]
+
+
+class LeaseLost(RetriableError):
+    """Another claimer took the chunk over (our lease ran out); our last batch rolled back."""
+
+    def __init__(self, chunk_id: int) -> None:
+        self.chunk_id = chunk_id
+        super().__init__(f"the lease of ingest chunk {chunk_id} was lost to another claimer")
+
+
+def worker_id() -> str:
+    """Host, process and a random part: this worker's ``lease_owner``."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def split_ranges(path: Path, chunk_bytes: int) -> list[ChunkSpec]:
+    """Line-aligned ranges of about ``chunk_bytes`` covering every byte of the file once.
+
+    Each boundary is found by seeking to the next multiple of ``chunk_bytes`` and moving past
+    the next ``\\n``; a line longer than a chunk simply makes its range longer (targets that
+    fall inside it are skipped), and a last line without ``\\n`` ends the last range.
+    """
+    if chunk_bytes < 1:
+        raise ValueError("chunk_bytes must be positive")
+    size = path.stat().st_size
+    starts = [0]
+    with path.open("rb") as handle:
+        target = chunk_bytes
+        while target < size:
+            if target > starts[-1]:
+                boundary = _after_newline(handle, target)
+                if boundary is None or boundary >= size:
+                    break
+                starts.append(boundary)
+            target += chunk_bytes
+    ends = [*starts[1:], size]
+    pairs = zip(starts, ends, strict=True)
+    return [ChunkSpec(n, start, end - 1) for n, (start, end) in enumerate(pairs)]
+
+
+def _after_newline(handle: BinaryIO, position: int) -> int | None:
+    """The offset just past the first ``\\n`` at or after ``position``; ``None`` at EOF."""
+    handle.seek(position)
+    while block := handle.read(_SCAN_BYTES):
+        found = block.find(b"\n")
+        if found >= 0:
+            return position + found + 1
+        position += len(block)
+    return None
+
+
+async def register_file(
+    engine: AsyncEngine, settings: Settings, path: Path, *, chunk_bytes: int, source: str
+) -> FileProgress | None:
+    """Register the plain file at ``path`` as chunks (idempotent) and return its progress, or
+    ``None`` when it is to be ingested whole (small, a container, or not line-local)."""
+    resolved = await asyncio.to_thread(path.resolve)
+    size = (await asyncio.to_thread(resolved.stat)).st_size
+    if size <= chunk_bytes:
+        return None
+    where = str(resolved)
+    async with engine.connect() as conn:
+        # Still being worked on: skip re-hashing a big file at every look of the connector.
+        known = await q.unfinished_at(conn, where, size)
+    if known is not None:
+        return known
+    fmt = await asyncio.to_thread(range_format, path)
+    if fmt is None:
+        return None
+    key = await asyncio.to_thread(content_key, settings.pepper.reveal(), path)
+    async with engine.connect() as conn:
+        known = await q.progress(conn, key)
+    if known is not None:
+        return known  # registered before (maybe complete: the caller moves the file then)
+    ranges = await asyncio.to_thread(split_ranges, path, chunk_bytes)
+    async with engine.begin() as conn:
+        added = await q.register(
+            conn,
+            file_key=key,
+            path=where,
+            file_bytes=size,
+            fmt=fmt,
+            source=source,
+            ranges=ranges,
+            now=utcnow(),
+        )
+        registered = await q.progress(conn, key)
+    log.info("chunks: %s registered as %d chunk(s) (%d new)", path.name, len(ranges), added)
+    # Just inserted, or inserted by a concurrent registrar: rows exist either way.
+    return registered or FileProgress(key, where, len(ranges), 0)
+
+
+async def take_large_file(
+    engine: AsyncEngine,
+    settings: Settings,
+    ingestor: Ingestor,
+    path: Path,
+    *,
+    chunk_bytes: int,
+    source: str,
+    work_now: bool,
+    stop: asyncio.Event | None = None,
+    finalize: Finalizer | None = None,
+) -> dict[str, Any] | None:
+    """The runner's side of a large file: register its chunks and, when ``work_now`` (a manual
+    run), ingest them with ``ingestor`` before returning. ``None`` when the file is not to be
+    chunked. The summary's ``chunks`` and ``chunks_done`` tell the connector whether the file
+    is finished (then it moves it, unless a chunk worker already did). ``finalize`` (the
+    connector's cursor) commits once the chunks are registered and, if asked, ingested."""
+    progress = await register_file(engine, settings, path, chunk_bytes=chunk_bytes, source=source)
+    if progress is None:
+        return None
+    done: list[dict[str, Any]] = []
+    if work_now and not progress.complete:
+
+        async def same_ingestor() -> Ingestor:
+            return ingestor
+
+        done = await work(
+            engine, same_ingestor, owner=worker_id(), stop=stop, file_key=progress.file_key
+        )
+        progress = await file_progress(engine, progress.file_key) or progress
+    if finalize is not None:
+        async with engine.begin() as conn:
+            await finalize(conn)
+    new_exposures: Counter[str] = Counter()
+    for summary in done:
+        new_exposures.update(summary.get("new_exposures", {}))
+    return {
+        "input": path.name,
+        "source": source,
+        "chunks": progress.chunks,
+        "chunks_done": progress.done,
+        "chunks_ingested": len(done),
+        "records": sum(int(s["records"]) for s in done),
+        "matched_records": sum(int(s["matched_records"]) for s in done),
+        "new_exposures": dict(new_exposures),
+        "events": sum(int(s["events"]) for s in done),
+        "sightings": sum(int(s["sightings"]) for s in done),
+    }
+
+
+async def work(
+    engine: AsyncEngine,
+    make_ingestor: IngestorFactory,
+    *,
+    owner: str,
+    stop: asyncio.Event | None = None,
+    file_key: str | None = None,
+    lease_seconds: float = LEASE_SECONDS,
+) -> list[dict[str, Any]]:
+    """Claim and ingest chunks one at a time until none is claimable (or ``stop`` is set);
+    ``file_key`` limits the work to one file. Returns each ingested chunk's summary.
+
+    The ingestor is made only once a chunk was claimed: an idle tick costs one query, not a
+    load of the enrolled index. A chunk whose file cannot be read is given back for a later
+    retry and the work goes on; any other error gives the chunk back and is raised.
+    """
+    ingestor: Ingestor | None = None
+    summaries: list[dict[str, Any]] = []
+    lease = timedelta(seconds=lease_seconds)
+    while stop is None or not stop.is_set():
+        now = utcnow()
+        async with engine.begin() as conn:
+            chunk = await q.claim(
+                conn,
+                owner=owner,
+                now=now,
+                lease_until=now + lease,
+                max_attempts=MAX_ATTEMPTS,
+                file_key=file_key,
+            )
+        if chunk is None:
+            break
+        if ingestor is None:
+            ingestor = await make_ingestor()
+        try:
+            summaries.append(await _ingest_chunk(engine, ingestor, chunk, owner, lease))
+        except LeaseLost as error:
+            log.warning("chunks: %s", error)
+        except OSError as error:
+            await _release(engine, chunk, owner)
+            log.warning(
+                "chunks: chunk %d of %s unreadable (%s); retried later",
+                chunk.chunk_no,
+                Path(chunk.path).name,
+                type(error).__name__,
+            )
+        except Exception:
+            await _release(engine, chunk, owner)
+            raise
+    return summaries
+
+
+async def _ingest_chunk(
+    engine: AsyncEngine,
+    ingestor: Ingestor,
+    chunk: ClaimedChunk,
+    owner: str,
+    lease: timedelta,
+) -> dict[str, Any]:
+    async def finalize(conn: AsyncConnection) -> None:
+        # In the range's last transaction: done exactly when its data is committed.
+        if not await q.mark_done(conn, chunk.id, owner, utcnow()):
+            raise LeaseLost(chunk.id)
+
+    renewer = asyncio.create_task(_keep_lease(engine, chunk, owner, lease))
+    try:
+        summary = await ingestor.ingest_range(
+            Path(chunk.path),
+            chunk.start,
+            chunk.end,
+            file_key=chunk.file_key,
+            fmt=chunk.format,
+            source=chunk.source,
+            finalize=finalize,
+        )
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+    log.info(
+        "chunks: chunk %d of %s ingested (%d records)",
+        chunk.chunk_no,
+        Path(chunk.path).name,
+        int(summary.get("records", 0)),
+        extra={"lease_owner": owner},
+    )
+    await _finish_file(engine, chunk)
+    return {**summary, "chunk_no": chunk.chunk_no, "file_key": chunk.file_key}
+
+
+async def _keep_lease(
+    engine: AsyncEngine, chunk: ClaimedChunk, owner: str, lease: timedelta
+) -> None:
+    while True:
+        await asyncio.sleep(lease.total_seconds() / 4)
+        async with engine.begin() as conn:
+            held = await q.renew(conn, chunk.id, owner, utcnow() + lease)
+        if not held:
+            return  # taken over: finalize will notice and roll the last batch back
+
+
+async def _release(engine: AsyncEngine, chunk: ClaimedChunk, owner: str) -> None:
+    retry_at = utcnow() + timedelta(seconds=RETRY_SECONDS * chunk.attempts)
+    async with engine.begin() as conn:
+        await q.release(conn, chunk.id, owner, retry_at)
+
+
+async def _finish_file(engine: AsyncEngine, chunk: ClaimedChunk) -> None:
+    """Move the file to processed/ once every chunk is done. Checked after the commit: inside
+    the transaction two finishers of the last two chunks would each miss the other's row."""
+    async with engine.connect() as conn:
+        progress = await q.progress(conn, chunk.file_key)
+    if progress is not None and progress.complete:
+        moved = await asyncio.to_thread(move_processed, Path(chunk.path))
+        if moved is not None:
+            log.info("chunks: %s complete (%d chunks)", moved.name, progress.chunks)
+
+
+async def file_progress(engine: AsyncEngine, file_key: str) -> FileProgress | None:
+    """The progress of a registered file (``None`` if it never was)."""
+    async with engine.connect() as conn:
+        return await q.progress(conn, file_key)
