@@ -97,6 +97,20 @@ def figures(start: float, arrivals: list[float]) -> dict[str, Any]:
     }
 
 
+async def command(exposure: str, *args: str, env: dict[str, str], cwd: Path) -> None:
+    """Run a CLI command without blocking the loop: the receiver must keep answering."""
+    process = await asyncio.create_subprocess_exec(
+        exposure,
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    if await process.wait() != 0:
+        raise SystemExit(f"exposure {' '.join(args)} failed")
+
+
 async def wait_for(receiver: Receiver, count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while len(receiver.arrivals) < count and time.monotonic() < deadline:
@@ -112,27 +126,19 @@ async def run(lines: int, hits: int, exposure: str) -> dict[str, Any]:
             customers, dump = write_inputs(work, lines, hits)
             # Baseline: by hand.
             env = env_for(work, "manual.db", url)
-            for args in (["db", "upgrade"], ["enroll", str(customers)]):
-                subprocess.run(
-                    [exposure, *args], env=env, cwd=work, check=True, capture_output=True
-                )
+            await command(exposure, "db", "upgrade", env=env, cwd=work)
+            await command(exposure, "enroll", str(customers), env=env, cwd=work)
             start = time.time()
-            subprocess.run(
-                [exposure, "ingest", str(dump)], env=env, cwd=work, check=True, capture_output=True
-            )
-            subprocess.run(
-                [exposure, "deliver"], env=env, cwd=work, check=True, capture_output=True
-            )
+            await command(exposure, "ingest", str(dump), env=env, cwd=work)
+            await command(exposure, "deliver", env=env, cwd=work)
             manual = figures(start, receiver.arrivals)
             receiver.arrivals.clear()
 
             # The daemon.
             env = env_for(work, "daemon.db", url)
             (work / "inbox").mkdir()
-            for args in (["db", "upgrade"], ["enroll", str(customers)]):
-                subprocess.run(
-                    [exposure, *args], env=env, cwd=work, check=True, capture_output=True
-                )
+            await command(exposure, "db", "upgrade", env=env, cwd=work)
+            await command(exposure, "enroll", str(customers), env=env, cwd=work)
             daemon = subprocess.Popen(
                 [exposure, "run"], env=env, cwd=work, stderr=subprocess.DEVNULL
             )
@@ -141,7 +147,7 @@ async def run(lines: int, hits: int, exposure: str) -> dict[str, Any]:
             staged.write_bytes(dump.read_bytes())
             start = time.time()
             staged.rename(work / "inbox" / "dump.txt")
-            await wait_for(receiver, manual["webhooks"], timeout=300)
+            await wait_for(receiver, hits, timeout=300)
             detected = figures(start, receiver.arrivals)
             daemon.send_signal(signal.SIGTERM)
             exit_code = daemon.wait(timeout=60)

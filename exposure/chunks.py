@@ -40,9 +40,10 @@ from typing import Any, BinaryIO
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.folder import move_processed
+from exposure.dump_keys import content_key
 from exposure.dumps.reader import range_format
 from exposure.errors import RetriableError
-from exposure.pipeline import Finalizer, Ingestor, content_key
+from exposure.pipeline import Finalizer, Ingestor
 from exposure.settings import Settings
 from exposure.store import chunks as q
 from exposure.store.chunks import ChunkSpec, ClaimedChunk, FileProgress

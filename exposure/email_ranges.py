@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from connectors.base import EmailRangePage, Stored
 from exposure.dumps.records import LeakType
 from exposure.hashing import email_range_key
-from exposure.pipeline import RunStats
 from exposure.policy import MatchStrength, PasswordStatus, decide
+from exposure.run_stats import RunStats
 from exposure.settings import Settings
 from exposure.store import connectors as q
 from exposure.store import ingest as ingest_queries

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import os
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,14 +22,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from exposure.dumps.containers import MemberProblem
+from exposure.dump_keys import content_key, range_key, records_key
 from exposure.dumps.reader import MemberEnd, MemberStart, read_dump, read_range
-from exposure.dumps.records import LeakRecord, Rejected
+from exposure.dumps.records import LeakRecord
 from exposure.hashing import password_fingerprint
 from exposure.matching import PREFIX_BYTES, EnrolledIndex, Fingerprinter, LeakedKey, candidate_keys
 from exposure.metrics import INGEST_LINES, INGEST_RECORDS
 from exposure.passwords import PasswordVerifier, is_argon2_phc, looks_like_hash, password_status
 from exposure.policy import MatchStrength, decide
+from exposure.run_stats import RunStats
 from exposure.settings import Settings
 from exposure.store import exposures as exposure_queries
 from exposure.store import ingest as ingest_queries
@@ -40,75 +41,9 @@ from exposure.store.types import utcnow
 # Events per transaction: large enough to amortise the commit, small enough that a killed run
 # re-reads little. EXPOSURE_INGEST_BATCH_EVENTS overrides it (tests use tiny batches).
 BATCH_EVENTS = int(os.environ.get("EXPOSURE_INGEST_BATCH_EVENTS", "50000"))
-MAX_LISTED_PROBLEMS = 200
 
 # Extra writes that must commit with the run's last batch (a connector's cursor).
 Finalizer = Callable[[AsyncConnection], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class RunStats:
-    """Counters committed with every checkpoint (JSON), so a resumed run reports the whole input."""
-
-    lines: int = 0
-    records: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    files: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[dict[str, str]] = field(default_factory=list)
-    problems_total: int = 0
-    without_identifier: int = 0
-    matched_records: int = 0
-    new_exposures: Counter[str] = field(default_factory=Counter)
-    escalations: int = 0
-    sightings: int = 0
-    events: int = 0
-    verifications: int = 0
-    cached_verdicts: int = 0
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunStats:
-        stats = cls(**{k: v for k, v in data.items() if k not in ("rejected", "new_exposures")})
-        stats.rejected = Counter(data.get("rejected", {}))
-        stats.new_exposures = Counter(data.get("new_exposures", {}))
-        return stats
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "lines": self.lines,
-            "records": self.records,
-            "rejected": dict(self.rejected.most_common()),
-            "files": self.files,
-            "problems": self.problems,
-            "problems_total": self.problems_total,
-            "without_identifier": self.without_identifier,
-            "matched_records": self.matched_records,
-            "new_exposures": dict(self.new_exposures),
-            "escalations": self.escalations,
-            "sightings": self.sightings,
-            "events": self.events,
-            "verifications": self.verifications,
-            "cached_verdicts": self.cached_verdicts,
-        }
-
-    def observe(self, event: object) -> None:
-        if isinstance(event, MemberEnd):
-            self.lines += event.lines
-            self.files.append(
-                {
-                    "name": event.name,
-                    "format": event.format,
-                    "encoding": event.encoding,
-                    "lines": event.lines,
-                    "records": event.records,
-                    "rejected": dict(event.rejected),
-                }
-            )
-        elif isinstance(event, Rejected):
-            self.rejected[event.reason] += 1
-        elif isinstance(event, MemberProblem):
-            self.problems_total += 1
-            if len(self.problems) < MAX_LISTED_PROBLEMS:
-                self.problems.append({"name": event.name, "reason": event.reason})
 
 
 @dataclass(slots=True)
@@ -119,41 +54,6 @@ class _Batch:
     def add(self, ordinal: int, member: str, record: LeakRecord) -> None:
         self.records.append(record)
         self.places.append((ordinal, member))
-
-
-def content_key(pepper: bytes, path: Path) -> str:
-    """A keyed digest of the input's bytes (a folder: of its files' names and contents), so
-    the same dump is recognised under any name and a changed file is a new input.
-
-    Keyed with the pepper, because an unkeyed hash of a tiny dump would let anyone holding
-    the database confirm a guess of what it contained.
-    """
-    digest = hmac.new(pepper, b"dump\x00", "sha256")
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode("utf-8", "surrogateescape") + b"\0")
-        with file.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def range_key(pepper: bytes, file_key: str, start: int, end: int) -> str:
-    """The content key of bytes ``start``-``end`` of the file whose key is ``file_key``: a chunk
-    killed mid-way resumes from its own checkpoint (and a re-ingested range feeds no corpus)."""
-    message = f"range\x00{file_key}\x00{start}\x00{end}".encode()
-    return hmac.new(pepper, message, "sha256").hexdigest()
-
-
-def records_key(pepper: bytes, label: str, records: Sequence[LeakRecord]) -> str:
-    """A keyed digest of a connector page, so a page fetched again after a crash resumes."""
-    digest = hmac.new(pepper, b"page\x00" + label.encode() + b"\x00", "sha256")
-    for record in records:
-        for part in (record.login, record.password or "", record.site or "", record.leak_type):
-            digest.update(part.encode("utf-8", "surrogatepass") + b"\x1f")
-        digest.update(b"\x1e")
-    return digest.hexdigest()
 
 
 class Ingestor:
@@ -360,7 +260,9 @@ class Ingestor:
             hashes = await ingest_queries.password_hashes(conn, {m[1].customer_id for m in matches})
             wanted = self._check_keys(matches, usable, hashes)
             known = await ingest_queries.known_checks(conn, set(wanted.values()))
+        started = time.perf_counter()
         verdicts = await self._verify(wanted, known, usable, hashes)
+        stats.verify_seconds += time.perf_counter() - started
         stats.cached_verdicts += len(known)
         stats.verifications += len(verdicts)
         stats.matched_records += len({position for position, _ in matches})
