@@ -11,6 +11,7 @@ requests, and the last log line carries the process's counters.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
@@ -133,14 +134,7 @@ class Daemon:
             finally:
                 self._running.discard(task)
 
-        return Job(
-            name=job.name,
-            schedule=job.schedule,
-            run=run,
-            setting=job.setting,
-            run_at_start=job.run_at_start,
-            quiet=job.quiet,
-        )
+        return dataclasses.replace(job, run=run)
 
     async def _finish_jobs(self) -> None:
         if not self._running:

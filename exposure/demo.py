@@ -98,8 +98,7 @@ async def _receiver(key: bytes, received: list[dict[str, Any]]) -> tuple[web.App
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/reset-hook"
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/reset-hook"
 
 
 async def run_demo(say: Callable[[str], None]) -> dict[str, Any]:

@@ -97,6 +97,19 @@ class Severity(StrEnum):
     MEDIUM = "medium"
     LOW = "low"
 
+    @property
+    def rank(self) -> int:
+        """0 for ``low`` up to 3 for ``critical``."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK: dict[Severity, int] = {
+    Severity.LOW: 0,
+    Severity.MEDIUM: 1,
+    Severity.HIGH: 2,
+    Severity.CRITICAL: 3,
+}
+
 
 class MatchStrength(StrEnum):
     """``strict``: strict identifier keys are equal; ``variant``: only variant keys are."""

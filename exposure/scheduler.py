@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from connectors.base import parse_schedule
 from exposure.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -35,18 +36,13 @@ class Job:
 
 
 def trigger_for(schedule: str, timezone: ZoneInfo, setting: str) -> CronTrigger | IntervalTrigger:
-    text = schedule.strip()
-    if text.startswith("every "):
-        amount, unit = text[6:].strip()[:-1], text.strip()[-1]
-        seconds = {"s": 1, "m": 60, "h": 3600}.get(unit)
-        if seconds is None or not amount.isdigit() or int(amount) == 0:
-            raise ConfigurationError(
-                setting, "an interval must look like 'every 30s', 'every 5m' or 'every 1h'"
-            )
-        return IntervalTrigger(seconds=int(amount) * seconds, timezone=timezone)
+    """The APScheduler trigger of a schedule in the grammar of :func:`parse_schedule`."""
+    parsed = parse_schedule(schedule, setting)
+    if parsed.interval_seconds is not None:
+        return IntervalTrigger(seconds=parsed.interval_seconds, timezone=timezone)
     try:
-        return CronTrigger.from_crontab(text, timezone=timezone)
-    except ValueError as error:
+        return CronTrigger.from_crontab(parsed.text, timezone=timezone)
+    except ValueError as error:  # fields of the right shape but out of range (minute 61)
         raise ConfigurationError(setting, f"not a crontab line ({error})") from None
 
 

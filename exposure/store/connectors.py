@@ -16,7 +16,7 @@ from sqlalchemy import Table, and_, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure.errors import FatalError
-from exposure.store.dialect import is_postgres, placeholders, upsert
+from exposure.store.dialect import in_lists, is_postgres, placeholders, upsert
 from exposure.store.models import (
     ConnectorRun,
     ConnectorState,
@@ -35,7 +35,6 @@ exposures = cast(Table, Exposure.__table__)
 sightings = cast(Table, Sighting.__table__)
 corpus = cast(Table, LeakedPassword.__table__)
 
-LOOKUP_CHUNK = 500
 ERROR_CHARS = 1000
 PASSWORD_PREFIXES = 16**5
 # The corpus column is a 32-bit integer; HIBP counts stay far below, but never overflow it.
@@ -282,11 +281,10 @@ async def email_range_customers(conn: AsyncConnection, prefix: str) -> list[tupl
 async def email_hints(conn: AsyncConnection, customer_ids: Collection[str]) -> dict[str, list[str]]:
     """Masked hints of each customer's e-mail addresses (strict keys only)."""
     hints: dict[str, list[str]] = {}
-    wanted = sorted(set(customer_ids))
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
+    for wanted in in_lists(sorted(set(customer_ids))):
         rows = await conn.execute(
             select(identifiers.c.customer_id, identifiers.c.hint).where(
-                identifiers.c.customer_id.in_(wanted[start : start + LOOKUP_CHUNK]),
+                identifiers.c.customer_id.in_(wanted),
                 identifiers.c.kind == "email",
                 identifiers.c.strength == "strict",
             )
@@ -302,15 +300,14 @@ async def feed_sightings(
     """``(customer_id, file)`` already sighted from ``source`` on the customers' e-mail
     exposures without password or site (where HIBP range matches land)."""
     found: set[tuple[str, str]] = set()
-    wanted = sorted(set(customer_ids))
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
+    for wanted in in_lists(sorted(set(customer_ids))):
         rows = await conn.execute(
             select(exposures.c.customer_id, sightings.c.file)
             .select_from(
                 sightings.join(exposures, sightings.c.exposure_id == exposures.c.exposure_id)
             )
             .where(
-                exposures.c.customer_id.in_(wanted[start : start + LOOKUP_CHUNK]),
+                exposures.c.customer_id.in_(wanted),
                 and_(
                     exposures.c.identifier_kind == "email",
                     exposures.c.password_fp == b"",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,3 +37,15 @@ def timestamp_param(conn: AsyncConnection, value: datetime) -> Any:
     if is_postgres(conn):
         return value
     return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+V = TypeVar("V")
+# Bound values per IN list: well under SQLite's and asyncpg's parameter limits.
+IN_LIST_SIZE = 500
+
+
+def in_lists(values: Collection[V], size: int = IN_LIST_SIZE) -> Iterator[list[V]]:
+    """The distinct ``values`` in lists short enough for one ``IN (...)`` each."""
+    distinct = list(dict.fromkeys(values))
+    for start in range(0, len(distinct), size):
+        yield distinct[start : start + size]

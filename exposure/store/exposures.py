@@ -14,15 +14,13 @@ from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.events import ExposureFacts, exposure_event, new_event_id
-from exposure.policy import Action, Decision, Severity
-from exposure.store.dialect import upsert
+from exposure.policy import Action, Decision, Severity, escalates
+from exposure.store.dialect import in_lists, upsert
 from exposure.store.models import Exposure, OutboxEvent, Sighting
 
 exposures = cast(Table, Exposure.__table__)
 sightings = cast(Table, Sighting.__table__)
 outbox = cast(Table, OutboxEvent.__table__)
-
-_SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +58,7 @@ class Observation:
     def rank(self) -> tuple[int, int, int]:
         return (
             self.decision.action.rank,
-            _SEVERITY_RANK[self.decision.severity],
+            self.decision.severity.rank,
             1 if self.strength == "strict" else 0,
         )
 
@@ -117,10 +115,9 @@ async def _existing(
 ) -> dict[ExposureKey, Row[Any]]:
     found: dict[ExposureKey, Row[Any]] = {}
     wanted = set(keys)
-    customer_ids = list({k.customer_id for k in keys})
-    for start in range(0, len(customer_ids), 500):
+    for customer_ids in in_lists([k.customer_id for k in keys]):
         rows = await conn.execute(
-            select(exposures).where(exposures.c.customer_id.in_(customer_ids[start : start + 500]))
+            select(exposures).where(exposures.c.customer_id.in_(customer_ids))
         )
         for row in rows:
             key = ExposureKey(
@@ -172,7 +169,7 @@ async def _update(conn: AsyncConnection, row: Row[Any], obs: Observation, *, now
     }
     old_rank = (
         Action(row.action).rank,
-        _SEVERITY_RANK[Severity(row.severity)],
+        Severity(row.severity).rank,
         1 if row.match_strength == "strict" else 0,
     )
     if obs.rank() > old_rank:
@@ -187,7 +184,7 @@ async def _update(conn: AsyncConnection, row: Row[Any], obs: Observation, *, now
             "recommended_actions": json.dumps(list(obs.decision.recommended_actions)),
             "decided_at": now,
         }
-    escalated = obs.decision.action.rank > Action(row.action).rank
+    escalated = escalates(Action(row.action), obs.decision.action)
     if escalated and row.state != "open":
         # Stronger evidence after a resolution (e.g. a dismissed notify that now proves a live
         # password) reopens the exposure: the reset service gets a new event to act on.

@@ -12,7 +12,7 @@ from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.store.dialect import placeholders, upsert
+from exposure.store.dialect import IN_LIST_SIZE, in_lists, placeholders, upsert
 from exposure.store.models import (
     Customer,
     CustomerIdentifier,
@@ -25,9 +25,6 @@ runs = cast(Table, IngestRun.__table__)
 identifiers = cast(Table, CustomerIdentifier.__table__)
 customers = cast(Table, Customer.__table__)
 checks = cast(Table, PasswordCheck.__table__)
-
-# Keeps IN lists well under SQLite's and asyncpg's parameter limits.
-LOOKUP_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +130,7 @@ async def lookup_identifiers(
 ) -> dict[bytes, list[EnrolledMatch]]:
     """Confirm index candidates against the full fingerprints."""
     found: dict[bytes, list[EnrolledMatch]] = {}
-    wanted = list(set(fingerprints))
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
+    for wanted in in_lists(fingerprints):
         rows = await conn.execute(
             select(
                 identifiers.c.fingerprint,
@@ -142,7 +138,7 @@ async def lookup_identifiers(
                 identifiers.c.kind,
                 identifiers.c.strength,
                 identifiers.c.hint,
-            ).where(identifiers.c.fingerprint.in_(wanted[start : start + LOOKUP_CHUNK]))
+            ).where(identifiers.c.fingerprint.in_(wanted))
         )
         for fp, customer_id, kind, strength, hint in rows:
             found.setdefault(bytes(fp), []).append(EnrolledMatch(customer_id, kind, strength, hint))
@@ -153,11 +149,10 @@ async def password_hashes(
     conn: AsyncConnection, customer_ids: Collection[str]
 ) -> dict[str, str | None]:
     hashes: dict[str, str | None] = {}
-    wanted = list(set(customer_ids))
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
+    for wanted in in_lists(customer_ids):
         rows = await conn.execute(
             select(customers.c.customer_id, customers.c.password_hash).where(
-                customers.c.customer_id.in_(wanted[start : start + LOOKUP_CHUNK])
+                customers.c.customer_id.in_(wanted)
             )
         )
         hashes.update({cid: phc for cid, phc in rows})
@@ -170,13 +165,13 @@ CheckKey = tuple[str, bytes, bytes]  # customer_id, password fingerprint, enroll
 async def known_checks(conn: AsyncConnection, keys: Collection[CheckKey]) -> dict[CheckKey, bool]:
     """Verdicts already recorded for these (customer, leaked password, enrolled hash) triples."""
     known: dict[CheckKey, bool] = {}
-    wanted = list(set(keys))
     columns = tuple_(checks.c.customer_id, checks.c.password_fp, checks.c.hash_key)
-    for start in range(0, len(wanted), LOOKUP_CHUNK // 3):
+    # Three bound values per key.
+    for wanted in in_lists(keys, IN_LIST_SIZE // 3):
         rows = await conn.execute(
             select(
                 checks.c.customer_id, checks.c.password_fp, checks.c.hash_key, checks.c.verified
-            ).where(columns.in_(wanted[start : start + LOOKUP_CHUNK // 3]))
+            ).where(columns.in_(wanted))
         )
         known.update({(cid, bytes(fp), bytes(hk)): bool(ok) for cid, fp, hk, ok in rows})
     return known

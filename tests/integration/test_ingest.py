@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -196,12 +195,18 @@ async def test_nothing_plaintext_in_database_logs_or_output(
     assert "P01" in listing.stdout  # the scan does read the listing
 
 
-@pytest.mark.parametrize("flag", ["--format"])
-async def test_format_override_and_bad_path(database_url: str, tmp_path: Path, flag: str) -> None:
+async def test_format_override_and_bad_path(database_url: str, tmp_path: Path) -> None:
     env = environment(database_url)
     odd = tmp_path / "odd.dat"
     odd.write_text("someone@example.jp:pw\n")
-    forced = json.loads(run_cli("ingest", str(odd), flag, "combo", env=env, cwd=tmp_path).stdout)
+    forced = json.loads(
+        run_cli("ingest", str(odd), "--format", "combo", env=env, cwd=tmp_path).stdout
+    )
     assert forced["records"] == 1 and forced["files"] == 1
+    # The override really replaces detection: read as JSON lines, the same line is rejected.
+    misread = json.loads(
+        run_cli("ingest", str(odd), "--format", "jsonl", env=env, cwd=tmp_path).stdout
+    )
+    assert misread["records"] == 0 and misread["rejected"] == {"bad_json": 1}
     missing = run_cli("ingest", str(tmp_path / "nope.txt"), env=env, cwd=tmp_path, check=False)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
