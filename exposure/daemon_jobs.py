@@ -43,8 +43,9 @@ def connector_jobs(
         async def run(name: str = name) -> object:
             if stop.is_set():
                 return None
-            index = await Ingestor.load_index(engine)
-            ingestor = Ingestor(engine, settings, index, verifier)
+            # A fresh index per run (customers enrolled since are matched), loaded only
+            # if the run brings something to match.
+            ingestor = Ingestor(engine, settings, None, verifier)
             summary = await run_connector(
                 engine, settings, session, ingestor, name, once=False, stop=stop
             )

@@ -57,13 +57,17 @@ class _Batch:
 
 
 class Ingestor:
-    """Ingests inputs with one engine, one enrolled index and one password verifier."""
+    """Ingests inputs with one engine, one enrolled index and one password verifier.
+
+    ``index=None`` loads the enrolled index when the first batch needs it: a scheduled
+    connector run that finds nothing new then costs no index load.
+    """
 
     def __init__(
         self,
         engine: AsyncEngine,
         settings: Settings,
-        index: EnrolledIndex,
+        index: EnrolledIndex | None,
         verifier: PasswordVerifier,
         *,
         on_bytes: Callable[[int], None] | None = None,
@@ -237,6 +241,8 @@ class Ingestor:
     ) -> tuple[list[Observation], dict[CheckKey, bool], Counter[bytes]]:
         records = batch.records
         corpus: Counter[bytes] = Counter()
+        if not records:
+            return [], {}, corpus
         usable: list[str | None] = []
         for record in records:
             password = record.password
@@ -248,6 +254,8 @@ class Ingestor:
                         password.encode("utf-8", "surrogatepass"), usedforsecurity=False
                     ).digest()
                 ] += 1
+        if self._index is None:
+            self._index = await self.load_index(self._engine)
         keys, readable = candidate_keys(
             self._index, self._fingerprinter, [r.login for r in records]
         )
