@@ -58,6 +58,11 @@ class EnrolledIndex:
         return int(self._prefixes.size)
 
     @property
+    def prefixes(self) -> npt.NDArray[np.uint64]:
+        """The sorted prefixes themselves (read-only use: the native fast path searches them)."""
+        return self._prefixes
+
+    @property
     def nbytes(self) -> int:
         return int(self._prefixes.nbytes)
 

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure.dump_keys import content_key, range_key, records_key
+from exposure.dumps.fastcombo import ComboBlock
 from exposure.dumps.reader import MemberEnd, MemberStart, read_dump, read_range
 from exposure.dumps.records import LeakRecord
 from exposure.hashing import password_fingerprint
@@ -50,6 +51,8 @@ Finalizer = Callable[[AsyncConnection], Awaitable[None]]
 class _Batch:
     records: list[LeakRecord] = field(default_factory=list)
     places: list[tuple[int, str]] = field(default_factory=list)  # (ordinal, member name)
+    # Records still packed by the native fast path: (ordinal of the first, member, block).
+    blocks: list[tuple[int, str, ComboBlock]] = field(default_factory=list)
 
     def add(self, ordinal: int, member: str, record: LeakRecord) -> None:
         self.records.append(record)
@@ -177,16 +180,27 @@ class Ingestor:
         ordinal = uncommitted = 0
         member = ""
         for event in events:
-            ordinal += 1
-            if isinstance(event, MemberStart):
-                member = event.name
-            if ordinal <= run.checkpoint:
-                continue  # committed by the interrupted run we are resuming
-            stats.observe(event)
-            if isinstance(event, LeakRecord):
-                stats.records += 1
-                batch.add(ordinal, member, event)
-            uncommitted += 1
+            if isinstance(event, ComboBlock):  # one event per record it holds
+                first, ordinal = ordinal + 1, ordinal + event.count
+                if ordinal <= run.checkpoint:
+                    continue
+                if first <= run.checkpoint:  # only if the block boundaries moved since
+                    event = event.tail(run.checkpoint - first + 1)
+                    first = run.checkpoint + 1
+                stats.records += event.count
+                batch.blocks.append((first, member, event))
+                uncommitted += event.count
+            else:
+                ordinal += 1
+                if isinstance(event, MemberStart):
+                    member = event.name
+                if ordinal <= run.checkpoint:
+                    continue  # committed by the interrupted run we are resuming
+                stats.observe(event)
+                if isinstance(event, LeakRecord):
+                    stats.records += 1
+                    batch.add(ordinal, member, event)
+                uncommitted += 1
             if uncommitted >= BATCH_EVENTS:
                 if self._on_lines is not None:
                     self._on_lines(uncommitted)
@@ -239,8 +253,10 @@ class Ingestor:
     async def _evaluate(
         self, batch: _Batch, stats: RunStats, feeds_corpus: bool
     ) -> tuple[list[Observation], dict[CheckKey, bool], Counter[bytes]]:
-        records = batch.records
         corpus: Counter[bytes] = Counter()
+        if batch.blocks:
+            await self._unpack_blocks(batch, corpus, feeds_corpus)
+        records = batch.records
         if not records:
             return [], {}, corpus
         usable: list[str | None] = []
@@ -276,6 +292,20 @@ class Ingestor:
         stats.matched_records += len({position for position, _ in matches})
         verdict_of = {**known, **verdicts}
         return self._observe(batch, matches, usable, hashes, wanted, verdict_of), verdicts, corpus
+
+    async def _unpack_blocks(
+        self, batch: _Batch, corpus: Counter[bytes], feeds_corpus: bool
+    ) -> None:
+        """Let the native fast path settle the records that cannot match (their passwords go to
+        the corpus); the others join the batch's records for the Python path."""
+        if self._index is None:
+            self._index = await self.load_index(self._engine)
+        prefixes = self._index.prefixes
+        for first, member, block in batch.blocks:
+            positions, digests = block.match(self._pepper, prefixes, feeds_corpus)
+            for position in positions:
+                batch.add(first + position, member, block.record(position))
+            corpus.update(digests[i : i + 20] for i in range(0, len(digests), 20))
 
     def _check_keys(
         self,

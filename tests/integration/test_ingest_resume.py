@@ -1,5 +1,6 @@
 """Crash safety: an ingest killed with SIGKILL at any moment, then run again, ends with exactly
-the exposures, sightings, outbox rows and corpus counts of an uninterrupted run."""
+the exposures, sightings, outbox rows and corpus counts of an uninterrupted run. And the native
+fast path writes exactly what the pure-Python path writes."""
 
 from __future__ import annotations
 
@@ -12,9 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure.dumps import fastcombo
+from exposure.dumps.fastcombo import ComboBlock
+from exposure.passwords import PasswordVerifier
+from exposure.pipeline import Ingestor
+from exposure.settings import load_settings
 from exposure.store import db
 from exposure.store.models import Exposure, IngestRun, LeakedPassword, OutboxEvent, Sighting
 from tests.conftest import environment, run_cli
@@ -130,3 +137,54 @@ async def test_kill_9_at_any_moment_then_resume(
         reference = await _state(reference_engine)
     assert resumed["exposures"] and resumed["sightings"] and resumed["outbox"]
     assert resumed == reference
+
+
+async def _ingest_in_process(url: str, dump: Path, tmp_path: Path) -> dict[str, Any]:
+    settings = load_settings(environment(url), env_file=tmp_path / "absent.env")
+    async with db.open_engine(url) as engine:
+        index = await Ingestor.load_index(engine)
+        async with PasswordVerifier(workers=1) as verifier:
+            ingestor = Ingestor(engine, settings, index, verifier)
+            summary = await ingestor.ingest(dump, source="manual")
+        state = await _state(engine)
+    summary.pop("verify_seconds")
+    # Batches end at block boundaries on the native path, so a verdict reused within a batch
+    # on one path can be a cached verdict from an earlier batch on the other.
+    summary.pop("cached_verdicts")
+    return {"summary": summary, **state}
+
+
+async def test_native_fast_path_writes_what_the_python_path_writes(
+    database_url: str, empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customers, dump = _write_inputs(tmp_path)
+    with dump.open("a", encoding="utf-8") as out:  # traps for both paths, past the head
+        out.write(
+            "RESUME.USER7@EXAMPLE.JP:Sakura#2025\n"
+            "resume.user8@example.jp:5f4dcc3b5aa765d61d8327deb882cf99\n"
+            "resume.user9@example.jp:$2b$12$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWX\n"
+            "RSM00011:Sakura#2025\n"
+            "Sakura#2025:resume.user12@example.jp\n"
+            "resume.user13@ｅｘａｍｐｌｅ.jp:Sakura#2025\n"
+            "# a comment\n\nstranger@example.org\n"
+        )
+    run_cli("db", "upgrade", env=environment(empty_database_url), cwd=tmp_path)
+    outcomes = []
+    blocks_matched = 0
+    real_match = ComboBlock.match
+
+    def counting_match(self: ComboBlock, *args: Any) -> tuple[list[int], bytes]:
+        nonlocal blocks_matched
+        blocks_matched += 1
+        return real_match(self, *args)
+
+    monkeypatch.setattr(ComboBlock, "match", counting_match)
+    for url, native in ((database_url, True), (empty_database_url, False)):
+        monkeypatch.setattr(fastcombo, "AVAILABLE", native)
+        run_cli("enroll", str(customers), env=environment(url), cwd=tmp_path)
+        outcomes.append(await _ingest_in_process(url, dump, tmp_path))
+        if native:
+            assert blocks_matched > 10  # the file went through the native path
+    native_run, python_run = outcomes
+    assert blocks_matched and native_run["exposures"] and native_run["corpus"]
+    assert native_run == python_run

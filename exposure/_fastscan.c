@@ -1,0 +1,379 @@
+/* Native fast path for plain e-mail combo lines (exposure._fastscan).
+ *
+ * Tens of millions of lines of a combo list look like `someone@example.com:password`. For
+ * those, the Python path spends microseconds per line on objects, normalisation and hashing.
+ * This module does the same work in C for exactly the lines where the outcome is certain, and
+ * hands every other line back to the Python path, which stays the single definition of the
+ * rules (tests compare both on generated lines):
+ *
+ *   split_combo(text)  reads a block of complete ASCII lines and returns which lines are
+ *                      "fast" e-mail-first combo records (with their field offsets) and which
+ *                      must be parsed by exposure.dumps.formats.lists.iter_combo.
+ *   match_combo(...)   fingerprints each fast record's login (HMAC-SHA256 with the pepper,
+ *                      as exposure.hashing.identifier_fingerprint), tests the 64-bit prefix
+ *                      against the enrolled index and, for records that cannot match, emits the
+ *                      SHA-1 of the password for the corpus. Records that may match, or whose
+ *                      login or password needs a rule only Python has (IDNA, hash detection),
+ *                      are returned by position for the Python path.
+ *
+ * Plaintext never leaves this module except as the offsets the caller already holds.
+ * Both functions release the GIL while they scan.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX copies are the cheapest HMAC with a fixed key */
+#include <openssl/sha.h>
+
+#include <stdint.h>
+#include <string.h>
+
+/* Mirrors of the Python constants (checked by tests/unit/test_fastscan.py). */
+#define SHORT_LINE 16384     /* exposure.dumps.formats.lines.SHORT_LINE */
+#define MAX_LOGIN_CHARS 320  /* exposure.dumps.formats.combo.MAX_LOGIN_CHARS */
+#define MAX_EMAIL 254        /* exposure.identity._MAX_EMAIL */
+#define MAX_DOMAIN 253
+#define MAX_LABEL 63
+
+typedef struct {
+    int32_t line, login_start, login_end, pw_start, pw_end;
+} FastRecord;
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buffer;
+
+static int buffer_add(Buffer *b, const void *src, Py_ssize_t n) {
+    if (b->len + n > b->cap) {
+        Py_ssize_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + n) cap *= 2;
+        char *grown = PyMem_RawRealloc(b->data, (size_t)cap);
+        if (grown == NULL) return -1;
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, src, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+static PyObject *buffer_to_bytes(Buffer *b) {
+    PyObject *out = PyBytes_FromStringAndSize(b->data ? b->data : "", b->len);
+    PyMem_RawFree(b->data);
+    b->data = NULL;
+    return out;
+}
+
+/* First characters that send a line to exposure.dumps.formats.lines.noise (ASCII part of
+ * NOISE_FIRST; a TAB never reaches here because it is not printable). */
+static int noise_first(unsigned char c) {
+    return strchr("#/<=-*_~+>|[ ", c) != NULL && c != '\0';
+}
+
+/* One line [a, b): 1 and the record's offsets when it takes iter_combo's e-mail-first fast
+ * path unchanged (short, printable ASCII, no noise first character, a delimiter, a stripped
+ * login holding '@' and at most MAX_LOGIN_CHARS long); 0 when Python must parse it. */
+static int fast_line(const char *s, Py_ssize_t a, Py_ssize_t b, FastRecord *r) {
+    Py_ssize_t len = b - a, delim = -1;
+    if (len < 1 || len > SHORT_LINE || noise_first((unsigned char)s[a])) return 0;
+    for (Py_ssize_t k = a; k < b; k++) {
+        unsigned char c = (unsigned char)s[k];
+        if (c < 0x20 || c > 0x7e) return 0; /* not str.isprintable(): the screening path */
+        if (delim < 0 && (c == ':' || c == ';' || c == '|')) delim = k;
+    }
+    if (delim < 0) return 0;
+    Py_ssize_t ls = a, le = delim;
+    while (ls < le && s[ls] == ' ') ls++;
+    while (le > ls && s[le - 1] == ' ') le--;
+    if (le - ls > MAX_LOGIN_CHARS || memchr(s + ls, '@', (size_t)(le - ls)) == NULL) return 0;
+    r->login_start = (int32_t)ls;
+    r->login_end = (int32_t)le;
+    r->pw_start = (int32_t)(delim + 1);
+    r->pw_end = (int32_t)b;
+    return 1;
+}
+
+static const char *ascii_text(PyObject *text, Py_ssize_t *n) {
+    if (!PyUnicode_Check(text) || !PyUnicode_IS_ASCII(text)) {
+        PyErr_SetString(PyExc_TypeError, "expected an ASCII str");
+        return NULL;
+    }
+    *n = PyUnicode_GET_LENGTH(text);
+    return (const char *)PyUnicode_DATA(text);
+}
+
+/* split_combo(text) -> (fast, slow)
+ * `text`: complete lines, each ending with "\n" ("\r\n" already folded), ASCII only.
+ * fast: packed int32 (line index, login start, login end, password start, password end);
+ * slow: packed int32 (line index, start, end) of every other line. Offsets index `text`. */
+static PyObject *split_combo(PyObject *module, PyObject *text) {
+    Py_ssize_t n;
+    const char *s = ascii_text(text, &n);
+    if (s == NULL) return NULL;
+    if (n > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "block too large");
+        return NULL;
+    }
+    Buffer fast = {0}, slow = {0};
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t a = 0;
+    int32_t line = 0;
+    while (a < n && !failed) {
+        const char *nl = memchr(s + a, '\n', (size_t)(n - a));
+        Py_ssize_t b = nl ? nl - s : n;
+        FastRecord r;
+        if (fast_line(s, a, b, &r)) {
+            r.line = line;
+            failed = buffer_add(&fast, &r, sizeof r);
+        } else {
+            int32_t item[3] = {line, (int32_t)a, (int32_t)b};
+            failed = buffer_add(&slow, item, sizeof item);
+        }
+        line++;
+        a = b + 1;
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyMem_RawFree(fast.data);
+        PyMem_RawFree(slow.data);
+        return PyErr_NoMemory();
+    }
+    PyObject *f = buffer_to_bytes(&fast), *sl = buffer_to_bytes(&slow);
+    if (f == NULL || sl == NULL) {
+        Py_XDECREF(f);
+        Py_XDECREF(sl);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", f, sl);
+}
+
+/* --- fingerprints ----------------------------------------------------------------------- */
+
+typedef struct {
+    SHA256_CTX inner, outer; /* states after the ipad / opad block: HMAC with a fixed key */
+} Hmac;
+
+static void hmac_init(Hmac *h, const unsigned char *key, size_t keylen) {
+    unsigned char k[64] = {0}, pad[64];
+    if (keylen > 64)
+        SHA256(key, keylen, k);
+    else
+        memcpy(k, key, keylen);
+    for (int i = 0; i < 64; i++) pad[i] = k[i] ^ 0x36;
+    SHA256_Init(&h->inner);
+    SHA256_Update(&h->inner, pad, 64);
+    for (int i = 0; i < 64; i++) pad[i] = k[i] ^ 0x5c;
+    SHA256_Init(&h->outer);
+    SHA256_Update(&h->outer, pad, 64);
+}
+
+/* The first 8 bytes, big-endian, of HMAC-SHA256(key, msg): the enrolled index's prefix. */
+static uint64_t hmac_prefix(const Hmac *h, const unsigned char *msg, size_t len) {
+    SHA256_CTX c = h->inner;
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256_Update(&c, msg, len);
+    SHA256_Final(d, &c);
+    c = h->outer;
+    SHA256_Update(&c, d, sizeof d);
+    SHA256_Final(d, &c);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | d[i];
+    return v;
+}
+
+static int in_index(const uint64_t *index, Py_ssize_t size, uint64_t key) {
+    Py_ssize_t lo = 0, hi = size;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (index[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < size && index[lo] == key;
+}
+
+/* A domain that idna.encode(uts46=True) returns unchanged and that _domain_to_ascii keeps:
+ * lower-case LDH labels, none empty or over 63, no leading or trailing '-', no '--' in the
+ * 3rd and 4th positions (which is also every 'xn--' label), at least one dot, no root dot.
+ * Anything else (IDN, underscores, trailing dot, ...) is left to Python. */
+static int plain_domain(const char *d, Py_ssize_t len) {
+    if (len < 3 || len > MAX_DOMAIN) return 0;
+    Py_ssize_t label = 0, dots = 0;
+    for (Py_ssize_t k = 0; k <= len; k++) {
+        char c = k < len ? d[k] : '.';
+        if (c == '.') {
+            if (label == 0 || label > MAX_LABEL || d[k - 1] == '-') return 0;
+            if (label >= 4 && d[k - label + 2] == '-' && d[k - label + 3] == '-') return 0;
+            dots += k < len;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
+            if (label == 0 && c == '-') return 0;
+            label++;
+        } else {
+            return 0;
+        }
+    }
+    return dots > 0;
+}
+
+/* True when the Python path might see this login as anything but one plain e-mail address
+ * whose key(s) miss the index: then the record goes back to Python. Otherwise computes the
+ * strict key (and the Gmail variant key) exactly as exposure.identity._email. */
+static int login_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b, const Hmac *h,
+                              const uint64_t *index, Py_ssize_t index_size) {
+    unsigned char msg[6 + MAX_LOGIN_CHARS + 1];
+    static const char prefix[] = "email";
+    Py_ssize_t len = b - a;
+    memcpy(msg, prefix, 5);
+    msg[5] = '\0';
+    unsigned char *e = msg + 6;
+    Py_ssize_t at = -1;
+    for (Py_ssize_t k = 0; k < len; k++) {
+        unsigned char c = (unsigned char)s[a + k];
+        if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
+        if (c == ' ') return 1; /* not _is_clean(local), or a bad domain */
+        if (c == '@') at = k;
+        e[k] = c;
+    }
+    if (at <= 0 || len > MAX_EMAIL) return 1;
+    if (memchr(e, '@', (size_t)at) != NULL) return 1; /* two '@': Python rejects it */
+    const char *domain = (const char *)e + at + 1;
+    Py_ssize_t dlen = len - at - 1;
+    if (!plain_domain(domain, dlen)) return 1;
+    if (in_index(index, index_size, hmac_prefix(h, msg, (size_t)(6 + len)))) return 1;
+    if ((dlen == 9 && memcmp(domain, "gmail.com", 9) == 0) ||
+        (dlen == 14 && memcmp(domain, "googlemail.com", 14) == 0)) {
+        /* Variant: local part up to the first '+', dots removed, at gmail.com. */
+        unsigned char variant[6 + MAX_LOGIN_CHARS + 16];
+        memcpy(variant, msg, 6);
+        Py_ssize_t v = 6;
+        for (Py_ssize_t k = 0; k < at && e[k] != '+'; k++)
+            if (e[k] != '.') variant[v++] = e[k];
+        if (v > 6) {
+            memcpy(variant + v, "@gmail.com", 10);
+            v += 10;
+            if (in_index(index, index_size, hmac_prefix(h, variant, (size_t)v))) return 1;
+        }
+    }
+    return 0;
+}
+
+static int is_hex(unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* True unless the password surely is no hash for exposure.passwords.looks_like_hash: every
+ * pattern it knows but bare hex starts with '*' or '{' or holds a '$'; bare hex digests have
+ * the lengths below. Anything that might be one is left to Python. */
+static int password_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b) {
+    while (a < b && s[a] == ' ') a++;
+    while (b > a && s[b - 1] == ' ') b--;
+    Py_ssize_t len = b - a;
+    if (len == 0) return 0;
+    if (s[a] == '*' || s[a] == '{' || memchr(s + a, '$', (size_t)len) != NULL) return 1;
+    if (len == 32 || len == 40 || len == 56 || len == 64 || len == 96 || len == 128) {
+        for (Py_ssize_t k = a; k < b; k++)
+            if (!is_hex((unsigned char)s[k])) return 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* match_combo(text, fast, pepper, index, feed_corpus) -> (python, digests)
+ * python: packed int32 positions (into `fast`) of the records the Python path must handle;
+ * digests: the 20-byte SHA-1 of each other record's password, when it has one and
+ * `feed_corpus` is true (a record without a password adds nothing). */
+static PyObject *match_combo(PyObject *module, PyObject *args) {
+    PyObject *text;
+    Py_buffer fast, pepper, index;
+    int feed_corpus;
+    if (!PyArg_ParseTuple(args, "Uy*y*y*p", &text, &fast, &pepper, &index, &feed_corpus))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n;
+    const char *s = ascii_text(text, &n);
+    if (s == NULL) goto done;
+    if (fast.len % sizeof(FastRecord) || index.len % sizeof(uint64_t)) {
+        PyErr_SetString(PyExc_ValueError, "malformed record or index buffer");
+        goto done;
+    }
+    const FastRecord *records = fast.buf;
+    Py_ssize_t count = fast.len / (Py_ssize_t)sizeof(FastRecord);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const FastRecord *r = &records[i];
+        if (r->login_start < 0 || r->login_end > n || r->login_start > r->login_end ||
+            r->pw_start < 0 || r->pw_end > n || r->pw_start > r->pw_end ||
+            r->login_end - r->login_start > MAX_LOGIN_CHARS) {
+            PyErr_SetString(PyExc_ValueError, "record offsets outside the text");
+            goto done;
+        }
+    }
+    Buffer python = {0}, digests = {0};
+    int failed = 0;
+    Hmac h;
+    hmac_init(&h, pepper.buf, (size_t)pepper.len);
+    const uint64_t *keys = index.buf;
+    Py_ssize_t keys_size = index.len / (Py_ssize_t)sizeof(uint64_t);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count && !failed; i++) {
+        const FastRecord *r = &records[i];
+        if (login_needs_python(s, r->login_start, r->login_end, &h, keys, keys_size) ||
+            password_needs_python(s, r->pw_start, r->pw_end)) {
+            int32_t position = (int32_t)i;
+            failed = buffer_add(&python, &position, sizeof position);
+        } else if (feed_corpus && r->pw_end > r->pw_start) {
+            unsigned char d[SHA_DIGEST_LENGTH];
+            SHA1((const unsigned char *)s + r->pw_start, (size_t)(r->pw_end - r->pw_start), d);
+            failed = buffer_add(&digests, d, sizeof d);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyMem_RawFree(python.data);
+        PyMem_RawFree(digests.data);
+        PyErr_NoMemory();
+        goto done;
+    }
+    PyObject *p = buffer_to_bytes(&python), *d = buffer_to_bytes(&digests);
+    if (p != NULL && d != NULL)
+        result = Py_BuildValue("(NN)", p, d);
+    else {
+        Py_XDECREF(p);
+        Py_XDECREF(d);
+    }
+done:
+    PyBuffer_Release(&fast);
+    PyBuffer_Release(&pepper);
+    PyBuffer_Release(&index);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"split_combo", split_combo, METH_O, "Split ASCII lines into fast combo records and the rest."},
+    {"match_combo", match_combo, METH_VARARGS, "Fingerprint fast records; return Python's share."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "exposure._fastscan",
+    .m_doc = "Native fast path for e-mail combo lines.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__fastscan(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddIntConstant(m, "RECORD_BYTES", sizeof(FastRecord)) < 0 ||
+        PyModule_AddIntConstant(m, "SHORT_LINE", SHORT_LINE) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_LOGIN_CHARS", MAX_LOGIN_CHARS) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_EMAIL", MAX_EMAIL) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

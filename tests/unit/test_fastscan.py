@@ -1,0 +1,201 @@
+"""The native fast path must agree with the Python rules it shortcuts.
+
+Lines are generated from an alphabet rich in the characters the rules turn on (delimiters,
+'@', dots, spaces, noise first characters, hash markers, hex), plus hand-written traps; every
+line is parsed both ways and every fast record is checked against the Python matcher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import string
+
+import pytest
+
+from exposure import identity
+from exposure.dumps import fastcombo
+from exposure.dumps.decode import AsciiBlock
+from exposure.dumps.fastcombo import ComboBlock, iter_combo_blocks
+from exposure.dumps.formats import combo, lines
+from exposure.dumps.formats.lists import iter_combo
+from exposure.dumps.records import LeakRecord, Rejected
+from exposure.hashing import identifier_fingerprint
+from exposure.matching import EnrolledIndex, Fingerprinter
+from exposure.passwords import looks_like_hash
+
+# CI builds the extension: a silently missing one would skip the fast path everywhere.
+assert fastcombo.AVAILABLE, "exposure._fastscan is not built (pip install -e . compiles it)"
+
+PEPPER = bytes(range(32))
+FINGERPRINTER = Fingerprinter(PEPPER, login_id_case_sensitive=False, phone_region="JP")
+
+TRAPS = [
+    "taro@example.jp:Sakura2025",
+    "TARO@Example.JP:Sakura2025",
+    "  taro@example.jp  :  spaced password  ",
+    "taro@example.jp;semi",
+    "taro@example.jp|pipe|and:more",
+    "taro@example.jp:",
+    "taro@example.jp",
+    "Fuji-San_3776:hanako@example.jp",
+    "#Sakura2025:hanako@example.jp",
+    "# comment: not@data.jp",
+    "-- rule or comment@x.jp:pw",
+    "Seller: @shop",
+    "ABCD1234:x;hanako@example.jp",
+    "ab@cd@example.jp:pw",
+    "@example.jp:pw",
+    "taro@:pw",
+    "taro@localhost:pw",
+    "taro@exa_mple.jp:pw",
+    "taro@-example.jp:pw",
+    "taro@example-.jp:pw",
+    "taro@ab--cd.jp:pw",
+    "taro@xn--wgv71a.jp:pw",
+    "taro@example.jp.:pw",
+    "taro@example..jp:pw",
+    "taro@123.456:pw",
+    "ta ro@example.jp:pw",
+    "Taro.Yamada+news@GMail.com:pw",
+    "+.@gmail.com:pw",
+    "x@googlemail.com:pw",
+    "taro@example.jp:5f4dcc3b5aa765d61d8327deb882cf99",
+    "taro@example.jp: 5F4DCC3B5AA765D61D8327DEB882CF99 ",
+    "taro@example.jp:*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19",
+    "taro@example.jp:$2b$12$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0",
+    "taro@example.jp:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=",
+    "taro@example.jp:12345678901234567890123456789012",
+    "taro@example.jp:    ",
+    "https://trade.example.jp/login:taro@example.jp:pw",
+    "a" * 300 + "@example.jp:pw",
+    "a" * 330 + "@example.jp:pw",
+    "b" * 250 + "@example.jp:pw",
+    "taro@example.jp:" + "p" * 20000,
+    "",
+    " ",
+    "<html>",
+    "[section]",
+]
+ALPHABET = string.ascii_letters[:8] + "XYZ0129@@@...::;|  #-_+$*{}/<>[" + "gmail.com"
+
+
+def _random_line(rng: random.Random) -> str:
+    if rng.random() < 0.5:  # mostly plausible e-mail lines, mutated
+        local = "".join(rng.choice("abcXY.+_-1") for _ in range(rng.randint(0, 8)))
+        domain = rng.choice(["example.jp", "gmail.com", "Ex-a.co.jp", "x", "a.b", "q--r.jp", ""])
+        password = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 12)))
+        line = f"{local}@{domain}{rng.choice(':;|')}{password}"
+        if rng.random() < 0.3:
+            i = rng.randrange(len(line) + 1)
+            line = line[:i] + rng.choice(ALPHABET) + line[i:]
+        return line
+    return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 40)))
+
+
+def _corpus_lines() -> list[str]:
+    rng = random.Random(7)
+    return TRAPS + [_random_line(rng) for _ in range(20_000)]
+
+
+def _expand(items: list[LeakRecord | Rejected | ComboBlock]) -> list[LeakRecord | Rejected]:
+    out: list[LeakRecord | Rejected] = []
+    for item in items:
+        if isinstance(item, ComboBlock):
+            out.extend(item.record(i) for i in range(item.count))
+        else:
+            out.append(item)
+    return sorted(out, key=lambda item: item.line_no)
+
+
+def test_constants_mirror_the_python_rules() -> None:
+    scan = fastcombo._fastscan
+    assert scan.SHORT_LINE == lines.SHORT_LINE
+    assert scan.MAX_LOGIN_CHARS == combo.MAX_LOGIN_CHARS
+    assert scan.MAX_EMAIL == identity._MAX_EMAIL
+
+
+def test_split_gives_exactly_what_iter_combo_gives() -> None:
+    texts = _corpus_lines()
+    block = AsciiBlock(10, "".join(t + "\n" for t in texts), len(texts))
+    fast = _expand(list(iter_combo_blocks([block])))
+    slow = list(iter_combo((10 + i, t) for i, t in enumerate(texts)))
+    assert fast == slow
+    # And the fast path is taken for the plain lines, not just deferred wholesale.
+    blocks = [item for item in iter_combo_blocks([block]) if isinstance(item, ComboBlock)]
+    assert sum(b.count for b in blocks) > 5_000
+
+
+def test_split_mixes_blocks_and_single_lines_in_order() -> None:
+    block = AsciiBlock(3, "a@b.jp:1\nno delimiter here\nc@d.jp:2\n", 3)
+    items = list(iter_combo_blocks([(1, "x@y.jp:0"), (2, "#"), block, (6, "z@w.jp:9")]))
+    kinds = [type(i).__name__ for i in items]
+    assert kinds == ["LeakRecord", "Rejected", "ComboBlock", "Rejected", "LeakRecord"]
+    texts = ["x@y.jp:0", "#", "a@b.jp:1", "no delimiter here", "c@d.jp:2", "z@w.jp:9"]
+    assert _expand(items) == list(iter_combo(enumerate(texts, 1)))
+
+
+def _python_keys(login: str) -> list[bytes]:
+    return [k.fingerprint for k in FINGERPRINTER.keys(0, login)]
+
+
+@pytest.mark.parametrize("feed_corpus", [True, False])
+def test_match_defers_every_record_the_python_path_could_match(feed_corpus: bool) -> None:
+    texts = _corpus_lines()
+    text = "".join(t + "\n" for t in texts)
+    blocks = [i for i in iter_combo_blocks([AsciiBlock(1, text, len(texts))])]
+    block = next(i for i in blocks if isinstance(i, ComboBlock))
+    records = [block.record(i) for i in range(block.count)]
+    # Enrol every third login (strict and variant keys), as enrolment would.
+    enrolled = [fp for r in records[::3] for fp in _python_keys(r.login)]
+    index = EnrolledIndex.build(enrolled)
+    positions, digests = block.match(PEPPER, index.prefixes, feed_corpus)
+    deferred = set(positions)
+    expected_digests = []
+    plain = re.compile(r"[A-Za-z0-9._+-]{1,100}@(example\.jp|gmail\.com|a\.b)")
+    plain_password = re.compile("[a-zA-Z0-9]*")
+    for position, record in enumerate(records):
+        keys = _python_keys(record.login)
+        if position in deferred:
+            # Plain addresses with plain passwords are deferred only when enrolled.
+            if plain.fullmatch(record.login) and plain_password.fullmatch(record.password or ""):
+                assert index.contains(keys).any(), record.line_no
+            continue
+        # Settled natively: readable, enrolled by no key, password plain or absent.
+        assert keys, record.line_no
+        assert not index.contains(keys).any(), record.line_no
+        password = record.password
+        assert password is None or not looks_like_hash(password), record.line_no
+        if password and feed_corpus:
+            expected_digests.append(hashlib.sha1(password.encode(), usedforsecurity=False).digest())
+    assert digests == b"".join(expected_digests)
+    assert set(range(0, len(records), 3)) <= deferred  # every enrolled record
+
+
+def test_match_keys_are_the_documented_fingerprints() -> None:
+    block = next(
+        i
+        for i in iter_combo_blocks([AsciiBlock(1, "Taro.Yamada+x@GMAIL.com:pw\nhana@ex.jp:1\n", 2)])
+        if isinstance(i, ComboBlock)
+    )
+    strict = identifier_fingerprint(PEPPER, "email", "taro.yamada+x@gmail.com")
+    variant = identifier_fingerprint(PEPPER, "email", "taroyamada@gmail.com")
+    other = identifier_fingerprint(PEPPER, "email", "hana@ex.jp")
+    for enrolled, expected in (([strict], [0]), ([variant], [0]), ([other], [1]), ([], [])):
+        index = EnrolledIndex.build(enrolled)
+        assert block.match(PEPPER, index.prefixes, True)[0] == expected
+
+
+def test_tail_and_bad_arguments() -> None:
+    block = next(
+        i
+        for i in iter_combo_blocks([AsciiBlock(5, "a@b.jp:1\nc@d.jp:2\ne@f.jp:3\n", 3)])
+        if isinstance(i, ComboBlock)
+    )
+    assert [r.line_no for r in (block.tail(1).record(i) for i in range(2))] == [6, 7]
+    assert "a@b.jp" not in repr(block)
+    with pytest.raises(TypeError):
+        fastcombo._fastscan.split_combo("naïve@example.jp:pw\n")
+    with pytest.raises(ValueError):
+        fastcombo._fastscan.match_combo("x\n", block.packed, PEPPER, b"", True)
