@@ -169,30 +169,79 @@ static void hmac_init(Hmac *h, const unsigned char *key, size_t keylen) {
     SHA256_Update(&h->outer, pad, 64);
 }
 
-/* The first 8 bytes, big-endian, of HMAC-SHA256(key, msg): the enrolled index's prefix. */
-static uint64_t hmac_prefix(const Hmac *h, const unsigned char *msg, size_t len) {
-    SHA256_CTX c = h->inner;
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256_Update(&c, msg, len);
-    SHA256_Final(d, &c);
-    c = h->outer;
-    SHA256_Update(&c, d, sizeof d);
-    SHA256_Final(d, &c);
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = (v << 8) | d[i];
-    return v;
+static void put_be64(unsigned char *out, uint64_t v) {
+    for (int i = 7; i >= 0; i--, v >>= 8) out[i] = (unsigned char)v;
 }
 
-static int in_index(const uint64_t *index, Py_ssize_t size, uint64_t key) {
-    Py_ssize_t lo = 0, hi = size;
-    while (lo < hi) {
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        if (index[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
+static void put_be32(unsigned char *out, uint32_t v) {
+    for (int i = 3; i >= 0; i--, v >>= 8) out[i] = (unsigned char)v;
+}
+
+/* The last block of a message whose earlier blocks (`done` bytes) are already processed and
+ * whose rest, `len` <= 55 bytes, is `msg`: data, 0x80, zeros, bit length. One compression
+ * instead of Update + Final: the common login and password fit in it. */
+static void last_block(unsigned char block[64], const unsigned char *msg, size_t len,
+                       size_t done) {
+    memcpy(block, msg, len);
+    block[len] = 0x80;
+    memset(block + len + 1, 0, 55 - len);
+    put_be64(block + 56, (uint64_t)(done + len) * 8);
+}
+
+/* The first 8 bytes, big-endian, of HMAC-SHA256(key, msg): the enrolled index's prefix. */
+static uint64_t hmac_prefix(const Hmac *h, const unsigned char *msg, size_t len) {
+    unsigned char inner[SHA256_DIGEST_LENGTH], block[64];
+    SHA256_CTX c = h->inner;
+    if (len <= 55) {
+        last_block(block, msg, len, 64);
+        SHA256_Transform(&c, block);
+        for (int i = 0; i < 8; i++) put_be32(inner + 4 * i, c.h[i]);
+    } else {
+        SHA256_Update(&c, msg, len);
+        SHA256_Final(inner, &c);
     }
-    return lo < size && index[lo] == key;
+    c = h->outer;
+    last_block(block, inner, sizeof inner, 64);
+    SHA256_Transform(&c, block);
+    return ((uint64_t)c.h[0] << 32) | c.h[1];
+}
+
+/* SHA-1 of a password, as exposure.hashing.password_sha1 (raw digest). */
+static void password_sha1(const unsigned char *pw, size_t len, unsigned char out[20]) {
+    if (len > 55) {
+        SHA1(pw, len, out);
+        return;
+    }
+    SHA_CTX c;
+    unsigned char block[64];
+    SHA1_Init(&c);
+    last_block(block, pw, len, 0);
+    SHA1_Transform(&c, block);
+    put_be32(out, c.h0);
+    put_be32(out + 4, c.h1);
+    put_be32(out + 8, c.h2);
+    put_be32(out + 12, c.h3);
+    put_be32(out + 16, c.h4);
+}
+
+/* The enrolled index: sorted 64-bit prefixes and, for each value of their top `bits` bits,
+ * the position of the first prefix with that value or more (EnrolledIndex.lookup_table). The
+ * prefixes are uniform (HMAC output), so a bucket holds about one: two memory reads per probe
+ * where a binary search over ten million prefixes takes twenty-four. */
+typedef struct {
+    const uint64_t *keys;
+    Py_ssize_t size;
+    const uint32_t *starts;
+    int shift;
+} Index;
+
+static int in_index(const Index *ix, uint64_t key) {
+    uint64_t bucket = key >> ix->shift;
+    Py_ssize_t hi = ix->starts[bucket + 1];
+    if (hi > ix->size) hi = ix->size; /* never trust a table to stay inside the keys */
+    for (Py_ssize_t k = ix->starts[bucket]; k < hi; k++)
+        if (ix->keys[k] >= key) return ix->keys[k] == key;
+    return 0;
 }
 
 /* A domain that idna.encode(uts46=True) returns unchanged and that _domain_to_ascii keeps:
@@ -223,7 +272,7 @@ static int plain_domain(const char *d, Py_ssize_t len) {
  * whose key(s) miss the index: then the record goes back to Python. Otherwise computes the
  * strict key (and the Gmail variant key) exactly as exposure.identity._email. */
 static int login_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b, const Hmac *h,
-                              const uint64_t *index, Py_ssize_t index_size) {
+                              const Index *ix) {
     unsigned char msg[6 + MAX_LOGIN_CHARS + 1];
     static const char prefix[] = "email";
     Py_ssize_t len = b - a;
@@ -243,7 +292,7 @@ static int login_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b, const H
     const char *domain = (const char *)e + at + 1;
     Py_ssize_t dlen = len - at - 1;
     if (!plain_domain(domain, dlen)) return 1;
-    if (in_index(index, index_size, hmac_prefix(h, msg, (size_t)(6 + len)))) return 1;
+    if (in_index(ix, hmac_prefix(h, msg, (size_t)(6 + len)))) return 1;
     if ((dlen == 9 && memcmp(domain, "gmail.com", 9) == 0) ||
         (dlen == 14 && memcmp(domain, "googlemail.com", 14) == 0)) {
         /* Variant: local part up to the first '+', dots removed, at gmail.com. */
@@ -255,7 +304,7 @@ static int login_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b, const H
         if (v > 6) {
             memcpy(variant + v, "@gmail.com", 10);
             v += 10;
-            if (in_index(index, index_size, hmac_prefix(h, variant, (size_t)v))) return 1;
+            if (in_index(ix, hmac_prefix(h, variant, (size_t)v))) return 1;
         }
     }
     return 0;
@@ -282,21 +331,24 @@ static int password_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b) {
     return 0;
 }
 
-/* match_combo(text, fast, pepper, index, feed_corpus) -> (python, digests)
+/* match_combo(text, fast, pepper, keys, starts, bits, feed_corpus) -> (python, digests)
  * python: packed int32 positions (into `fast`) of the records the Python path must handle;
  * digests: the 20-byte SHA-1 of each other record's password, when it has one and
- * `feed_corpus` is true (a record without a password adds nothing). */
+ * `feed_corpus` is true (a record without a password adds nothing). `keys`, `starts`, `bits`:
+ * the enrolled index (see Index). */
 static PyObject *match_combo(PyObject *module, PyObject *args) {
     PyObject *text;
-    Py_buffer fast, pepper, index;
-    int feed_corpus;
-    if (!PyArg_ParseTuple(args, "Uy*y*y*p", &text, &fast, &pepper, &index, &feed_corpus))
+    Py_buffer fast, pepper, index, starts;
+    int feed_corpus, bits;
+    if (!PyArg_ParseTuple(args, "Uy*y*y*y*ip", &text, &fast, &pepper, &index, &starts, &bits,
+                          &feed_corpus))
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n;
     const char *s = ascii_text(text, &n);
     if (s == NULL) goto done;
-    if (fast.len % sizeof(FastRecord) || index.len % sizeof(uint64_t)) {
+    if (fast.len % sizeof(FastRecord) || index.len % sizeof(uint64_t) || bits < 1 ||
+        bits > 32 || starts.len != (Py_ssize_t)((((size_t)1 << bits) + 1) * 4)) {
         PyErr_SetString(PyExc_ValueError, "malformed record or index buffer");
         goto done;
     }
@@ -315,18 +367,18 @@ static PyObject *match_combo(PyObject *module, PyObject *args) {
     int failed = 0;
     Hmac h;
     hmac_init(&h, pepper.buf, (size_t)pepper.len);
-    const uint64_t *keys = index.buf;
-    Py_ssize_t keys_size = index.len / (Py_ssize_t)sizeof(uint64_t);
+    Index ix = {index.buf, index.len / (Py_ssize_t)sizeof(uint64_t), starts.buf, 64 - bits};
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < count && !failed; i++) {
         const FastRecord *r = &records[i];
-        if (login_needs_python(s, r->login_start, r->login_end, &h, keys, keys_size) ||
+        if (login_needs_python(s, r->login_start, r->login_end, &h, &ix) ||
             password_needs_python(s, r->pw_start, r->pw_end)) {
             int32_t position = (int32_t)i;
             failed = buffer_add(&python, &position, sizeof position);
         } else if (feed_corpus && r->pw_end > r->pw_start) {
             unsigned char d[SHA_DIGEST_LENGTH];
-            SHA1((const unsigned char *)s + r->pw_start, (size_t)(r->pw_end - r->pw_start), d);
+            password_sha1((const unsigned char *)s + r->pw_start,
+                          (size_t)(r->pw_end - r->pw_start), d);
             failed = buffer_add(&digests, d, sizeof d);
         }
     }
@@ -348,6 +400,7 @@ done:
     PyBuffer_Release(&fast);
     PyBuffer_Release(&pepper);
     PyBuffer_Release(&index);
+    PyBuffer_Release(&starts);
     return result;
 }
 

@@ -37,13 +37,23 @@ class LeakedKey:
     fingerprint: bytes = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class LookupTable:
+    """:meth:`EnrolledIndex.lookup_table`: what the native fast path probes."""
+
+    prefixes: npt.NDArray[np.uint64]
+    starts: npt.NDArray[np.uint32]
+    bits: int
+
+
 class EnrolledIndex:
     """Sorted 64-bit prefixes of every enrolled fingerprint (strict and variant)."""
 
-    __slots__ = ("_prefixes",)
+    __slots__ = ("_prefixes", "_table")
 
     def __init__(self, prefixes: npt.NDArray[np.uint64]) -> None:
         self._prefixes = prefixes
+        self._table: LookupTable | None = None
 
     @classmethod
     def build(cls, fingerprints: Iterable[bytes]) -> EnrolledIndex:
@@ -57,10 +67,19 @@ class EnrolledIndex:
     def __len__(self) -> int:
         return int(self._prefixes.size)
 
-    @property
-    def prefixes(self) -> npt.NDArray[np.uint64]:
-        """The sorted prefixes themselves (read-only use: the native fast path searches them)."""
-        return self._prefixes
+    def lookup_table(self) -> LookupTable:
+        """The prefixes with a bucket table for the native fast path (built once, 4 bytes per
+        identifier at most): ``starts[b]`` is the position of the first prefix whose top
+        ``bits`` bits are ``b`` or more. Prefixes are uniform, so a bucket holds about one."""
+        if self._table is None:
+            size = int(self._prefixes.size)
+            bits = min(24, max(1, size.bit_length() - 1))
+            edges = np.arange(1 << bits, dtype=np.uint64) << np.uint64(64 - bits)
+            starts = np.empty((1 << bits) + 1, dtype=np.uint32)
+            starts[:-1] = np.searchsorted(self._prefixes, edges)
+            starts[-1] = size
+            self._table = LookupTable(self._prefixes, starts, bits)
+        return self._table
 
     @property
     def nbytes(self) -> int:

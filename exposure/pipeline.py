@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 import os
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from exposure.passwords import PasswordVerifier, is_argon2_phc, looks_like_hash,
 from exposure.policy import MatchStrength, decide
 from exposure.run_stats import RunStats
 from exposure.settings import Settings
+from exposure.store import corpus as corpus_store
 from exposure.store import exposures as exposure_queries
 from exposure.store import ingest as ingest_queries
 from exposure.store.exposures import ExposureKey, Observation, SightingAt
@@ -242,8 +242,7 @@ class Ingestor:
             stats.escalations += applied.escalations
             stats.sightings += applied.sightings
             stats.events += applied.events
-            # Key order makes the inserts walk the B-tree instead of jumping around it.
-            await ingest_queries.add_to_corpus(conn, [(key, corpus[key]) for key in sorted(corpus)])
+            await corpus_store.stage(conn, bytes(corpus))
             await ingest_queries.save_checkpoint(conn, run.id, ordinal, stats.as_json(), done=done)
             if finalize is not None:
                 await finalize(conn)
@@ -252,8 +251,8 @@ class Ingestor:
 
     async def _evaluate(
         self, batch: _Batch, stats: RunStats, feeds_corpus: bool
-    ) -> tuple[list[Observation], dict[CheckKey, bool], Counter[bytes]]:
-        corpus: Counter[bytes] = Counter()
+    ) -> tuple[list[Observation], dict[CheckKey, bool], bytearray]:
+        corpus = bytearray()  # 20-byte SHA-1 digests of the batch's usable passwords
         if batch.blocks:
             await self._unpack_blocks(batch, corpus, feeds_corpus)
         records = batch.records
@@ -265,11 +264,9 @@ class Ingestor:
             ok = bool(password) and not looks_like_hash(password or "")
             usable.append(password if ok else None)
             if ok and feeds_corpus and password is not None:
-                corpus[
-                    hashlib.sha1(
-                        password.encode("utf-8", "surrogatepass"), usedforsecurity=False
-                    ).digest()
-                ] += 1
+                corpus += hashlib.sha1(
+                    password.encode("utf-8", "surrogatepass"), usedforsecurity=False
+                ).digest()
         if self._index is None:
             self._index = await self.load_index(self._engine)
         keys, readable = candidate_keys(
@@ -293,19 +290,17 @@ class Ingestor:
         verdict_of = {**known, **verdicts}
         return self._observe(batch, matches, usable, hashes, wanted, verdict_of), verdicts, corpus
 
-    async def _unpack_blocks(
-        self, batch: _Batch, corpus: Counter[bytes], feeds_corpus: bool
-    ) -> None:
+    async def _unpack_blocks(self, batch: _Batch, corpus: bytearray, feeds_corpus: bool) -> None:
         """Let the native fast path settle the records that cannot match (their passwords go to
         the corpus); the others join the batch's records for the Python path."""
         if self._index is None:
             self._index = await self.load_index(self._engine)
-        prefixes = self._index.prefixes
+        table = self._index.lookup_table()
         for first, member, block in batch.blocks:
-            positions, digests = block.match(self._pepper, prefixes, feeds_corpus)
+            positions, digests = block.match(self._pepper, table, feeds_corpus)
             for position in positions:
                 batch.add(first + position, member, block.record(position))
-            corpus.update(digests[i : i + 20] for i in range(0, len(digests), 20))
+            corpus += digests
 
     def _check_keys(
         self,

@@ -40,6 +40,7 @@ def create_app(settings: Settings, engine: AsyncEngine) -> web.Application:
     app[keys.AUTHENTICATOR] = TokenAuthenticator(engine)
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
+    app.cleanup_ctx.append(ranges.keep_corpus_compact)
     return app
 
 

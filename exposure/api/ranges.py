@@ -4,12 +4,20 @@ Each line is ``SUFFIX:COUNT``: the 35 upper-case hex characters of the SHA-1 aft
 prefix, and how often it was seen; lines end with CRLF, as the public service's do. With
 ``Add-Padding: true`` the response is filled with random suffixes of count 0 up to a random
 total between :data:`PAD_MIN` and :data:`PAD_MAX` rows, so its size says nothing about the prefix.
+
+The process serving this route also folds the digests that ingestion stages into the corpus
+(:func:`keep_corpus_compact`), every :data:`COMPACT_EVERY_S` seconds: a dump's passwords reach
+``/range`` within seconds of its ingest, and the ingest itself never waits for them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 import secrets
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -17,7 +25,9 @@ from exposure.api import keys
 from exposure.api.auth import Scope, requires
 from exposure.api.errors import bad_request
 from exposure.api.params import query_params
-from exposure.store import api_queries
+from exposure.store import api_queries, corpus
+
+log = logging.getLogger("exposure.api")
 
 routes = web.RouteTableDef()
 
@@ -29,6 +39,28 @@ _PREFIX = re.compile(r"[0-9A-Fa-f]{5}")
 # The 20-bit prefix sits at the top of the 160-bit digest.
 _SHIFT = 160 - 4 * PREFIX_HEX
 _TOP = 1 << (4 * PREFIX_HEX)
+COMPACT_EVERY_S = 5.0
+
+
+async def keep_corpus_compact(app: web.Application) -> AsyncIterator[None]:
+    """aiohttp cleanup context: fold staged corpus digests in the background while serving.
+
+    Cancelling it mid-fold rolls the fold's transaction back, which loses nothing.
+    """
+
+    async def loop() -> None:
+        while True:
+            try:
+                await corpus.compact(app[keys.ENGINE])
+            except Exception:  # a database hiccup must not stop the loop or the server
+                log.exception("corpus compaction failed; retrying")
+            await asyncio.sleep(COMPACT_EVERY_S)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def key_bounds(prefix: str) -> tuple[bytes, bytes | None]:

@@ -15,6 +15,7 @@ from exposure.output import progress_bar, summarise_ingest, write_exposures
 from exposure.passwords import PasswordVerifier
 from exposure.pipeline import Ingestor
 from exposure.settings import Settings
+from exposure.store import corpus
 from exposure.store.exposures import iter_exposures
 
 log = logging.getLogger("exposure")
@@ -53,6 +54,26 @@ def ingest(paths: tuple[Path, ...], source: str, format_override: str | None) ->
                             )
                         )
         emit(summarise_ingest(results))
+
+    run(go)
+
+
+@main.group("corpus")
+def corpus_group() -> None:
+    """The leaked-password corpus served by /range."""
+
+
+@corpus_group.command("compact")
+@handle_errors
+def corpus_compact() -> None:
+    """Fold the digests staged by ingests into the corpus now (the API does it every 5 s)."""
+
+    async def go(settings: Settings) -> None:
+        async with ready_engine(settings) as engine:
+            folded = await corpus.compact(engine)
+            async with engine.connect() as conn:
+                left = await corpus.pending_digests(conn)
+        emit({"folded_digests": folded, "pending_digests": left})
 
     run(go)
 

@@ -23,6 +23,7 @@ from typing import Any, cast
 from exposure.dumps.decode import AsciiBlock
 from exposure.dumps.formats.lists import iter_combo
 from exposure.dumps.records import LeakRecord, LeakType, Rejected
+from exposure.matching import LookupTable
 
 _fastscan: Any
 try:
@@ -65,15 +66,15 @@ class ComboBlock:
             self.text[login_start:login_end], password, LeakType.COMBO, self.first_line_no + line
         )
 
-    def match(self, pepper: bytes, prefixes: Any, feed_corpus: bool) -> tuple[list[int], bytes]:
+    def match(
+        self, pepper: bytes, index: LookupTable, feed_corpus: bool
+    ) -> tuple[list[int], bytes]:
         """Positions of the records that need the Python path (they may match an enrolled
         identifier, or need a rule only Python has), and the concatenated 20-byte SHA-1 of the
         password of every other record that has one (only when ``feed_corpus``).
-
-        ``prefixes``: the enrolled index's sorted 64-bit prefixes (native byte order).
         """
         positions, digests = _fastscan.match_combo(
-            self.text, self.packed, pepper, prefixes, feed_corpus
+            self.text, self.packed, pepper, index.prefixes, index.starts, index.bits, feed_corpus
         )
         return [p for (p,) in _POSITION.iter_unpack(positions)], digests
 

@@ -81,32 +81,37 @@ async def apply_observations(
 ) -> Applied:
     """Create or update one exposure per observation, record its sightings, and write an outbox
     event for each new exposure and each escalation of the action, all in the caller's
-    transaction."""
+    transaction. New exposures, events and sightings are written one statement per table (a
+    large dump brings thousands at once); updates of known exposures go one by one."""
     applied = Applied()
     existing = await _existing(conn, [o.key for o in observations])
+    new_ids = {o.key: str(uuid.uuid4()) for o in observations if o.key not in existing}
+    inserted = await _insert(conn, observations, new_ids, source=source, now=now)
+    events: list[dict[str, Any]] = []
+    seen: list[dict[str, Any]] = []
     for obs in observations:
         row = existing.get(obs.key)
         if row is None:
-            exposure_id = await _insert(conn, obs, source=source, now=now)
-            if exposure_id is not None:
+            exposure_id = new_ids[obs.key]
+            if exposure_id in inserted:
                 applied.new_by_action[obs.decision.action] += 1
                 if obs.decision.action is not Action.NONE:
-                    await _enqueue(conn, exposure_id, obs, source=source, first_seen=now, now=now)
-                    applied.events += 1
-                await _add_sightings(conn, exposure_id, obs, run_id=run_id, source=source, now=now)
-                applied.sightings += len(obs.sightings)
+                    events.append(_event(exposure_id, obs, source=source, first_seen=now, now=now))
+                seen.extend(_sightings(exposure_id, obs, run_id=run_id, source=source, now=now))
                 continue
             # Another ingest created it between our read and our insert: update it instead.
             row = (await _existing(conn, [obs.key]))[obs.key]
-        escalated = await _update(conn, row, obs, now=now)
-        if escalated:
+        if await _update(conn, row, obs, now=now):
             applied.escalations += 1
-            await _enqueue(
-                conn, row.exposure_id, obs, source=row.source, first_seen=row.first_seen, now=now
+            events.append(
+                _event(row.exposure_id, obs, source=row.source, first_seen=row.first_seen, now=now)
             )
-            applied.events += 1
-        await _add_sightings(conn, row.exposure_id, obs, run_id=run_id, source=source, now=now)
-        applied.sightings += len(obs.sightings)
+        seen.extend(_sightings(row.exposure_id, obs, run_id=run_id, source=source, now=now))
+    if events:
+        await conn.execute(insert(outbox), events)
+    if seen:
+        await conn.execute(upsert(conn, sightings).on_conflict_do_nothing(), seen)
+    applied.events, applied.sightings = len(events), len(seen)
     return applied
 
 
@@ -129,36 +134,47 @@ async def _existing(
 
 
 async def _insert(
-    conn: AsyncConnection, obs: Observation, *, source: str, now: datetime
-) -> str | None:
-    exposure_id = str(uuid.uuid4())
+    conn: AsyncConnection,
+    observations: Sequence[Observation],
+    new_ids: dict[ExposureKey, str],
+    *,
+    source: str,
+    now: datetime,
+) -> set[str]:
+    """Insert the observations that have an id in ``new_ids``; return the ids inserted (one
+    that another ingest created first is skipped, not overwritten)."""
+    rows = [
+        {
+            "exposure_id": new_ids[obs.key],
+            "customer_id": obs.key.customer_id,
+            "identifier_kind": obs.key.identifier_kind,
+            "password_fp": obs.key.password_fp,
+            "site_domain": obs.key.site_domain,
+            "match_strength": obs.strength,
+            "password_status": obs.password_status,
+            "action": obs.decision.action.value,
+            "severity": obs.decision.severity.value,
+            "leak_type": obs.leak_type,
+            "has_pin": obs.has_pin,
+            "reason": obs.decision.reason,
+            "recommended_actions": json.dumps(list(obs.decision.recommended_actions)),
+            "source": source,
+            "identifier_hint": obs.hint,
+            "state": "open",
+            "first_seen": now,
+            "last_seen": now,
+            "occurrences": len(obs.sightings),
+            "decided_at": now,
+        }
+        for obs in observations
+        if obs.key in new_ids
+    ]
+    if not rows:
+        return set()
     result = await conn.execute(
-        upsert(conn, exposures)
-        .values(
-            exposure_id=exposure_id,
-            customer_id=obs.key.customer_id,
-            identifier_kind=obs.key.identifier_kind,
-            password_fp=obs.key.password_fp,
-            site_domain=obs.key.site_domain,
-            match_strength=obs.strength,
-            password_status=obs.password_status,
-            action=obs.decision.action.value,
-            severity=obs.decision.severity.value,
-            leak_type=obs.leak_type,
-            has_pin=obs.has_pin,
-            reason=obs.decision.reason,
-            recommended_actions=json.dumps(list(obs.decision.recommended_actions)),
-            source=source,
-            identifier_hint=obs.hint,
-            state="open",
-            first_seen=now,
-            last_seen=now,
-            occurrences=len(obs.sightings),
-            decided_at=now,
-        )
-        .on_conflict_do_nothing()
+        upsert(conn, exposures).on_conflict_do_nothing().returning(exposures.c.exposure_id), rows
     )
-    return exposure_id if result.rowcount else None
+    return set(result.scalars())
 
 
 async def _update(conn: AsyncConnection, row: Row[Any], obs: Observation, *, now: datetime) -> bool:
@@ -195,15 +211,15 @@ async def _update(conn: AsyncConnection, row: Row[Any], obs: Observation, *, now
     return escalated
 
 
-async def _enqueue(
-    conn: AsyncConnection,
+def _event(
     exposure_id: str,
     obs: Observation,
     *,
     source: str,
     first_seen: datetime,
     now: datetime,
-) -> None:
+) -> dict[str, Any]:
+    """The outbox row announcing this exposure's (new or escalated) decision."""
     facts = ExposureFacts(
         exposure_id=exposure_id,
         customer_id=obs.key.customer_id,
@@ -219,45 +235,34 @@ async def _enqueue(
         recommended_actions=obs.decision.recommended_actions,
     )
     event_type, body = exposure_event(facts, now=now)
-    await conn.execute(
-        insert(outbox).values(
-            event_id=new_event_id(),
-            exposure_id=exposure_id,
-            event_type=event_type,
-            payload=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-            state="pending",
-            attempts=0,
-            created_at=now,
-            next_attempt_at=now,
-        )
-    )
+    return {
+        "event_id": new_event_id(),
+        "exposure_id": exposure_id,
+        "event_type": event_type,
+        "payload": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "state": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
 
 
-async def _add_sightings(
-    conn: AsyncConnection,
-    exposure_id: str,
-    obs: Observation,
-    *,
-    run_id: int,
-    source: str,
-    now: datetime,
-) -> None:
-    await conn.execute(
-        upsert(conn, sightings).on_conflict_do_nothing(),
-        [
-            {
-                "exposure_id": exposure_id,
-                "run_id": run_id,
-                "ordinal": s.ordinal,
-                "source": source,
-                "file": s.file,
-                "line_no": s.line_no,
-                "leak_type": s.leak_type,
-                "seen_at": now,
-            }
-            for s in obs.sightings
-        ],
-    )
+def _sightings(
+    exposure_id: str, obs: Observation, *, run_id: int, source: str, now: datetime
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "exposure_id": exposure_id,
+            "run_id": run_id,
+            "ordinal": s.ordinal,
+            "source": source,
+            "file": s.file,
+            "line_no": s.line_no,
+            "leak_type": s.leak_type,
+            "seen_at": now,
+        }
+        for s in obs.sightings
+    ]
 
 
 EXPOSURE_FIELDS = (

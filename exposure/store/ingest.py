@@ -1,10 +1,10 @@
-"""Named queries for ingestion: runs and checkpoints, identifier look-ups, password checks and
-the leaked-password corpus."""
+"""Named queries for ingestion: runs and checkpoints, identifier look-ups and password checks.
+(The leaked-password corpus is :mod:`exposure.store.corpus`.)"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -12,7 +12,7 @@ from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.store.dialect import IN_LIST_SIZE, in_lists, placeholders, upsert
+from exposure.store.dialect import IN_LIST_SIZE, in_lists, upsert
 from exposure.store.models import (
     Customer,
     CustomerIdentifier,
@@ -194,18 +194,3 @@ async def record_checks(conn: AsyncConnection, verdicts: Mapping[CheckKey, bool]
             for (cid, fp, hk), ok in verdicts.items()
         ],
     )
-
-
-async def add_to_corpus(conn: AsyncConnection, counts: Iterable[tuple[bytes, int]]) -> None:
-    """Add leaked-password SHA-1 digests to the corpus, summing counts.
-
-    The bulk path of every ingest (one row per distinct password), so it goes straight to
-    the driver.
-    """
-    rows = list(counts)
-    if rows:
-        await conn.exec_driver_sql(
-            f"INSERT INTO leaked_passwords (sha1, count) VALUES ({placeholders(conn, 2)}) "  # noqa: S608
-            "ON CONFLICT (sha1) DO UPDATE SET count = leaked_passwords.count + excluded.count",
-            rows,
-        )

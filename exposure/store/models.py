@@ -210,6 +210,23 @@ class OutboxEvent(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class CorpusPending(Base):
+    """Leaked-password SHA-1 digests staged by ingestion, not yet in ``leaked_passwords``.
+
+    One row per ingest batch, written in the batch's own transaction (so a resumed run stages
+    every line exactly once): ``digests`` is the batch's 20-byte digests concatenated, repeats
+    included. Ingestion never pays for ten million corpus rows itself: the process serving
+    ``/range`` folds staged rows into ``leaked_passwords`` and deletes them in one transaction
+    (:func:`exposure.store.corpus.compact`), so each row is counted exactly once.
+    """
+
+    __tablename__ = "corpus_pending"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    digests: Mapped[bytes] = mapped_column(LargeBinary)
+    staged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class LeakedPassword(Base):
     """The leaked-password corpus: SHA-1 of every leaked password and how often it was seen,
     served by ``/range`` in the Pwned Passwords format (prefix lookups are key-range scans)."""

@@ -24,6 +24,7 @@ from exposure.passwords import PasswordVerifier
 from exposure.pipeline import Ingestor
 from exposure.settings import Settings
 from exposure.store import chunks as q
+from exposure.store import corpus as corpus_store
 from exposure.store import db
 from exposure.store.models import Exposure, IngestChunk, LeakedPassword, OutboxEvent, Sighting
 from exposure.store.types import utcnow
@@ -219,6 +220,7 @@ def _line_of(data: bytes, file: str, line_no: int) -> int:
 
 async def _outcome(engine: AsyncEngine, data: bytes) -> dict[str, Any]:
     """Exposures, sightings, outbox and corpus by natural keys (no ids, no times)."""
+    await corpus_store.compact(engine)
     async with engine.connect() as conn:
         exposures = (await conn.execute(select(Exposure))).all()
         key = {

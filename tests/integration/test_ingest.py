@@ -92,6 +92,8 @@ async def test_reingest_adds_sightings_only(
     first = json.loads(run_cli("ingest", str(dumps), str(archive), env=env, cwd=tmp_path).stdout)
 
     async def counts() -> tuple[int, int, int, int]:
+        folded = json.loads(run_cli("corpus", "compact", env=env, cwd=tmp_path).stdout)
+        assert folded["pending_digests"] == 0
         async with engine.connect() as conn:
             return (
                 (await conn.execute(select(func.count()).select_from(Exposure))).scalar_one(),

@@ -150,7 +150,7 @@ def test_match_defers_every_record_the_python_path_could_match(feed_corpus: bool
     # Enrol every third login (strict and variant keys), as enrolment would.
     enrolled = [fp for r in records[::3] for fp in _python_keys(r.login)]
     index = EnrolledIndex.build(enrolled)
-    positions, digests = block.match(PEPPER, index.prefixes, feed_corpus)
+    positions, digests = block.match(PEPPER, index.lookup_table(), feed_corpus)
     deferred = set(positions)
     expected_digests = []
     plain = re.compile(r"[A-Za-z0-9._+-]{1,100}@(example\.jp|gmail\.com|a\.b)")
@@ -184,7 +184,7 @@ def test_match_keys_are_the_documented_fingerprints() -> None:
     other = identifier_fingerprint(PEPPER, "email", "hana@ex.jp")
     for enrolled, expected in (([strict], [0]), ([variant], [0]), ([other], [1]), ([], [])):
         index = EnrolledIndex.build(enrolled)
-        assert block.match(PEPPER, index.prefixes, True)[0] == expected
+        assert block.match(PEPPER, index.lookup_table(), True)[0] == expected
 
 
 def test_tail_and_bad_arguments() -> None:
@@ -198,4 +198,8 @@ def test_tail_and_bad_arguments() -> None:
     with pytest.raises(TypeError):
         fastcombo._fastscan.split_combo("naïve@example.jp:pw\n")
     with pytest.raises(ValueError):
-        fastcombo._fastscan.match_combo("x\n", block.packed, PEPPER, b"", True)
+        fastcombo._fastscan.match_combo("x\n", block.packed, PEPPER, b"", b"", 1, True)
+    table = EnrolledIndex.build([]).lookup_table()
+    with pytest.raises(ValueError):  # a bucket table of the wrong size
+        fastcombo._fastscan.match_combo(block.text, block.packed, PEPPER, b"", b"\0" * 8, 2, True)
+    assert block.match(PEPPER, table, False) == ([], b"")

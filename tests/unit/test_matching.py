@@ -54,3 +54,17 @@ def test_index_from_prefixes_matches_build() -> None:
     fingerprints = [identifier_fingerprint(PEPPER, "email", f"u{i}@example.jp") for i in range(50)]
     joined = b"".join(fp[:8] for fp in fingerprints)
     assert EnrolledIndex.from_prefixes(joined).contains(fingerprints).all()
+
+
+def test_lookup_table_buckets_hold_exactly_their_prefixes() -> None:
+    fingerprints = [
+        identifier_fingerprint(PEPPER, "email", f"u{i}@example.jp") for i in range(5000)
+    ]
+    index = EnrolledIndex.build(fingerprints)
+    table = index.lookup_table()
+    assert table.bits == 12 and table.starts.size == 2**12 + 1 and table.starts[-1] == len(index)
+    top = (table.prefixes >> np.uint64(64 - table.bits)).astype(np.int64)
+    for bucket in range(2**table.bits):
+        inside = top[table.starts[bucket] : table.starts[bucket + 1]]
+        assert (inside == bucket).all()
+    assert np.array_equal(np.bincount(top, minlength=2**12), np.diff(table.starts))
