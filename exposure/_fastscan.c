@@ -1,14 +1,17 @@
-/* Native fast path for plain e-mail combo lines (exposure._fastscan).
+/* Native fast path for plain combo and URL:login:password lines (exposure._fastscan).
  *
- * Tens of millions of lines of a combo list look like `someone@example.com:password`. For
+ * Tens of millions of lines of a list look like `someone@example.com:password` or
+ * `https://site/login:someone@example.com:password`. For
  * those, the Python path spends microseconds per line on objects, normalisation and hashing.
  * This module does the same work in C for exactly the lines where the outcome is certain, and
  * hands every other line back to the Python path, which stays the single definition of the
  * rules (tests compare both on generated lines):
  *
- *   split_combo(text)  reads a block of complete ASCII lines and returns which lines are
- *                      "fast" e-mail-first combo records (with their field offsets) and which
- *                      must be parsed by exposure.dumps.formats.lists.iter_combo.
+ *   split_combo(data)  reads a block of complete UTF-8 lines of a combo list and returns
+ *                      which lines are "fast" records (e-mail-first lines, and URL lines the
+ *                      ULP grammar's fast regex reads) with their field offsets, and which
+ *                      must be parsed by exposure.dumps.formats.lists.iter_combo;
+ *   split_ulp(data)    the same for a URL:login:password list (iter_ulp);
  *   match_combo(...)   fingerprints each fast record's login (HMAC-SHA256 with the pepper,
  *                      as exposure.hashing.identifier_fingerprint), tests the 64-bit prefix
  *                      against the enrolled index and, for records that cannot match, emits the
@@ -35,8 +38,10 @@
 #define MAX_DOMAIN 253
 #define MAX_LABEL 63
 
+/* A fast record: its line (index in the block) and the offsets of its fields in the text.
+ * host_start == host_end == 0 for a combo record; a ULP record has the URL's host there. */
 typedef struct {
-    int32_t line, login_start, login_end, pw_start, pw_end;
+    int32_t line, login_start, login_end, pw_start, pw_end, host_start, host_end;
 } FastRecord;
 
 typedef struct {
@@ -71,45 +76,93 @@ static int noise_first(unsigned char c) {
     return strchr("#/<=-*_~+>|[ ", c) != NULL && c != '\0';
 }
 
-/* One line [a, b): 1 and the record's offsets when it takes iter_combo's e-mail-first fast
- * path unchanged (short, printable ASCII, no noise first character, a delimiter, a stripped
- * login holding '@' and at most MAX_LOGIN_CHARS long); 0 when Python must parse it. */
-static int fast_line(const char *s, Py_ssize_t a, Py_ssize_t b, FastRecord *r) {
-    Py_ssize_t len = b - a, delim = -1;
+/* A line both list parsers take without screening or noise checks: short, printable ASCII
+ * (str.isprintable(), so no TAB), not starting with a character of NOISE_FIRST. */
+static int plain_line(const char *s, Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t len = b - a;
     if (len < 1 || len > SHORT_LINE || noise_first((unsigned char)s[a])) return 0;
-    for (Py_ssize_t k = a; k < b; k++) {
-        unsigned char c = (unsigned char)s[k];
-        if (c < 0x20 || c > 0x7e) return 0; /* not str.isprintable(): the screening path */
-        if (delim < 0 && (c == ':' || c == ';' || c == '|')) delim = k;
-    }
+    for (Py_ssize_t k = a; k < b; k++)
+        if ((unsigned char)s[k] < 0x20 || (unsigned char)s[k] > 0x7e) return 0;
+    return 1;
+}
+
+static int lower_is(const char *s, Py_ssize_t k, char c) {
+    return s[k] == c || s[k] == c - ('a' - 'A');
+}
+
+/* A plain line that exposure.dumps.formats.ulp._FAST matches, read as that regex reads it:
+ *   (?i:https?)://([^\s:/?#|\[\]@\\]+)(?:[/?#][^:\s|]*)?:(?!\d{1,5}:)([^:/\s|]+):(.*)
+ * (no backtracking can change its reading: every part stops at a character the next part
+ * needs). Only ' ' is whitespace in a plain line. */
+static int ulp_line(const char *s, Py_ssize_t a, Py_ssize_t b, FastRecord *r) {
+    Py_ssize_t k = a;
+    if (b - a < 10 || !lower_is(s, k, 'h') || !lower_is(s, k + 1, 't') ||
+        !lower_is(s, k + 2, 't') || !lower_is(s, k + 3, 'p'))
+        return 0;
+    k += 4;
+    if (lower_is(s, k, 's')) k++;
+    if (s[k] != ':' || s[k + 1] != '/' || s[k + 2] != '/') return 0;
+    Py_ssize_t host = k += 3;
+    while (k < b && strchr(" :/?#|[]@\\", s[k]) == NULL) k++;
+    if (k == host) return 0;
+    Py_ssize_t host_end = k;
+    if (k < b && (s[k] == '/' || s[k] == '?' || s[k] == '#'))
+        while (++k < b && s[k] != ':' && s[k] != ' ' && s[k] != '|') {}
+    if (k >= b || s[k] != ':') return 0;
+    Py_ssize_t login = ++k, digits = 0;
+    while (login + digits < b && digits < 6 && s[login + digits] >= '0' && s[login + digits] <= '9')
+        digits++;
+    if (digits >= 1 && digits <= 5 && login + digits < b && s[login + digits] == ':') return 0;
+    while (k < b && s[k] != ':' && s[k] != '/' && s[k] != ' ' && s[k] != '|') k++;
+    if (k == login || k >= b || s[k] != ':') return 0;
+    *r = (FastRecord){0, (int32_t)login, (int32_t)k, (int32_t)(k + 1), (int32_t)b,
+                      (int32_t)host, (int32_t)host_end};
+    return 1;
+}
+
+/* One plain line [a, b) of a combo list: 1 and the record's offsets when iter_combo reads it
+ * on its e-mail-first fast path (a delimiter; the stripped login before it holds '@' and is
+ * at most MAX_LOGIN_CHARS long) or as a URL line that _FAST matches; 0 otherwise. */
+static int combo_line(const char *s, Py_ssize_t a, Py_ssize_t b, FastRecord *r) {
+    if (!plain_line(s, a, b)) return 0;
+    Py_ssize_t delim = -1;
+    for (Py_ssize_t k = a; k < b && delim < 0; k++)
+        if (s[k] == ':' || s[k] == ';' || s[k] == '|') delim = k;
     if (delim < 0) return 0;
     Py_ssize_t ls = a, le = delim;
     while (ls < le && s[ls] == ' ') ls++;
     while (le > ls && s[le - 1] == ' ') le--;
-    if (le - ls > MAX_LOGIN_CHARS || memchr(s + ls, '@', (size_t)(le - ls)) == NULL) return 0;
-    r->login_start = (int32_t)ls;
-    r->login_end = (int32_t)le;
-    r->pw_start = (int32_t)(delim + 1);
-    r->pw_end = (int32_t)b;
+    if (le - ls > MAX_LOGIN_CHARS || memchr(s + ls, '@', (size_t)(le - ls)) == NULL)
+        /* iter_combo tries a URL line only when the text after the delimiter starts "//". */
+        return delim + 2 < b && s[delim + 1] == '/' && s[delim + 2] == '/' && ulp_line(s, a, b, r);
+    *r = (FastRecord){0, (int32_t)ls, (int32_t)le, (int32_t)(delim + 1), (int32_t)b, 0, 0};
     return 1;
 }
 
-static const char *ascii_text(PyObject *text, Py_ssize_t *n) {
-    if (!PyUnicode_Check(text) || !PyUnicode_IS_ASCII(text)) {
-        PyErr_SetString(PyExc_TypeError, "expected an ASCII str");
-        return NULL;
-    }
-    *n = PyUnicode_GET_LENGTH(text);
-    return (const char *)PyUnicode_DATA(text);
+/* One plain line of a ULP list that parse_ulp_line reads with _FAST. */
+static int url_line(const char *s, Py_ssize_t a, Py_ssize_t b, FastRecord *r) {
+    return plain_line(s, a, b) && ulp_line(s, a, b, r);
 }
 
-/* split_combo(text) -> (fast, slow)
- * `text`: complete lines, each ending with "\n" ("\r\n" already folded), ASCII only.
- * fast: packed int32 (line index, login start, login end, password start, password end);
- * slow: packed int32 (line index, start, end) of every other line. Offsets index `text`. */
-static PyObject *split_combo(PyObject *module, PyObject *text) {
+static const char *block_data(PyObject *data, Py_ssize_t *n) {
+    char *s;
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "expected bytes");
+        return NULL;
+    }
+    PyBytes_AsStringAndSize(data, &s, n);
+    return s;
+}
+
+/* split_combo(data) / split_ulp(data) -> (fast, slow)
+ * `data`: complete lines of UTF-8 text, each ending with "\n" or "\r\n"; a line that is not
+ * printable ASCII is always slow.
+ * fast: packed FastRecords; slow: packed int32 (line index, start, end) of every other line.
+ * Offsets index `data`. */
+static PyObject *split(PyObject *data, int (*read_line)(const char *, Py_ssize_t, Py_ssize_t,
+                                                         FastRecord *)) {
     Py_ssize_t n;
-    const char *s = ascii_text(text, &n);
+    const char *s = block_data(data, &n);
     if (s == NULL) return NULL;
     if (n > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "block too large");
@@ -122,9 +175,10 @@ static PyObject *split_combo(PyObject *module, PyObject *text) {
     int32_t line = 0;
     while (a < n && !failed) {
         const char *nl = memchr(s + a, '\n', (size_t)(n - a));
-        Py_ssize_t b = nl ? nl - s : n;
+        Py_ssize_t next = nl ? nl - s + 1 : n, b = nl ? nl - s : n;
+        if (b > a && s[b - 1] == '\r') b--; /* "\r\n" ends a line; a lone "\r" is content */
         FastRecord r;
-        if (fast_line(s, a, b, &r)) {
+        if (read_line(s, a, b, &r)) {
             r.line = line;
             failed = buffer_add(&fast, &r, sizeof r);
         } else {
@@ -132,7 +186,7 @@ static PyObject *split_combo(PyObject *module, PyObject *text) {
             failed = buffer_add(&slow, item, sizeof item);
         }
         line++;
-        a = b + 1;
+        a = next;
     }
     Py_END_ALLOW_THREADS
     if (failed) {
@@ -147,6 +201,14 @@ static PyObject *split_combo(PyObject *module, PyObject *text) {
         return NULL;
     }
     return Py_BuildValue("(NN)", f, sl);
+}
+
+static PyObject *split_combo(PyObject *module, PyObject *data) {
+    return split(data, combo_line);
+}
+
+static PyObject *split_ulp(PyObject *module, PyObject *data) {
+    return split(data, url_line);
 }
 
 /* --- fingerprints ----------------------------------------------------------------------- */
@@ -273,9 +335,10 @@ static int plain_domain(const char *d, Py_ssize_t len) {
  * strict key (and the Gmail variant key) exactly as exposure.identity._email. */
 static int login_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b, const Hmac *h,
                               const Index *ix) {
-    unsigned char msg[6 + MAX_LOGIN_CHARS + 1];
+    unsigned char msg[6 + MAX_EMAIL];
     static const char prefix[] = "email";
     Py_ssize_t len = b - a;
+    if (len > MAX_EMAIL) return 1; /* too long for an e-mail key: Python rejects it */
     memcpy(msg, prefix, 5);
     msg[5] = '\0';
     unsigned char *e = msg + 6;
@@ -287,7 +350,7 @@ static int login_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b, const H
         if (c == '@') at = k;
         e[k] = c;
     }
-    if (at <= 0 || len > MAX_EMAIL) return 1;
+    if (at <= 0) return 1;
     if (memchr(e, '@', (size_t)at) != NULL) return 1; /* two '@': Python rejects it */
     const char *domain = (const char *)e + at + 1;
     Py_ssize_t dlen = len - at - 1;
@@ -296,7 +359,7 @@ static int login_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b, const H
     if ((dlen == 9 && memcmp(domain, "gmail.com", 9) == 0) ||
         (dlen == 14 && memcmp(domain, "googlemail.com", 14) == 0)) {
         /* Variant: local part up to the first '+', dots removed, at gmail.com. */
-        unsigned char variant[6 + MAX_LOGIN_CHARS + 16];
+        unsigned char variant[6 + MAX_EMAIL + 16];
         memcpy(variant, msg, 6);
         Py_ssize_t v = 6;
         for (Py_ssize_t k = 0; k < at && e[k] != '+'; k++)
@@ -331,7 +394,7 @@ static int password_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b) {
     return 0;
 }
 
-/* match_combo(text, fast, pepper, keys, starts, bits, feed_corpus) -> (python, digests)
+/* match_combo(data, fast, pepper, keys, starts, bits, feed_corpus) -> (python, digests)
  * python: packed int32 positions (into `fast`) of the records the Python path must handle;
  * digests: the 20-byte SHA-1 of each other record's password, when it has one and
  * `feed_corpus` is true (a record without a password adds nothing). `keys`, `starts`, `bits`:
@@ -340,12 +403,12 @@ static PyObject *match_combo(PyObject *module, PyObject *args) {
     PyObject *text;
     Py_buffer fast, pepper, index, starts;
     int feed_corpus, bits;
-    if (!PyArg_ParseTuple(args, "Uy*y*y*y*ip", &text, &fast, &pepper, &index, &starts, &bits,
+    if (!PyArg_ParseTuple(args, "Sy*y*y*y*ip", &text, &fast, &pepper, &index, &starts, &bits,
                           &feed_corpus))
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n;
-    const char *s = ascii_text(text, &n);
+    const char *s = block_data(text, &n);
     if (s == NULL) goto done;
     if (fast.len % sizeof(FastRecord) || index.len % sizeof(uint64_t) || bits < 1 ||
         bits > 32 || starts.len != (Py_ssize_t)((((size_t)1 << bits) + 1) * 4)) {
@@ -357,8 +420,7 @@ static PyObject *match_combo(PyObject *module, PyObject *args) {
     for (Py_ssize_t i = 0; i < count; i++) {
         const FastRecord *r = &records[i];
         if (r->login_start < 0 || r->login_end > n || r->login_start > r->login_end ||
-            r->pw_start < 0 || r->pw_end > n || r->pw_start > r->pw_end ||
-            r->login_end - r->login_start > MAX_LOGIN_CHARS) {
+            r->pw_start < 0 || r->pw_end > n || r->pw_start > r->pw_end) {
             PyErr_SetString(PyExc_ValueError, "record offsets outside the text");
             goto done;
         }
@@ -405,7 +467,8 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"split_combo", split_combo, METH_O, "Split ASCII lines into fast combo records and the rest."},
+    {"split_combo", split_combo, METH_O, "Split combo-list lines into fast records and the rest."},
+    {"split_ulp", split_ulp, METH_O, "Split URL:login:password lines into fast records and the rest."},
     {"match_combo", match_combo, METH_VARARGS, "Fingerprint fast records; return Python's share."},
     {NULL, NULL, 0, NULL},
 };

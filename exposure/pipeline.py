@@ -15,6 +15,7 @@ import hashlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure.dump_keys import content_key, range_key, records_key
-from exposure.dumps.fastcombo import ComboBlock
+from exposure.dumps.fastpath import RecordBlock
 from exposure.dumps.reader import MemberEnd, MemberStart, read_dump, read_range
 from exposure.dumps.records import LeakRecord
 from exposure.hashing import password_fingerprint
@@ -41,7 +42,10 @@ from exposure.store.types import utcnow
 
 # Events per transaction: large enough to amortise the commit, small enough that a killed run
 # re-reads little. EXPOSURE_INGEST_BATCH_EVENTS overrides it (tests use tiny batches).
-BATCH_EVENTS = int(os.environ.get("EXPOSURE_INGEST_BATCH_EVENTS", "50000"))
+BATCH_EVENTS = int(os.environ.get("EXPOSURE_INGEST_BATCH_EVENTS", "200000"))
+
+# Native matching of fast-path blocks: one thread per core (the C code releases the GIL).
+_MATCHERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="match")
 
 # Extra writes that must commit with the run's last batch (a connector's cursor).
 Finalizer = Callable[[AsyncConnection], Awaitable[None]]
@@ -51,8 +55,11 @@ Finalizer = Callable[[AsyncConnection], Awaitable[None]]
 class _Batch:
     records: list[LeakRecord] = field(default_factory=list)
     places: list[tuple[int, str]] = field(default_factory=list)  # (ordinal, member name)
-    # Records still packed by the native fast path: (ordinal of the first, member, block).
-    blocks: list[tuple[int, str, ComboBlock]] = field(default_factory=list)
+    # Records still packed by the native fast path: (ordinal of the first, member, block, and
+    # the block's match running on a worker thread).
+    blocks: list[tuple[int, str, RecordBlock, asyncio.Future[tuple[list[int], bytes]]]] = field(
+        default_factory=list
+    )
 
     def add(self, ordinal: int, member: str, record: LeakRecord) -> None:
         self.records.append(record)
@@ -175,39 +182,63 @@ class Ingestor:
             run = await ingest_queries.start_run(
                 conn, source=source, input_name=name, content_key=key
             )
+        # Reading counts into `stats` while the previous batch commits; each commit counts its
+        # outcome into `outcome` and checkpoints both as they stood at the batch's end.
         stats = RunStats.from_json(run.stats)
+        outcome = RunStats.from_json(run.stats)
         batch = _Batch()
         ordinal = uncommitted = 0
         member = ""
-        for event in events:
-            if isinstance(event, ComboBlock):  # one event per record it holds
-                first, ordinal = ordinal + 1, ordinal + event.count
-                if ordinal <= run.checkpoint:
-                    continue
-                if first <= run.checkpoint:  # only if the block boundaries moved since
-                    event = event.tail(run.checkpoint - first + 1)
-                    first = run.checkpoint + 1
-                stats.records += event.count
-                batch.blocks.append((first, member, event))
-                uncommitted += event.count
-            else:
-                ordinal += 1
-                if isinstance(event, MemberStart):
-                    member = event.name
-                if ordinal <= run.checkpoint:
-                    continue  # committed by the interrupted run we are resuming
-                stats.observe(event)
-                if isinstance(event, LeakRecord):
-                    stats.records += 1
-                    batch.add(ordinal, member, event)
-                uncommitted += 1
-            if uncommitted >= BATCH_EVENTS:
-                if self._on_lines is not None:
-                    self._on_lines(uncommitted)
-                await self._commit(run, batch, ordinal, stats, source=source, done=False)
-                batch, uncommitted = _Batch(), 0
-        await self._commit(run, batch, ordinal, stats, source=source, done=True, finalize=finalize)
-        return {"input": name, "source": source, "resumed": run.resumed, **stats.as_json()}
+        committing: asyncio.Task[None] | None = None
+        try:
+            for event in events:
+                if isinstance(event, RecordBlock):  # one event per record it holds
+                    first, ordinal = ordinal + 1, ordinal + event.count
+                    if ordinal <= run.checkpoint:
+                        continue
+                    if first <= run.checkpoint:  # only if the block boundaries moved since
+                        event = event.tail(run.checkpoint - first + 1)
+                        first = run.checkpoint + 1
+                    stats.records += event.count
+                    matching = await self._match_block(event, run.feeds_corpus)
+                    batch.blocks.append((first, member, event, matching))
+                    uncommitted += event.count
+                    await asyncio.sleep(0)  # let the commit in flight take its next step
+                else:
+                    ordinal += 1
+                    if isinstance(event, MemberStart):
+                        member = event.name
+                    if ordinal <= run.checkpoint:
+                        continue  # committed by the interrupted run we are resuming
+                    stats.observe(event)
+                    if isinstance(event, LeakRecord):
+                        stats.records += 1
+                        batch.add(ordinal, member, event)
+                    uncommitted += 1
+                if uncommitted >= BATCH_EVENTS:
+                    if self._on_lines is not None:
+                        self._on_lines(uncommitted)
+                    if committing is not None:
+                        await committing  # commits stay in order: one in flight at a time
+                    committing = asyncio.create_task(
+                        self._commit(
+                            run, batch, ordinal, stats.reading(), outcome, source=source, done=False
+                        )
+                    )
+                    batch, uncommitted = _Batch(), 0
+            if committing is not None:
+                await committing
+        except BaseException:
+            if committing is not None:  # its transaction rolls back: a resumed run redoes it
+                committing.cancel()
+                await asyncio.gather(committing, return_exceptions=True)
+            raise
+        last = stats.reading()
+        await self._commit(
+            run, batch, ordinal, last, outcome, source=source, done=True, finalize=finalize
+        )
+        summary = outcome.with_reading(stats).as_json()
+        return {"input": name, "source": source, "resumed": run.resumed, **summary}
 
     def _events(self, path: Path, format_override: str | None) -> Iterator[object]:
         return read_dump(
@@ -222,39 +253,44 @@ class Ingestor:
         run: ingest_queries.Run,
         batch: _Batch,
         ordinal: int,
-        stats: RunStats,
+        reading: RunStats,
+        outcome: RunStats,
         *,
         source: str,
         done: bool,
         finalize: Finalizer | None = None,
     ) -> None:
-        """Match, verify and decide outside the transaction; then write everything at once."""
+        """Match, verify and decide outside the transaction; then write everything at once,
+        with the checkpoint: ``ordinal`` and the counters (``reading``'s as read up to it,
+        ``outcome``'s once this batch is counted). ``done`` marks the run's last batch."""
         lines_before = self._committed_lines.get(run.id, 0)
-        self._committed_lines[run.id] = stats.lines
-        observations, verdicts, corpus = await self._evaluate(batch, stats, run.feeds_corpus)
+        self._committed_lines[run.id] = reading.lines
+        records = len(batch.records) + sum(block.count for _, _, block, _ in batch.blocks)
+        observations, verdicts, corpus = await self._evaluate(batch, outcome, run.feeds_corpus)
         now = utcnow()
         async with self._engine.begin() as conn:
             await ingest_queries.record_checks(conn, verdicts)
             applied = await exposure_queries.apply_observations(
                 conn, observations, run_id=run.id, source=source, now=now
             )
-            stats.new_exposures.update(applied.new_by_action)
-            stats.escalations += applied.escalations
-            stats.sightings += applied.sightings
-            stats.events += applied.events
+            outcome.new_exposures.update(applied.new_by_action)
+            outcome.escalations += applied.escalations
+            outcome.sightings += applied.sightings
+            outcome.events += applied.events
             await corpus_store.stage(conn, bytes(corpus))
-            await ingest_queries.save_checkpoint(conn, run.id, ordinal, stats.as_json(), done=done)
+            checkpoint = outcome.with_reading(reading).as_json()
+            await ingest_queries.save_checkpoint(conn, run.id, ordinal, checkpoint, done=done)
             if finalize is not None:
                 await finalize(conn)
-        INGEST_LINES.inc(stats.lines - lines_before)
-        INGEST_RECORDS.inc(len(batch.records))
+        INGEST_LINES.inc(reading.lines - lines_before)
+        INGEST_RECORDS.inc(records)
 
     async def _evaluate(
         self, batch: _Batch, stats: RunStats, feeds_corpus: bool
     ) -> tuple[list[Observation], dict[CheckKey, bool], bytearray]:
         corpus = bytearray()  # 20-byte SHA-1 digests of the batch's usable passwords
         if batch.blocks:
-            await self._unpack_blocks(batch, corpus, feeds_corpus)
+            await self._unpack_blocks(batch, corpus)
         records = batch.records
         if not records:
             return [], {}, corpus
@@ -290,14 +326,21 @@ class Ingestor:
         verdict_of = {**known, **verdicts}
         return self._observe(batch, matches, usable, hashes, wanted, verdict_of), verdicts, corpus
 
-    async def _unpack_blocks(self, batch: _Batch, corpus: bytearray, feeds_corpus: bool) -> None:
-        """Let the native fast path settle the records that cannot match (their passwords go to
-        the corpus); the others join the batch's records for the Python path."""
+    async def _match_block(
+        self, block: RecordBlock, feeds_corpus: bool
+    ) -> asyncio.Future[tuple[list[int], bytes]]:
+        """Start the native match of a block on a worker thread (it releases the GIL), so
+        that every core matches while this thread goes on reading."""
         if self._index is None:
             self._index = await self.load_index(self._engine)
         table = self._index.lookup_table()
-        for first, member, block in batch.blocks:
-            positions, digests = block.match(self._pepper, table, feeds_corpus)
+        return asyncio.wrap_future(_MATCHERS.submit(block.match, self._pepper, table, feeds_corpus))
+
+    async def _unpack_blocks(self, batch: _Batch, corpus: bytearray) -> None:
+        """Take the native fast path's verdicts: records that cannot match only add their
+        passwords to the corpus; the others join the batch's records for the Python path."""
+        for first, member, block, matching in batch.blocks:
+            positions, digests = await matching
             for position in positions:
                 batch.add(first + position, member, block.record(position))
             corpus += digests

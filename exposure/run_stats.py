@@ -60,6 +60,26 @@ class RunStats:
             "verify_seconds": round(self.verify_seconds, 3),
         }
 
+    def reading(self) -> RunStats:
+        """A copy of the counters that reading the input updates (lines, records, rejections,
+        files, problems), as they stand now: what a checkpoint taken here covers."""
+        return RunStats(
+            lines=self.lines,
+            records=self.records,
+            rejected=Counter(self.rejected),
+            files=list(self.files),
+            problems=list(self.problems),
+            problems_total=self.problems_total,
+        )
+
+    def with_reading(self, reading: RunStats) -> RunStats:
+        """These outcome counters (matches, exposures, verifications, ...) with the reading
+        counters of ``reading``."""
+        merged = reading.reading()
+        for name in _OUTCOME_FIELDS:
+            setattr(merged, name, getattr(self, name))
+        return merged
+
     def observe(self, event: object) -> None:
         if isinstance(event, MemberEnd):
             self.lines += event.lines
@@ -79,3 +99,16 @@ class RunStats:
             self.problems_total += 1
             if len(self.problems) < MAX_LISTED_PROBLEMS:
                 self.problems.append({"name": event.name, "reason": event.reason})
+
+
+_OUTCOME_FIELDS = (
+    "without_identifier",
+    "matched_records",
+    "new_exposures",
+    "escalations",
+    "sightings",
+    "events",
+    "verifications",
+    "cached_verdicts",
+    "verify_seconds",
+)

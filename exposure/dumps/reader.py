@@ -36,7 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import BinaryIO, cast
 
-from exposure.dumps import fastcombo
+from exposure.dumps import fastpath
 from exposure.dumps.containers import (
     ArchiveLimits,
     Member,
@@ -46,7 +46,7 @@ from exposure.dumps.containers import (
     iter_members,
 )
 from exposure.dumps.decode import DEFAULT_MAX_LINE_BYTES, LineProblem, decode_lines
-from exposure.dumps.fastcombo import ComboBlock, iter_combo_blocks
+from exposure.dumps.fastpath import RecordBlock, iter_blocks
 from exposure.dumps.formats import FORMATS, Parsed, detect_format, parse_lines
 from exposure.dumps.records import CookieHit, LeakRecord, LeakType, Rejected
 
@@ -105,7 +105,7 @@ class MemberEnd:
     broker_cookies: int = 0
 
 
-DumpEvent = MemberStart | LeakRecord | ComboBlock | Rejected | MemberEnd | MemberProblem
+DumpEvent = MemberStart | LeakRecord | RecordBlock | Rejected | MemberEnd | MemberProblem
 
 
 def machine_folder(member_name: str) -> str:
@@ -223,16 +223,16 @@ class _Reader:
                     return
                 yield MemberStart(name, fmt, lines.encoding)
                 started = True
-                parsed: Iterator[Parsed | ComboBlock]
-                if fmt == "combo" and fastcombo.AVAILABLE:
-                    lines.ascii_blocks = True  # the head is parsed line by line already
-                    parsed = iter_combo_blocks(chain(head, texts))
+                parsed: Iterator[Parsed | RecordBlock]
+                if fmt in fastpath.FORMATS and fastpath.AVAILABLE:
+                    lines.text_blocks = True  # the head is parsed line by line already
+                    parsed = iter_blocks(fmt, chain(head, texts))
                 else:
                     parsed = parse_lines(fmt, chain(head, texts), member_name=name)
                 for item in parsed:
                     if pending:  # the lines behind them were read before this item was made
                         yield from _drain(pending, rejected)
-                    if isinstance(item, ComboBlock):
+                    if isinstance(item, RecordBlock):
                         records += item.count
                         yield item
                     elif isinstance(item, LeakRecord):

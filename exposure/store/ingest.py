@@ -8,8 +8,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, tuple_, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import LargeBinary, Table, func, insert, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.store.dialect import IN_LIST_SIZE, in_lists, upsert
@@ -48,19 +47,17 @@ async def fingerprint_prefixes(conn: AsyncConnection, length: int) -> bytes:
     """The first ``length`` bytes of every enrolled fingerprint (strict and variant),
     concatenated: what the in-memory index is built from.
 
-    Read on the driver's side in chunks, so ten million identifiers cost ten million short
-    prefixes in memory, never ten million row objects.
+    The database concatenates them (one value of ten million short prefixes, never ten million
+    row objects in Python): ``string_agg`` of ``bytea`` on PostgreSQL, ``group_concat`` of hex
+    on SQLite, which has no binary aggregate. Order does not matter: the index sorts.
     """
-
-    def read(sync_conn: Connection) -> bytes:
-        result = sync_conn.execute(
-            select(identifiers.c.fingerprint).execution_options(yield_per=100_000)
-        )
-        return b"".join(
-            b"".join(bytes(row[0][:length]) for row in chunk) for chunk in result.partitions()
-        )
-
-    return await conn.run_sync(read)
+    column = identifiers.c.fingerprint
+    if conn.dialect.name == "postgresql":
+        joined = func.string_agg(func.substring(column, 1, length), literal(b"", LargeBinary))
+        value = (await conn.execute(select(joined))).scalar_one()
+        return bytes(value or b"")
+    hexed = func.group_concat(func.hex(func.substr(column, 1, length)), "")
+    return bytes.fromhex((await conn.execute(select(hexed))).scalar_one() or "")
 
 
 async def start_run(

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.dumps import fastcombo
-from exposure.dumps.fastcombo import ComboBlock
+from exposure.dumps import fastpath
+from exposure.dumps.fastpath import RecordBlock
 from exposure.passwords import PasswordVerifier
 from exposure.pipeline import Ingestor
 from exposure.settings import load_settings
@@ -153,6 +153,9 @@ async def _ingest_in_process(url: str, dump: Path, tmp_path: Path) -> dict[str, 
     # Batches end at block boundaries on the native path, so a verdict reused within a batch
     # on one path can be a cached verdict from an earlier batch on the other.
     summary.pop("cached_verdicts")
+    # Ordinals number events for checkpoints: a block's fast records come before its other
+    # lines, so they differ between the paths; file and line are what an auditor follows.
+    state["sightings"] = sorted((key, file, line) for key, _, file, line in state["sightings"])
     return {"summary": summary, **state}
 
 
@@ -160,6 +163,16 @@ async def test_native_fast_path_writes_what_the_python_path_writes(
     database_url: str, empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     customers, dump = _write_inputs(tmp_path)
+    folder = tmp_path / "leaks"
+    folder.mkdir()
+    dump = dump.rename(folder / "combo.txt")
+    rng = random.Random(5)
+    urls = []  # a URL list (the ulp format), with hits on broker and other sites
+    for i in range(4_000):
+        site = rng.choice(["trade.mirai-sec.co.jp", "shop.example"])
+        login = f"resume.user{rng.randrange(CUSTOMERS)}@example.jp" if i % 9 == 0 else f"x{i}@x.org"
+        urls.append(f"https://{site}/login:{login}:{rng.choice(['Sakura#2025', f'pw{i}'])}")
+    (folder / "urls.txt").write_text("\n".join(urls) + "\n")
     with dump.open("a", encoding="utf-8") as out:  # traps for both paths, past the head
         out.write(
             "RESUME.USER7@EXAMPLE.JP:Sakura#2025\n"
@@ -169,24 +182,26 @@ async def test_native_fast_path_writes_what_the_python_path_writes(
             "Sakura#2025:resume.user12@example.jp\n"
             "resume.user13@ｅｘａｍｐｌｅ.jp:Sakura#2025\n"
             "# a comment\n\nstranger@example.org\n"
+            "https://trade.mirai-sec.co.jp/login:RESUME.USER3@example.jp:Sakura#2025\n"
         )
     run_cli("db", "upgrade", env=environment(empty_database_url), cwd=tmp_path)
     outcomes = []
-    blocks_matched = 0
-    real_match = ComboBlock.match
+    natively_matched = 0
+    real_match = RecordBlock.match
 
-    def counting_match(self: ComboBlock, *args: Any) -> tuple[list[int], bytes]:
-        nonlocal blocks_matched
-        blocks_matched += 1
+    def counting_match(self: RecordBlock, *args: Any) -> tuple[list[int], bytes]:
+        nonlocal natively_matched
+        natively_matched += self.count
         return real_match(self, *args)
 
-    monkeypatch.setattr(ComboBlock, "match", counting_match)
+    monkeypatch.setattr(RecordBlock, "match", counting_match)
     for url, native in ((database_url, True), (empty_database_url, False)):
-        monkeypatch.setattr(fastcombo, "AVAILABLE", native)
+        monkeypatch.setattr(fastpath, "AVAILABLE", native)
         run_cli("enroll", str(customers), env=environment(url), cwd=tmp_path)
-        outcomes.append(await _ingest_in_process(url, dump, tmp_path))
+        outcomes.append(await _ingest_in_process(url, folder, tmp_path))
         if native:
-            assert blocks_matched > 10  # the file went through the native path
+            assert natively_matched > 50_000  # most lines went through the native path
     native_run, python_run = outcomes
-    assert blocks_matched and native_run["exposures"] and native_run["corpus"]
+    assert natively_matched and native_run["exposures"] and native_run["corpus"]
+    assert [f["format"] for f in native_run["summary"]["files"]] == ["combo", "ulp"]
     assert native_run == python_run

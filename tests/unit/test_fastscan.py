@@ -11,22 +11,23 @@ import hashlib
 import random
 import re
 import string
+from typing import Any
 
 import pytest
 
 from exposure import identity
-from exposure.dumps import fastcombo
-from exposure.dumps.decode import AsciiBlock
-from exposure.dumps.fastcombo import ComboBlock, iter_combo_blocks
+from exposure.dumps import fastpath
+from exposure.dumps.decode import TextBlock
+from exposure.dumps.fastpath import RecordBlock, iter_blocks
 from exposure.dumps.formats import combo, lines
-from exposure.dumps.formats.lists import iter_combo
+from exposure.dumps.formats.lists import iter_combo, iter_ulp
 from exposure.dumps.records import LeakRecord, Rejected
 from exposure.hashing import identifier_fingerprint
 from exposure.matching import EnrolledIndex, Fingerprinter
 from exposure.passwords import looks_like_hash
 
 # CI builds the extension: a silently missing one would skip the fast path everywhere.
-assert fastcombo.AVAILABLE, "exposure._fastscan is not built (pip install -e . compiles it)"
+assert fastpath.AVAILABLE, "exposure._fastscan is not built (pip install -e . compiles it)"
 
 PEPPER = bytes(range(32))
 FINGERPRINTER = Fingerprinter(PEPPER, login_id_case_sensitive=False, phone_region="JP")
@@ -77,21 +78,69 @@ TRAPS = [
     " ",
     "<html>",
     "[section]",
+    "https://trade.mirai-sec.co.jp/login:taro@example.jp:Sakura2025",
+    "HTTP://Trade.Example.JP:taro@example.jp:pw",
+    "http://h/p?q=1#f:taro@example.jp:",
+    "https://h:8443:taro@example.jp:pw",
+    "https://h:8443/login:taro@example.jp:pw",
+    "https://h/:12345:pw",
+    "https://h/:123456:pw",
+    "https://h/x:1234:pw",
+    "https://h/x:taro/x@example.jp:pw",
+    "https://h/x:taro@example.jp",
+    "https://user@h/x:taro@example.jp:pw",
+    "https://[2001:db8::1]/x:taro@example.jp:pw",
+    "https://h/x?next=https://y/:taro@example.jp:pw",
+    "https://h/x taro@example.jp pw",
+    "https://h/x|taro@example.jp|pw",
+    "https://h.example./x:taro@example.jp:pw",
+    "https://h_x.example/x:taro@example.jp:pw",
+    "https://h\\x/y:taro@example.jp:pw",
+    "android://abc==@com.example.app/:taro@example.jp:pw",
+    "trade.sec.example:taro@example.jp:pw",
+    "httpx://h/x:taro@example.jp:pw",
+    "https:/h/x:taro@example.jp:pw",
+    "https://h/x:ID12345:pw",
+    "naïve@example.jp:pw",
+    "山田@example.jp:パスワード",
+    "taro@例え.jp:pw",
+    "taro@example.jp:pässword",
+    "https://例え.jp/login:taro@example.jp:pw",
+    "taro@example.jp:p\rw",
+    "taro@example.jp:pw\r",
+    "taro@example.jp:\tpw",
 ]
 ALPHABET = string.ascii_letters[:8] + "XYZ0129@@@...::;|  #-_+$*{}/<>[" + "gmail.com"
 
 
 def _random_line(rng: random.Random) -> str:
+    if rng.random() < 0.25:  # URL lines, mutated
+        url = rng.choice(["https://", "HTTP://", "http://", "https:/", "ftp://", ""]) + rng.choice(
+            ["trade.example.jp", "h", "[::1]", "u@h", "H.Example.", "h:8443", "h:99999", ""]
+        )
+        path = rng.choice(["", "/", "/login", "/a?b=c#d", "/x:y", "?next=http://z/"])
+        line = f"{url}{path}{rng.choice(':| ')}{_random_combo(rng)}"
+        return _mutate(rng, line)
     if rng.random() < 0.5:  # mostly plausible e-mail lines, mutated
         local = "".join(rng.choice("abcXY.+_-1") for _ in range(rng.randint(0, 8)))
         domain = rng.choice(["example.jp", "gmail.com", "Ex-a.co.jp", "x", "a.b", "q--r.jp", ""])
         password = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 12)))
-        line = f"{local}@{domain}{rng.choice(':;|')}{password}"
-        if rng.random() < 0.3:
-            i = rng.randrange(len(line) + 1)
-            line = line[:i] + rng.choice(ALPHABET) + line[i:]
-        return line
+        return _mutate(rng, f"{local}@{domain}{rng.choice(':;|')}{password}")
     return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 40)))
+
+
+def _random_combo(rng: random.Random) -> str:
+    local = "".join(rng.choice("abcXY.+_-1") for _ in range(rng.randint(0, 8)))
+    login = rng.choice([f"{local}@example.jp", f"{local}@Gmail.com", local, "12345", ""])
+    password = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 12)))
+    return f"{login}{rng.choice(':|: ')}{password}"
+
+
+def _mutate(rng: random.Random, line: str) -> str:
+    if rng.random() < 0.3:
+        i = rng.randrange(len(line) + 1)
+        line = line[:i] + rng.choice(ALPHABET) + line[i:]
+    return line
 
 
 def _corpus_lines() -> list[str]:
@@ -99,10 +148,16 @@ def _corpus_lines() -> list[str]:
     return TRAPS + [_random_line(rng) for _ in range(20_000)]
 
 
-def _expand(items: list[LeakRecord | Rejected | ComboBlock]) -> list[LeakRecord | Rejected]:
+def _block(first_line_no: int, texts: list[str]) -> TextBlock:
+    """Lines as the decoder hands them over: UTF-8, some ending in CRLF."""
+    data = "".join(t + ("\r\n" if i % 7 == 3 else "\n") for i, t in enumerate(texts))
+    return TextBlock(first_line_no, data.encode(), len(texts))
+
+
+def _expand(items: list[LeakRecord | Rejected | RecordBlock]) -> list[LeakRecord | Rejected]:
     out: list[LeakRecord | Rejected] = []
     for item in items:
-        if isinstance(item, ComboBlock):
+        if isinstance(item, RecordBlock):
             out.extend(item.record(i) for i in range(item.count))
         else:
             out.append(item)
@@ -110,28 +165,32 @@ def _expand(items: list[LeakRecord | Rejected | ComboBlock]) -> list[LeakRecord 
 
 
 def test_constants_mirror_the_python_rules() -> None:
-    scan = fastcombo._fastscan
+    scan = fastpath._fastscan
     assert scan.SHORT_LINE == lines.SHORT_LINE
     assert scan.MAX_LOGIN_CHARS == combo.MAX_LOGIN_CHARS
     assert scan.MAX_EMAIL == identity._MAX_EMAIL
 
 
-def test_split_gives_exactly_what_iter_combo_gives() -> None:
+@pytest.mark.parametrize(("fmt", "parse"), [("combo", iter_combo), ("ulp", iter_ulp)])
+def test_split_gives_exactly_what_the_python_parser_gives(fmt: str, parse: Any) -> None:
     texts = _corpus_lines()
-    block = AsciiBlock(10, "".join(t + "\n" for t in texts), len(texts))
-    fast = _expand(list(iter_combo_blocks([block])))
-    slow = list(iter_combo((10 + i, t) for i, t in enumerate(texts)))
+    block = _block(10, texts)
+    fast = _expand(list(iter_blocks(fmt, [block])))
+    slow = list(parse((10 + i, t) for i, t in enumerate(texts)))
     assert fast == slow
     # And the fast path is taken for the plain lines, not just deferred wholesale.
-    blocks = [item for item in iter_combo_blocks([block]) if isinstance(item, ComboBlock)]
-    assert sum(b.count for b in blocks) > 5_000
+    blocks = [item for item in iter_blocks(fmt, [block]) if isinstance(item, RecordBlock)]
+    records = [b.record(i) for b in blocks for i in range(b.count)]
+    assert sum(r.leak_type == "ulp" and r.site is not None for r in records) > 100
+    if fmt == "combo":
+        assert sum(r.leak_type == "combo" for r in records) > 4_000
 
 
 def test_split_mixes_blocks_and_single_lines_in_order() -> None:
-    block = AsciiBlock(3, "a@b.jp:1\nno delimiter here\nc@d.jp:2\n", 3)
-    items = list(iter_combo_blocks([(1, "x@y.jp:0"), (2, "#"), block, (6, "z@w.jp:9")]))
+    block = _block(3, ["a@b.jp:1", "no delimiter here", "c@d.jp:2"])
+    items = list(iter_blocks("combo", [(1, "x@y.jp:0"), (2, "#"), block, (6, "z@w.jp:9")]))
     kinds = [type(i).__name__ for i in items]
-    assert kinds == ["LeakRecord", "Rejected", "ComboBlock", "Rejected", "LeakRecord"]
+    assert kinds == ["LeakRecord", "Rejected", "RecordBlock", "Rejected", "LeakRecord"]
     texts = ["x@y.jp:0", "#", "a@b.jp:1", "no delimiter here", "c@d.jp:2", "z@w.jp:9"]
     assert _expand(items) == list(iter_combo(enumerate(texts, 1)))
 
@@ -143,9 +202,8 @@ def _python_keys(login: str) -> list[bytes]:
 @pytest.mark.parametrize("feed_corpus", [True, False])
 def test_match_defers_every_record_the_python_path_could_match(feed_corpus: bool) -> None:
     texts = _corpus_lines()
-    text = "".join(t + "\n" for t in texts)
-    blocks = [i for i in iter_combo_blocks([AsciiBlock(1, text, len(texts))])]
-    block = next(i for i in blocks if isinstance(i, ComboBlock))
+    blocks = list(iter_blocks("combo", [_block(1, texts)]))
+    block = next(i for i in blocks if isinstance(i, RecordBlock))
     records = [block.record(i) for i in range(block.count)]
     # Enrol every third login (strict and variant keys), as enrolment would.
     enrolled = [fp for r in records[::3] for fp in _python_keys(r.login)]
@@ -174,11 +232,9 @@ def test_match_defers_every_record_the_python_path_could_match(feed_corpus: bool
 
 
 def test_match_keys_are_the_documented_fingerprints() -> None:
-    block = next(
-        i
-        for i in iter_combo_blocks([AsciiBlock(1, "Taro.Yamada+x@GMAIL.com:pw\nhana@ex.jp:1\n", 2)])
-        if isinstance(i, ComboBlock)
-    )
+    text = "Taro.Yamada+x@GMAIL.com:pw\nhana@ex.jp:1\n"
+    items = iter_blocks("combo", [_block(1, text.splitlines())])
+    block = next(i for i in items if isinstance(i, RecordBlock))
     strict = identifier_fingerprint(PEPPER, "email", "taro.yamada+x@gmail.com")
     variant = identifier_fingerprint(PEPPER, "email", "taroyamada@gmail.com")
     other = identifier_fingerprint(PEPPER, "email", "hana@ex.jp")
@@ -190,16 +246,16 @@ def test_match_keys_are_the_documented_fingerprints() -> None:
 def test_tail_and_bad_arguments() -> None:
     block = next(
         i
-        for i in iter_combo_blocks([AsciiBlock(5, "a@b.jp:1\nc@d.jp:2\ne@f.jp:3\n", 3)])
-        if isinstance(i, ComboBlock)
+        for i in iter_blocks("combo", [_block(5, ["a@b.jp:1", "c@d.jp:2", "e@f.jp:3"])])
+        if isinstance(i, RecordBlock)
     )
     assert [r.line_no for r in (block.tail(1).record(i) for i in range(2))] == [6, 7]
     assert "a@b.jp" not in repr(block)
     with pytest.raises(TypeError):
-        fastcombo._fastscan.split_combo("naïve@example.jp:pw\n")
+        fastpath._fastscan.split_combo("taro@example.jp:pw\n")  # bytes only
     with pytest.raises(ValueError):
-        fastcombo._fastscan.match_combo("x\n", block.packed, PEPPER, b"", b"", 1, True)
+        fastpath._fastscan.match_combo(b"x\n", block.packed, PEPPER, b"", b"", 1, True)
     table = EnrolledIndex.build([]).lookup_table()
     with pytest.raises(ValueError):  # a bucket table of the wrong size
-        fastcombo._fastscan.match_combo(block.text, block.packed, PEPPER, b"", b"\0" * 8, 2, True)
+        fastpath._fastscan.match_combo(block.data, block.packed, PEPPER, b"", b"\0" * 8, 2, True)
     assert block.match(PEPPER, table, False) == ([], b"")
