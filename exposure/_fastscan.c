@@ -37,6 +37,7 @@
 #define MAX_EMAIL 254        /* exposure.identity._MAX_EMAIL */
 #define MAX_DOMAIN 253
 #define MAX_LABEL 63
+#define GROUP 16 /* records hashed ahead of their index probes (see match_combo) */
 
 /* A fast record: its line (index in the block) and the offsets of its fields in the text.
  * host_start == host_end == 0 for a combo record; a ULP record has the URL's host there. */
@@ -81,10 +82,17 @@ static int noise_first(unsigned char c) {
 static int plain_line(const char *s, Py_ssize_t a, Py_ssize_t b) {
     Py_ssize_t len = b - a;
     if (len < 1 || len > SHORT_LINE || noise_first((unsigned char)s[a])) return 0;
-    for (Py_ssize_t k = a; k < b; k++)
-        if ((unsigned char)s[k] < 0x20 || (unsigned char)s[k] > 0x7e) return 0;
-    return 1;
+    unsigned char outside = 0; /* no early exit: the compiler vectorises the whole line */
+    for (Py_ssize_t k = a; k < b; k++) outside |= (unsigned char)(s[k] - 0x20) > 0x5e;
+    return !outside;
 }
+
+/* Characters that end a URL's host in _FAST's [^\s:/?#|\[\]@\\] (a plain line has no other
+ * whitespace than ' '). */
+static const unsigned char ends_host[256] = {
+    [' '] = 1, [':'] = 1, ['/'] = 1, ['?'] = 1, ['#'] = 1,
+    ['|'] = 1, ['['] = 1, [']'] = 1, ['@'] = 1, ['\\'] = 1,
+};
 
 static int lower_is(const char *s, Py_ssize_t k, char c) {
     return s[k] == c || s[k] == c - ('a' - 'A');
@@ -103,7 +111,7 @@ static int ulp_line(const char *s, Py_ssize_t a, Py_ssize_t b, FastRecord *r) {
     if (lower_is(s, k, 's')) k++;
     if (s[k] != ':' || s[k + 1] != '/' || s[k + 2] != '/') return 0;
     Py_ssize_t host = k += 3;
-    while (k < b && strchr(" :/?#|[]@\\", s[k]) == NULL) k++;
+    while (k < b && !ends_host[(unsigned char)s[k]]) k++;
     if (k == host) return 0;
     Py_ssize_t host_end = k;
     if (k < b && (s[k] == '/' || s[k] == '?' || s[k] == '#'))
@@ -330,32 +338,30 @@ static int plain_domain(const char *d, Py_ssize_t len) {
     return dots > 0;
 }
 
-/* True when the Python path might see this login as anything but one plain e-mail address
- * whose key(s) miss the index: then the record goes back to Python. Otherwise computes the
- * strict key (and the Gmail variant key) exactly as exposure.identity._email. */
-static int login_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b, const Hmac *h,
-                              const Index *ix) {
+/* The index prefixes of a login that reads as exactly one plain e-mail address, computed as
+ * exposure.identity._email computes its keys: the strict key and, for consumer Gmail, the
+ * variant key. Returns how many (1 or 2), or 0 when the Python path must read the login
+ * (a space, no or two '@', a domain only IDNA can judge, too long). */
+static int login_keys(const char *s, Py_ssize_t a, Py_ssize_t b, const Hmac *h, uint64_t keys[2]) {
     unsigned char msg[6 + MAX_EMAIL];
-    static const char prefix[] = "email";
     Py_ssize_t len = b - a;
-    if (len > MAX_EMAIL) return 1; /* too long for an e-mail key: Python rejects it */
-    memcpy(msg, prefix, 5);
-    msg[5] = '\0';
+    if (len > MAX_EMAIL) return 0; /* too long for an e-mail key: Python rejects it */
+    memcpy(msg, "email", 6);       /* the kind, then NUL: "email\0" */
     unsigned char *e = msg + 6;
     Py_ssize_t at = -1;
     for (Py_ssize_t k = 0; k < len; k++) {
         unsigned char c = (unsigned char)s[a + k];
         if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
-        if (c == ' ') return 1; /* not _is_clean(local), or a bad domain */
+        if (c == ' ') return 0; /* not _is_clean(local), or a bad domain */
         if (c == '@') at = k;
         e[k] = c;
     }
-    if (at <= 0) return 1;
-    if (memchr(e, '@', (size_t)at) != NULL) return 1; /* two '@': Python rejects it */
+    if (at <= 0) return 0;
+    if (memchr(e, '@', (size_t)at) != NULL) return 0; /* two '@': Python rejects it */
     const char *domain = (const char *)e + at + 1;
     Py_ssize_t dlen = len - at - 1;
-    if (!plain_domain(domain, dlen)) return 1;
-    if (in_index(ix, hmac_prefix(h, msg, (size_t)(6 + len)))) return 1;
+    if (!plain_domain(domain, dlen)) return 0;
+    keys[0] = hmac_prefix(h, msg, (size_t)(6 + len));
     if ((dlen == 9 && memcmp(domain, "gmail.com", 9) == 0) ||
         (dlen == 14 && memcmp(domain, "googlemail.com", 14) == 0)) {
         /* Variant: local part up to the first '+', dots removed, at gmail.com. */
@@ -366,11 +372,11 @@ static int login_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b, const H
             if (e[k] != '.') variant[v++] = e[k];
         if (v > 6) {
             memcpy(variant + v, "@gmail.com", 10);
-            v += 10;
-            if (in_index(ix, hmac_prefix(h, variant, (size_t)v))) return 1;
+            keys[1] = hmac_prefix(h, variant, (size_t)(v + 10));
+            return 2;
         }
     }
-    return 0;
+    return 1;
 }
 
 static int is_hex(unsigned char c) {
@@ -425,33 +431,49 @@ static PyObject *match_combo(PyObject *module, PyObject *args) {
             goto done;
         }
     }
-    Buffer python = {0}, digests = {0};
+    Buffer python_positions = {0}, digests = {0};
     int failed = 0;
     Hmac h;
     hmac_init(&h, pepper.buf, (size_t)pepper.len);
     Index ix = {index.buf, index.len / (Py_ssize_t)sizeof(uint64_t), starts.buf, 64 - bits};
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < count && !failed; i++) {
-        const FastRecord *r = &records[i];
-        if (login_needs_python(s, r->login_start, r->login_end, &h, &ix) ||
-            password_needs_python(s, r->pw_start, r->pw_end)) {
-            int32_t position = (int32_t)i;
-            failed = buffer_add(&python, &position, sizeof position);
-        } else if (feed_corpus && r->pw_end > r->pw_start) {
-            unsigned char d[SHA_DIGEST_LENGTH];
-            password_sha1((const unsigned char *)s + r->pw_start,
-                          (size_t)(r->pw_end - r->pw_start), d);
-            failed = buffer_add(&digests, d, sizeof d);
+    /* Records go in groups: every key of a group is hashed and its bucket fetched ahead
+     * (prefetch) before any is compared, so the index's cache misses overlap. */
+    for (Py_ssize_t g = 0; g < count && !failed; g += GROUP) {
+        Py_ssize_t m = count - g < GROUP ? count - g : GROUP;
+        uint64_t keys[GROUP][2];
+        int nkeys[GROUP];
+        for (Py_ssize_t j = 0; j < m; j++) {
+            const FastRecord *r = &records[g + j];
+            nkeys[j] = login_keys(s, r->login_start, r->login_end, &h, keys[j]);
+            for (int k = 0; k < nkeys[j]; k++) __builtin_prefetch(&ix.starts[keys[j][k] >> ix.shift]);
+        }
+        for (Py_ssize_t j = 0; j < m; j++)
+            for (int k = 0; k < nkeys[j]; k++)
+                __builtin_prefetch(&ix.keys[ix.starts[keys[j][k] >> ix.shift]]);
+        for (Py_ssize_t j = 0; j < m && !failed; j++) {
+            const FastRecord *r = &records[g + j];
+            int python = nkeys[j] == 0 || password_needs_python(s, r->pw_start, r->pw_end);
+            for (int k = 0; k < nkeys[j] && !python; k++) python = in_index(&ix, keys[j][k]);
+            if (python) {
+                int32_t position = (int32_t)(g + j);
+                failed = buffer_add(&python_positions, &position, sizeof position);
+            } else if (feed_corpus && r->pw_end > r->pw_start) {
+                unsigned char d[SHA_DIGEST_LENGTH];
+                password_sha1((const unsigned char *)s + r->pw_start,
+                              (size_t)(r->pw_end - r->pw_start), d);
+                failed = buffer_add(&digests, d, sizeof d);
+            }
         }
     }
     Py_END_ALLOW_THREADS
     if (failed) {
-        PyMem_RawFree(python.data);
+        PyMem_RawFree(python_positions.data);
         PyMem_RawFree(digests.data);
         PyErr_NoMemory();
         goto done;
     }
-    PyObject *p = buffer_to_bytes(&python), *d = buffer_to_bytes(&digests);
+    PyObject *p = buffer_to_bytes(&python_positions), *d = buffer_to_bytes(&digests);
     if (p != NULL && d != NULL)
         result = Py_BuildValue("(NN)", p, d);
     else {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -39,6 +40,8 @@ from exposure.store import ingest as ingest_queries
 from exposure.store.exposures import ExposureKey, Observation, SightingAt
 from exposure.store.ingest import CheckKey, EnrolledMatch
 from exposure.store.types import utcnow
+
+log = logging.getLogger("exposure")
 
 # Events per transaction: large enough to amortise the commit, small enough that a killed run
 # re-reads little. EXPOSURE_INGEST_BATCH_EVENTS overrides it (tests use tiny batches).
@@ -86,6 +89,7 @@ class Ingestor:
         self._engine = engine
         self._settings = settings
         self._index = index
+        self._index_loading: asyncio.Task[EnrolledIndex] | None = None
         self._verifier = verifier
         self._on_bytes = on_bytes
         self._on_lines = on_lines
@@ -101,7 +105,24 @@ class Ingestor:
     async def load_index(cls, engine: AsyncEngine) -> EnrolledIndex:
         async with engine.connect() as conn:
             joined = await ingest_queries.fingerprint_prefixes(conn, PREFIX_BYTES)
-        return EnrolledIndex.from_prefixes(joined)
+        index = EnrolledIndex.from_prefixes(joined)
+        log.info("enrolled index: %d fingerprints, %d KiB", len(index), index.nbytes // 1024)
+        return index
+
+    def _index_task(self) -> asyncio.Task[EnrolledIndex]:
+        if self._index_loading is None:
+            self._index_loading = asyncio.create_task(self.load_index(self._engine))
+        return self._index_loading
+
+    async def _enrolled(self) -> EnrolledIndex:
+        """The enrolled index, loaded on first need (or already loading: see ``ingest``)."""
+        if self._index is None:
+            try:
+                self._index = await self._index_task()
+            except Exception:
+                self._index_loading = None  # the next batch tries again
+                raise
+        return self._index
 
     async def ingest(
         self,
@@ -116,6 +137,8 @@ class Ingestor:
         ``finalize`` runs inside the transaction that completes the run: a connector's cursor
         is saved there, together with the data it covers.
         """
+        if self._index is None:
+            self._index_task()  # loads while the file is keyed: a file to ingest needs it
         key = await asyncio.to_thread(content_key, self._pepper, path)
         events = self._events(path, format_override)
         return await self._ingest_events(events, path.name, key, source=source, finalize=finalize)
@@ -303,10 +326,8 @@ class Ingestor:
                 corpus += hashlib.sha1(
                     password.encode("utf-8", "surrogatepass"), usedforsecurity=False
                 ).digest()
-        if self._index is None:
-            self._index = await self.load_index(self._engine)
         keys, readable = candidate_keys(
-            self._index, self._fingerprinter, [r.login for r in records]
+            await self._enrolled(), self._fingerprinter, [r.login for r in records]
         )
         stats.without_identifier += len(records) - readable
         if not keys:
@@ -331,9 +352,7 @@ class Ingestor:
     ) -> asyncio.Future[tuple[list[int], bytes]]:
         """Start the native match of a block on a worker thread (it releases the GIL), so
         that every core matches while this thread goes on reading."""
-        if self._index is None:
-            self._index = await self.load_index(self._engine)
-        table = self._index.lookup_table()
+        table = (await self._enrolled()).lookup_table()
         return asyncio.wrap_future(_MATCHERS.submit(block.match, self._pepper, table, feeds_corpus))
 
     async def _unpack_blocks(self, batch: _Batch, corpus: bytearray) -> None:

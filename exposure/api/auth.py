@@ -22,7 +22,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from typing import TypeVar
 
 from aiohttp import web
@@ -31,6 +30,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api.errors import ApiError
+from exposure.api.scopes import Scope
 from exposure.errors import FatalError
 from exposure.settings import Settings
 from exposure.store import tokens as token_queries
@@ -44,14 +44,6 @@ CACHE_MAX_ENTRIES = 4096
 TOUCH_EVERY = timedelta(minutes=1)
 MAX_CONCURRENT_VERIFICATIONS = 4
 MAX_NAME = 128
-
-
-class Scope(StrEnum):
-    """What a token may do."""
-
-    ENROL = "enrol"  # POST /v1/customers, DELETE /v1/customers/{id}
-    READ = "read"  # GET /v1/exposures[/{id}]; /range when EXPOSURE_RANGE_PUBLIC=false
-    RESOLVE = "resolve"  # POST /v1/exposures/{id}/resolution
 
 
 class InvalidTokenRequest(FatalError):

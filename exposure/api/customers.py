@@ -15,9 +15,10 @@ from aiohttp import web
 
 from exposure import onboarding
 from exposure.api import keys
-from exposure.api.auth import Scope, requires
+from exposure.api.auth import requires
 from exposure.api.errors import bad_request, not_found, safe_name
 from exposure.api.params import query_params, read_json
+from exposure.api.scopes import Scope
 from exposure.enrolment import COLUMNS, MAX_CUSTOMER_ID, Enroller, EnrolmentRow, RowRejected
 from exposure.settings import Settings
 

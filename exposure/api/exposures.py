@@ -19,9 +19,10 @@ from typing import Any
 from aiohttp import web
 
 from exposure.api import keys
-from exposure.api.auth import Scope, requires
+from exposure.api.auth import requires
 from exposure.api.errors import ApiError, bad_request, not_found
 from exposure.api.params import parse_int, parse_timestamp, query_params, read_json, require_object
+from exposure.api.scopes import Scope
 from exposure.policy import Action
 from exposure.store import api_queries
 from exposure.store.api_queries import ExposureFilter, Keyset, ResolveOutcome

@@ -22,9 +22,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from exposure.api import keys
-from exposure.api.auth import Scope, requires
+from exposure.api.auth import requires
 from exposure.api.errors import bad_request
 from exposure.api.params import query_params
+from exposure.api.scopes import Scope
 from exposure.store import api_queries, corpus
 
 log = logging.getLogger("exposure.api")

@@ -12,8 +12,9 @@ from pathlib import Path
 from aiohttp import web
 
 from exposure.api import keys
-from exposure.api.auth import Scope, requires
+from exposure.api.auth import requires
 from exposure.api.errors import error_response
+from exposure.api.scopes import Scope
 from exposure.report.builder import FILE_PREFIX, latest_report_json
 from exposure.report.dashboard import render_dashboard
 from exposure.report.weeks import InvalidWeek, IsoWeek

@@ -1,4 +1,8 @@
-"""The ``exposure`` console script. Each module registers its commands on :data:`main`."""
+"""The ``exposure`` console script. Each module registers its commands on :data:`main`.
+
+Command modules import what a command runs (the HTTP app, the daemon, the report renderer,
+the connectors) inside the command, so that every command starts without loading the rest.
+"""
 
 from __future__ import annotations
 

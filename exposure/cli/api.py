@@ -8,18 +8,18 @@ import sys
 
 import click
 
-from exposure.api import create_app
-from exposure.api.auth import Scope, issue_token, revoke_token
-from exposure.api.server import serve
+from exposure.api.scopes import Scope
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
 from exposure.settings import Settings
-from exposure.store import tokens as token_queries
 
 
 @main.command("api")
 @handle_errors
 def api_command() -> None:
     """Serve the HTTP API on EXPOSURE_API_LISTEN until SIGINT or SIGTERM."""
+
+    from exposure.api import create_app  # the whole app: only for this command
+    from exposure.api.server import serve
 
     async def go(settings: Settings) -> None:
         stop = asyncio.Event()
@@ -53,6 +53,7 @@ def tokens_group() -> None:
 @handle_errors
 def tokens_create(name: str, scopes: tuple[str, ...]) -> None:
     """Create a token; it is printed once and cannot be shown again."""
+    from exposure.api.auth import issue_token
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine:
@@ -71,6 +72,7 @@ def tokens_create(name: str, scopes: tuple[str, ...]) -> None:
 @handle_errors
 def tokens_list() -> None:
     """List tokens (ids, names, scopes, dates; never a secret)."""
+    from exposure.store import tokens as token_queries
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine, engine.connect() as conn:
@@ -85,6 +87,7 @@ def tokens_list() -> None:
 @handle_errors
 def tokens_revoke(token_id: str) -> None:
     """Revoke TOKEN_ID; it stops working on its next request, on every API process."""
+    from exposure.api.auth import revoke_token
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine:

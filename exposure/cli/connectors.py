@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import click
 
-from connectors.registry import ConnectorClass, load_registry
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
-from exposure.connector_runs import connector_status, run_connector
 from exposure.errors import ConfigurationError
-from exposure.passwords import PasswordVerifier
-from exposure.pipeline import Ingestor
 from exposure.settings import Settings, load_settings
 
-# The CLI's own session: downloads may be large, so no total timeout, only stalls are errors.
-CLI_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=300)
+if TYPE_CHECKING:
+    from connectors.registry import ConnectorClass
 
 
 @main.group("connectors")
@@ -29,6 +24,8 @@ def connectors_group() -> None:
 @handle_errors
 def list_command() -> None:
     """Installed connectors: enabled?, schedule, configured?, the variables each reads."""
+    from connectors.registry import load_registry
+
     settings = load_settings()
     emit({"connectors": [_describe(cls, settings) for cls in load_registry()]})
 
@@ -66,6 +63,8 @@ def _describe(cls: ConnectorClass, settings: Settings) -> dict[str, Any]:
 @handle_errors
 def status_command() -> None:
     """Last success and last failure (with its error) of each connector, and run counts."""
+    from connectors.registry import load_registry
+    from exposure.connector_runs import connector_status
 
     async def go(settings: Settings) -> None:
         names = load_registry().names()
@@ -87,6 +86,15 @@ def status_command() -> None:
 @handle_errors
 def run_command(name: str, once: bool) -> None:
     """Run connector NAME now and print its summary; exit 1 if the run failed or was skipped."""
+    import aiohttp
+
+    from connectors.registry import load_registry
+    from exposure.connector_runs import run_connector
+    from exposure.passwords import PasswordVerifier
+    from exposure.pipeline import Ingestor
+
+    # The CLI's own session: downloads may be large, so no total timeout, only stalls count.
+    timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=300)
 
     async def go(settings: Settings) -> dict[str, Any]:
         registry = load_registry()
@@ -95,7 +103,7 @@ def run_command(name: str, once: bool) -> None:
             index = await Ingestor.load_index(engine)
             async with (
                 PasswordVerifier() as verifier,
-                aiohttp.ClientSession(timeout=CLI_TIMEOUT) as session,
+                aiohttp.ClientSession(timeout=timeout) as session,
             ):
                 ingestor = Ingestor(engine, settings, index, verifier)
                 return await run_connector(

@@ -7,8 +7,6 @@ import asyncio
 import click
 
 from exposure.cli.app import emit, handle_errors, main
-from exposure.daemon import run_daemon
-from exposure.demo import run_demo
 from exposure.logs import configure_logging
 from exposure.settings import load_settings
 
@@ -21,6 +19,8 @@ def run_command() -> None:
     Stops cleanly on SIGTERM or SIGINT. Logs are JSON lines on stderr
     (EXPOSURE_LOG_FORMAT=text for plain text).
     """
+    from exposure.daemon import run_daemon  # see exposure.cli: commands import what they run
+
     settings = load_settings()
     configure_logging(json_lines=settings.log_format == "json")
     asyncio.run(run_daemon(settings))
@@ -30,6 +30,7 @@ def run_command() -> None:
 @handle_errors
 def demo_command() -> None:
     """See the whole flow on an invented broker in a throw-away database (about a minute)."""
+    from exposure.demo import run_demo
 
     def say(text: str) -> None:
         click.echo(text, err=True)

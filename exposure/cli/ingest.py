@@ -34,15 +34,13 @@ def ingest(paths: tuple[Path, ...], source: str, format_override: str | None) ->
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine:
-            index = await Ingestor.load_index(engine)
-            log.info("enrolled index: %d fingerprints, %d KiB", len(index), index.nbytes // 1024)
             results = []
             with progress_bar(total_bytes) as progress:
                 async with PasswordVerifier() as verifier:
-                    ingestor = Ingestor(
+                    ingestor = Ingestor(  # loads the enrolled index while keying the first file
                         engine,
                         settings,
-                        index,
+                        None,
                         verifier,
                         on_bytes=progress.on_bytes,
                         on_lines=progress.on_lines,

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
-from exposure.report import IsoWeek, produce_weekly_report
 from exposure.settings import Settings
 
 
@@ -34,6 +33,8 @@ from exposure.settings import Settings
 @handle_errors
 def report_command(week: str | None, lang: str | None, out_dir: Path | None, email: bool) -> None:
     """Write the weekly report as HTML, CSV and JSON; print a JSON summary."""
+    from exposure.report import IsoWeek, produce_weekly_report  # jinja2, pygal: only here
+
     # Parsed before touching the database, so a typo fails fast with exit status 2.
     iso_week = IsoWeek.parse(week) if week else None
 

@@ -10,10 +10,8 @@ import importlib.util
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -23,6 +21,9 @@ from exposure.errors import FatalError, PepperMismatch
 from exposure.hashing import pepper_check
 from exposure.secret import redact_url
 from exposure.store.models import Meta
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 PEPPER_CHECK_KEY = "pepper_check"
 
@@ -71,6 +72,8 @@ async def open_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config  # Alembic loads only to migrate or check the revision
+
     config = Config()
     # Installed from a wheel the migrations live in exposure/migrations; in a checkout the
     # editable install maps that package onto the top-level migrations/ folder.
@@ -82,6 +85,8 @@ def alembic_config() -> Config:
 
 
 def _run_upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)

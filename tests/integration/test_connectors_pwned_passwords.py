@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from exposure.passwords import PasswordVerifier
 from exposure.pipeline import Ingestor
 from exposure.store import connectors as store
+from exposure.store import corpus as corpus_store
 from exposure.store.models import LeakedPassword
 from tests.feeds import SAMPLES, FakeService, cursor, run_now, serve, settings_for
 
@@ -60,6 +61,7 @@ async def _seed(engine: AsyncEngine, settings: Any, tmp_path: Path) -> None:
     async with PasswordVerifier(workers=1) as verifier:
         ingestor = Ingestor(engine, settings, await Ingestor.load_index(engine), verifier)
         await ingestor.ingest(dump, source="manual")
+    await corpus_store.compact(engine)  # what the API's background fold does
 
 
 async def test_ranges_merge_with_max_and_follow_etags(
