@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +16,6 @@ from exposure.pipeline import Ingestor
 from exposure.settings import Settings
 from exposure.store import corpus
 from exposure.store.exposures import iter_exposures
-
-log = logging.getLogger("exposure")
 
 FORMAT_CHOICES = click.Choice(sorted(FORMATS))
 
