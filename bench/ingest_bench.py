@@ -68,6 +68,7 @@ def generate(work: Path, lines: int, customers: int) -> list[int]:
 
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, str]:
     """Wall seconds, peak RSS (MiB) and stdout of one child process."""
+    os.sync()  # the setup's writes (generated files, database copies) land before the clock
     start = time.perf_counter()
     process = subprocess.Popen(
         command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL

@@ -1,8 +1,8 @@
 /* Native fast path for plain combo and URL:login:password lines (exposure._fastscan).
  *
  * Tens of millions of lines of a list look like `someone@example.com:password` or
- * `https://site/login:someone@example.com:password`. For
- * those, the Python path spends microseconds per line on objects, normalisation and hashing.
+ * `https://site/login:someone@example.com:password`. For those, the Python path spends
+ * microseconds per line on objects, normalisation and hashing.
  * This module does the same work in C for exactly the lines where the outcome is certain, and
  * hands every other line back to the Python path, which stays the single definition of the
  * rules (tests compare both on generated lines):
@@ -20,7 +20,7 @@
  *                      are returned by position for the Python path.
  *
  * Plaintext never leaves this module except as the offsets the caller already holds.
- * Both functions release the GIL while they scan.
+ * All three release the GIL while they scan: the pipeline matches blocks on several threads.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -1,11 +1,13 @@
-"""One ingestion: a dump becomes exposures, sightings, outbox events and corpus counts.
+"""One ingestion: a dump becomes exposures, sightings, outbox events and corpus digests.
 
 The reader turns the input into an ordered stream of events; records are gathered into
-batches; each batch is matched against the enrolled index, its candidate customers' passwords
-are verified (argon2, on every core, each pair once ever), the policy decides, and then ONE
-transaction writes the batch's exposures, sightings, outbox rows, corpus counts and the run's
-checkpoint. A run killed at any moment therefore resumes from its last committed batch and
-ends with exactly what an uninterrupted run would have written.
+batches; each batch is matched against the enrolled index (plain lines by the native fast
+path, :mod:`exposure.dumps.fastpath`, on worker threads as they are read), its candidate
+customers' passwords are verified (argon2, on every core, each pair once ever), the policy
+decides, and then ONE transaction writes the batch's exposures, sightings, outbox rows, staged
+corpus digests and the run's checkpoint, while the next batch is read. Commits stay in order,
+one at a time, so a run killed at any moment resumes from its last committed batch and ends
+with exactly what an uninterrupted run would have written.
 """
 
 from __future__ import annotations

@@ -9,9 +9,11 @@ Each member is decoded (:mod:`~exposure.dumps.decode`), its format detected from
 first lines (or forced), and its lines parsed (:mod:`~exposure.dumps.formats`). Events, for
 the same input always in the same order (the pipeline checkpoints by event ordinal):
 
-* ``MemberStart`` - records and rejections - ``MemberEnd`` for each member read. A member that
-  fails mid-way (a corrupt stream, a bomb) gets a ``MemberProblem`` just before its
-  ``MemberEnd``; what it yielded before stands.
+* ``MemberStart`` - records and rejections - ``MemberEnd`` for each member read. A member
+  that fails mid-way (a corrupt stream, a bomb) gets a ``MemberProblem`` just before its
+  ``MemberEnd``; what it yielded before stands. With the native fast path built, the plain
+  lines of a combo or URL list come packed a block at a time as one
+  :class:`~exposure.dumps.fastpath.RecordBlock` (one event per record it holds).
 * A lone ``MemberProblem`` for a member or container that could not be read at all: the
   reasons of :mod:`~exposure.dumps.containers`, plus ``empty`` and ``unrecognised_format``.
 

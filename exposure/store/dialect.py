@@ -40,8 +40,9 @@ def timestamp_param(conn: AsyncConnection, value: datetime) -> Any:
 
 
 V = TypeVar("V")
-# Bound values per IN list: well under SQLite's and asyncpg's parameter limits.
-IN_LIST_SIZE = 500
+# Bound values per IN list: well under the parameter limits of SQLite (32,766) and asyncpg
+# (32,767), and large enough that a batch of matches takes one query per table.
+IN_LIST_SIZE = 5000
 
 
 def in_lists(values: Collection[V], size: int = IN_LIST_SIZE) -> Iterator[list[V]]:
