@@ -48,7 +48,7 @@ _LineParser = Callable[[Iterable[tuple[int, str]]], Iterator[LeakRecord | Reject
 class RecordBlock:
     """Fast records of one block of lines, not yet turned into objects.
 
-    One event per record for checkpointing: ``count`` events. The text holds plaintext
+    One event per record for checkpointing: ``count`` events. The data holds plaintext
     credentials, so ``repr`` hides it; nothing here is ever logged or stored.
     """
 
@@ -101,13 +101,11 @@ def iter_blocks(
     """Parse a ``combo`` or ``ulp`` member like :func:`iter_combo` / :func:`iter_ulp`, except
     that the fast lines of each :class:`TextBlock` come as one :class:`RecordBlock` (before
     the block's other lines, decoded and parsed one item per line)."""
-    split, parse = (
-        (_fastscan.split_combo, iter_combo) if fmt == "combo" else (_fastscan.split_ulp, iter_ulp)
-    )
-    python: _LineParser = parse
+    split = _fastscan.split_combo if fmt == "combo" else _fastscan.split_ulp
+    parse: _LineParser = iter_combo if fmt == "combo" else iter_ulp
     for is_block, group in groupby(items, key=_is_block):
         if not is_block:
-            yield from python(cast(Iterator[tuple[int, str]], group))
+            yield from parse(cast(Iterator[tuple[int, str]], group))
             continue
         for block in cast(Iterator[TextBlock], group):
             fast, slow = split(block.data)
@@ -115,7 +113,7 @@ def iter_blocks(
                 yield RecordBlock(block.first_line_no, block.data, fast)
             if slow:
                 first, data = block.first_line_no, block.data
-                yield from python(
+                yield from parse(
                     (first + line, data[start:end].decode("utf-8"))
                     for line, start, end in _SLOW.iter_unpack(slow)
                 )
