@@ -46,22 +46,25 @@ COMPACT_EVERY_S = 5.0
 async def keep_corpus_compact(app: web.Application) -> AsyncIterator[None]:
     """aiohttp cleanup context: fold staged corpus digests in the background while serving.
 
-    Cancelling it mid-fold rolls the fold's transaction back, which loses nothing.
+    At shutdown the fold in progress finishes its current transaction (about a second) and
+    stops: cancelling it inside a database call would leave the driver's thread answering a
+    closed event loop. What is left staged is folded next time.
     """
+    stop = asyncio.Event()
 
     async def loop() -> None:
-        while True:
+        while not stop.is_set():
             try:
-                await corpus.compact(app[keys.ENGINE])
+                await corpus.compact(app[keys.ENGINE], stop=stop)
             except Exception:  # a database hiccup must not stop the loop or the server
                 log.exception("corpus compaction failed; retrying")
-            await asyncio.sleep(COMPACT_EVERY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), COMPACT_EVERY_S)
 
     task = asyncio.create_task(loop())
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    stop.set()
+    await task
 
 
 def key_bounds(prefix: str) -> tuple[bytes, bytes | None]:

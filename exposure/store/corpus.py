@@ -8,6 +8,7 @@ compactors never fold the same row, and writing the counts in that same transact
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -46,11 +47,12 @@ async def pending_digests(conn: AsyncConnection) -> int:
     return int(total.scalar_one()) // DIGEST_BYTES
 
 
-async def compact(engine: AsyncEngine) -> int:
-    """Fold every staged row into ``leaked_passwords``; return the digests folded."""
+async def compact(engine: AsyncEngine, *, stop: asyncio.Event | None = None) -> int:
+    """Fold every staged row into ``leaked_passwords``; return the digests folded. With
+    ``stop``, return early once it is set (between two folds, each its own transaction)."""
     folded = 0
     started = time.perf_counter()
-    while True:
+    while stop is None or not stop.is_set():
         async with engine.begin() as conn:
             if (await conn.execute(select(pending.c.id).limit(1))).first() is None:
                 break

@@ -81,3 +81,13 @@ async def test_the_api_folds_staged_digests_in_the_background(
             await asyncio.sleep(0.05)
         else:
             pytest.fail("staged digests never reached /range")
+
+
+async def test_a_stopped_compaction_folds_nothing_more(engine: AsyncEngine) -> None:
+    await _stage(engine, ["a"], ["b"], ["c"], ["d"], ["e"], ["f"])
+    stop = asyncio.Event()
+    stop.set()
+    assert await corpus.compact(engine, stop=stop) == 0
+    async with engine.connect() as conn:
+        assert await corpus.pending_digests(conn) == 6
+    assert await corpus.compact(engine) == 6
