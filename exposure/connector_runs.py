@@ -64,6 +64,7 @@ from exposure.pipeline import Finalizer, Ingestor
 from exposure.policy import BrokerDomains
 from exposure.settings import Settings
 from exposure.store import connectors as q
+from exposure.store import corpus
 from exposure.store.types import utcnow
 
 log = logging.getLogger("exposure.connectors")
@@ -329,7 +330,7 @@ class _Run:
         async with self.engine.begin() as conn:
             written = 0
             if isinstance(page, PasswordRangePage):
-                written = await q.merge_corpus_max(conn, page.counts)
+                written = await corpus.merge_corpus_max(conn, page.counts)
             await q.save_cursor(conn, self.name, page.cursor, now=utcnow())
         return Stored(records=written)
 

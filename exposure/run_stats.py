@@ -3,8 +3,9 @@ resumed run reports the whole input, not just what happened after the crash."""
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from exposure.dumps.containers import MemberProblem
@@ -61,15 +62,15 @@ class RunStats:
         }
 
     def reading(self) -> RunStats:
-        """A copy of the counters that reading the input updates (lines, records, rejections,
-        files, problems), as they stand now: what a checkpoint taken here covers."""
+        """A copy of the counters that reading the input updates (every counter but the
+        outcome ones: lines, records, rejections, files, problems), as they stand now: what a
+        checkpoint taken here covers."""
         return RunStats(
-            lines=self.lines,
-            records=self.records,
-            rejected=Counter(self.rejected),
-            files=list(self.files),
-            problems=list(self.problems),
-            problems_total=self.problems_total,
+            **{
+                f.name: copy.copy(getattr(self, f.name))
+                for f in fields(self)
+                if f.name not in _OUTCOME_FIELDS
+            }
         )
 
     def with_reading(self, reading: RunStats) -> RunStats:

@@ -16,7 +16,9 @@ Lines end at ``\\n`` or ``\\r\\n``; exactly one terminator is removed and nothin
 long line and are reported ``too_long`` rather than guessed at.
 
 The hot path (plain ASCII/UTF-8) decodes a whole chunk of complete lines at once and splits
-it in C; the per-line fallback only runs for the lines of a chunk that are not UTF-8.
+it in C; the per-line fallback only runs for the lines of a chunk that are not UTF-8. With
+:attr:`DecodedLines.text_blocks` set (a native parser reads the member), a valid UTF-8 chunk
+is not decoded at all but handed over whole as a :class:`TextBlock`.
 """
 
 from __future__ import annotations

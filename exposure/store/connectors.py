@@ -16,7 +16,7 @@ from sqlalchemy import Table, and_, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure.errors import FatalError
-from exposure.store.dialect import in_lists, is_postgres, placeholders, upsert
+from exposure.store.dialect import in_lists, upsert
 from exposure.store.models import (
     ConnectorRun,
     ConnectorState,
@@ -37,8 +37,6 @@ corpus = cast(Table, LeakedPassword.__table__)
 
 ERROR_CHARS = 1000
 PASSWORD_PREFIXES = 16**5
-# The corpus column is a 32-bit integer; HIBP counts stay far below, but never overflow it.
-MAX_COUNT = 2**31 - 1
 
 
 class CursorNotJson(FatalError):
@@ -343,22 +341,3 @@ async def password_range_prefixes(conn: AsyncConnection, *, after: str, limit: i
         found.append(f"{prefix:05X}")
         lower = prefix + 1
     return found
-
-
-async def merge_corpus_max(conn: AsyncConnection, counts: Iterable[tuple[bytes, int]]) -> int:
-    """Merge Pwned Passwords counts: each hash keeps the larger of our count and HIBP's.
-
-    The corpus has no per-source column, so max() is the merge that never double counts
-    (a password in both our dumps and HIBP's corpus is very likely the same sightings).
-    """
-    rows = [(sha1, min(count, MAX_COUNT)) for sha1, count in counts if count > 0]
-    if rows:
-        larger = "GREATEST" if is_postgres(conn) else "MAX"
-        await conn.exec_driver_sql(
-            # Fixed SQL text: only the placeholders and the function name are generated.
-            f"INSERT INTO leaked_passwords (sha1, count) VALUES ({placeholders(conn, 2)}) "  # noqa: S608
-            f"ON CONFLICT (sha1) DO UPDATE SET count = {larger}(leaked_passwords.count, "
-            "excluded.count)",
-            rows,
-        )
-    return len(rows)

@@ -1,4 +1,5 @@
-"""The leaked-password corpus: staged by ingestion, folded into ``leaked_passwords`` later.
+"""The leaked-password corpus: staged by ingestion and folded into ``leaked_passwords`` later;
+merged with Pwned Passwords' counts by that connector.
 
 An ingest batch stages its passwords' SHA-1 digests as one ``corpus_pending`` row, in the
 batch's transaction: one insert, however many lines. :func:`compact` moves staged rows into
@@ -18,7 +19,7 @@ import numpy as np
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from exposure.store.dialect import placeholders
+from exposure.store.dialect import is_postgres, placeholders
 from exposure.store.models import CorpusPending
 from exposure.store.types import utcnow
 
@@ -27,6 +28,8 @@ log = logging.getLogger("exposure.corpus")
 pending = cast(Table, CorpusPending.__table__)
 
 DIGEST_BYTES = 20
+# The count column is a 32-bit integer: sums and HIBP's counts are capped, never overflow it.
+MAX_COUNT = 2**31 - 1
 # Staged rows folded per transaction: an ingest batch stages up to 50,000 digests (1 MB), so
 # this bounds a fold to a few hundred thousand corpus rows and the write lock to about a second.
 ROWS_PER_FOLD = 4
@@ -77,16 +80,33 @@ async def compact(engine: AsyncEngine, *, stop: asyncio.Event | None = None) -> 
 
 
 async def add_to_corpus(conn: AsyncConnection, counts: Iterable[tuple[bytes, int]]) -> None:
-    """Add leaked-password SHA-1 digests to the corpus, summing counts (keys in sorted order,
-    so the inserts walk the B-tree instead of jumping around it).
+    """Add leaked-password SHA-1 digests to the corpus, summing counts (give keys in sorted
+    order, so the inserts walk the B-tree instead of jumping around it)."""
+    # BIGINT: a sum past the cap must not overflow before it is capped.
+    await _upsert(conn, counts, "CAST(leaked_passwords.count AS BIGINT) + excluded.count")
 
-    The bulk path of every fold (one row per distinct password), so it goes straight to the
-    driver.
+
+async def merge_corpus_max(conn: AsyncConnection, counts: Iterable[tuple[bytes, int]]) -> int:
+    """Merge Pwned Passwords counts: each hash keeps the larger of our count and HIBP's;
+    returns the rows written.
+
+    The corpus has no per-source column, so max() is the merge that never double counts
+    (a password in both our dumps and HIBP's corpus is very likely the same sightings).
     """
-    rows = list(counts)
+    larger = "GREATEST" if is_postgres(conn) else "MAX"
+    return await _upsert(conn, counts, f"{larger}(leaked_passwords.count, excluded.count)")
+
+
+async def _upsert(conn: AsyncConnection, counts: Iterable[tuple[bytes, int]], merged: str) -> int:
+    """Insert counts, or merge them into existing rows with the SQL expression ``merged``
+    (capped at :data:`MAX_COUNT`). The bulk path of every fold, straight to the driver."""
+    rows = [(sha1, min(count, MAX_COUNT)) for sha1, count in counts if count > 0]
     if rows:
+        smaller = "LEAST" if is_postgres(conn) else "MIN"
         await conn.exec_driver_sql(
+            # Fixed SQL text: only the placeholders and the function names are generated.
             f"INSERT INTO leaked_passwords (sha1, count) VALUES ({placeholders(conn, 2)}) "  # noqa: S608
-            "ON CONFLICT (sha1) DO UPDATE SET count = leaked_passwords.count + excluded.count",
+            f"ON CONFLICT (sha1) DO UPDATE SET count = {smaller}({merged}, {MAX_COUNT})",
             rows,
         )
+    return len(rows)

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.passwords import PasswordVerifier
 from exposure.pipeline import Ingestor
-from exposure.store import connectors as store
 from exposure.store import corpus as corpus_store
 from exposure.store.models import LeakedPassword
 from tests.feeds import SAMPLES, FakeService, cursor, run_now, serve, settings_for
@@ -77,7 +76,7 @@ async def test_ranges_merge_with_max_and_follow_etags(
         settings = settings_for(database_url, tmp_path, EXPOSURE_PWNED_PASSWORDS_URL=service.url)
         await _seed(engine, settings, tmp_path)
         async with engine.begin() as conn:
-            await store.merge_corpus_max(conn, [(bigger_here, 50_000)])
+            await corpus_store.merge_corpus_max(conn, [(bigger_here, 50_000)])
         assert (await _corpus(engine))[sha1(OURS)] == 1
 
         first = await run_now(engine, settings, "pwned_passwords")

@@ -91,3 +91,13 @@ async def test_a_stopped_compaction_folds_nothing_more(engine: AsyncEngine) -> N
     async with engine.connect() as conn:
         assert await corpus.pending_digests(conn) == 6
     assert await corpus.compact(engine) == 6
+
+
+async def test_counts_are_capped_at_the_column_limit(engine: AsyncEngine) -> None:
+    await add_leaked(engine, {sha1("password"): corpus.MAX_COUNT - 1})
+    await _stage(engine, ["password"] * 3)
+    assert await corpus.compact(engine) == 3
+    assert (await _corpus(engine))[sha1("password")] == corpus.MAX_COUNT
+    async with engine.begin() as conn:
+        await corpus.merge_corpus_max(conn, [(sha1("password"), 2**40), (sha1("x"), 0)])
+    assert await _corpus(engine) == {sha1("password"): corpus.MAX_COUNT}  # no row for 0

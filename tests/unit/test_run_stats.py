@@ -1,0 +1,27 @@
+"""Checkpoint counters: what reading counts and what a commit counts are kept apart, so a batch
+can commit while the next one is read."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from exposure.dumps.records import Rejected
+from exposure.run_stats import RunStats
+
+
+def test_reading_is_a_snapshot_without_outcome_counters() -> None:
+    live = RunStats(lines=10, records=7, matched_records=3, new_exposures=Counter(notify=2))
+    live.observe(Rejected(1, "comment"))
+    snapshot = live.reading()
+    live.observe(Rejected(2, "blank"))  # reading goes on after the snapshot
+    live.records += 5
+    assert (snapshot.lines, snapshot.records, dict(snapshot.rejected)) == (10, 7, {"comment": 1})
+    assert snapshot.matched_records == 0 and not snapshot.new_exposures
+
+
+def test_with_reading_takes_outcome_from_self_and_reading_from_the_snapshot() -> None:
+    outcome = RunStats(lines=999, matched_records=3, events=2, verify_seconds=1.5)
+    reading = RunStats(lines=10, records=7, rejected=Counter(blank=1), matched_records=999)
+    merged = outcome.with_reading(reading).as_json()
+    assert (merged["lines"], merged["records"], merged["rejected"]) == (10, 7, {"blank": 1})
+    assert (merged["matched_records"], merged["events"], merged["verify_seconds"]) == (3, 2, 1.5)
