@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 __version__ = "0.1.0"
+
+# NumPy only sorts and searches here, never calls BLAS; OpenBLAS would still start a thread per
+# core at import, which then spins beside the ingest's own workers. Set before NumPy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

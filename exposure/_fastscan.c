@@ -219,6 +219,24 @@ static PyObject *split_ulp(PyObject *module, PyObject *data) {
     return split(data, url_line);
 }
 
+/* count_lines(data) -> the number of "\n" bytes in `data`. bytes.count compares a byte at a
+ * time; this loop counts 4 KiB runs in a form the compiler vectorises. */
+static PyObject *count_lines(PyObject *module, PyObject *data) {
+    Py_ssize_t n;
+    const char *s = block_data(data, &n);
+    if (s == NULL) return NULL;
+    Py_ssize_t total = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t a = 0; a < n; a += 4096) {
+        Py_ssize_t b = n - a < 4096 ? n - a : 4096;
+        uint32_t run = 0;
+        for (Py_ssize_t i = 0; i < b; i++) run += s[a + i] == '\n';
+        total += run;
+    }
+    Py_END_ALLOW_THREADS
+    return PyLong_FromSsize_t(total);
+}
+
 /* --- fingerprints ----------------------------------------------------------------------- */
 
 typedef struct {
@@ -492,6 +510,7 @@ static PyMethodDef methods[] = {
     {"split_combo", split_combo, METH_O, "Split combo-list lines into fast records and the rest."},
     {"split_ulp", split_ulp, METH_O, "Split URL:login:password lines into fast records and the rest."},
     {"match_combo", match_combo, METH_VARARGS, "Fingerprint fast records; return Python's share."},
+    {"count_lines", count_lines, METH_O, "Count the newlines in a bytes object."},
     {NULL, NULL, 0, NULL},
 };
 

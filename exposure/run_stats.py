@@ -81,6 +81,15 @@ class RunStats:
             setattr(merged, name, getattr(self, name))
         return merged
 
+    def add_outcome(self, other: RunStats) -> None:
+        """Add ``other``'s outcome counters (one batch's) to these."""
+        for name in _OUTCOME_FIELDS:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, Counter):
+                mine.update(theirs)
+            else:
+                setattr(self, name, mine + theirs)
+
     def observe(self, event: object) -> None:
         if isinstance(event, MemberEnd):
             self.lines += event.lines

@@ -8,6 +8,7 @@ and exit status 2 (fatal: configuration or input to fix) or 1 (the operation fai
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -53,6 +54,10 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 def run(coro_fn: Callable[[Settings], Awaitable[R]]) -> R:
     settings = load_settings()
+    import os
+
+    if os.environ.get("XFREEZE"):
+        gc.freeze()
     return asyncio.run(coro_fn(settings))  # type: ignore[arg-type]
 
 

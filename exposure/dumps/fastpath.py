@@ -17,7 +17,9 @@ extension, :data:`AVAILABLE` is false and the reader never makes blocks.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, cast
@@ -30,7 +32,7 @@ from exposure.matching import LookupTable
 
 _fastscan: Any
 try:
-    from exposure import _fastscan  # type: ignore[attr-defined,no-redef]
+    from exposure import _fastscan  # type: ignore[no-redef]
 except ImportError:  # not compiled here: the pure-Python path does everything
     _fastscan = None
 
@@ -42,6 +44,12 @@ _SLOW = struct.Struct("=3i")  # line index, start, end
 _POSITION = struct.Struct("=i")
 
 _LineParser = Callable[[Iterable[tuple[int, str]]], Iterator[LeakRecord | Rejected]]
+
+# Blocks are split on this thread (the C code releases the GIL) while the reader decodes the
+# next ones: the reading thread is an ingest's critical path. Up to _LOOKAHEAD blocks (1 MiB
+# each) are in flight; their events still come out in file order.
+_SPLITTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="split")
+_LOOKAHEAD = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,17 +111,34 @@ def iter_blocks(
     the block's other lines, decoded and parsed one item per line)."""
     split = _fastscan.split_combo if fmt == "combo" else _fastscan.split_ulp
     parse: _LineParser = iter_combo if fmt == "combo" else iter_ulp
-    for is_block, group in groupby(items, key=_is_block):
-        if not is_block:
-            yield from parse(cast(Iterator[tuple[int, str]], group))
-            continue
-        for block in cast(Iterator[TextBlock], group):
-            fast, slow = split(block.data)
-            if fast:
-                yield RecordBlock(block.first_line_no, block.data, fast)
-            if slow:
-                first, data = block.first_line_no, block.data
-                yield from parse(
-                    (first + line, data[start:end].decode("utf-8"))
-                    for line, start, end in _SLOW.iter_unpack(slow)
-                )
+    splitting: deque[tuple[TextBlock, Future[tuple[bytes, bytes]]]] = deque()
+    try:
+        for is_block, group in groupby(items, key=_is_block):
+            if not is_block:
+                while splitting:
+                    yield from _block_events(parse, *splitting.popleft())
+                yield from parse(cast(Iterator[tuple[int, str]], group))
+                continue
+            for block in cast(Iterator[TextBlock], group):
+                splitting.append((block, _SPLITTER.submit(split, block.data)))
+                if len(splitting) > _LOOKAHEAD:
+                    yield from _block_events(parse, *splitting.popleft())
+        while splitting:
+            yield from _block_events(parse, *splitting.popleft())
+    finally:  # an abandoned reader leaves no work queued
+        for _, pending in splitting:
+            pending.cancel()
+
+
+def _block_events(
+    parse: _LineParser, block: TextBlock, splitting: Future[tuple[bytes, bytes]]
+) -> Iterator[LeakRecord | Rejected | RecordBlock]:
+    fast, slow = splitting.result()
+    if fast:
+        yield RecordBlock(block.first_line_no, block.data, fast)
+    if slow:
+        first, data = block.first_line_no, block.data
+        yield from parse(
+            (first + line, data[start:end].decode("utf-8"))
+            for line, start, end in _SLOW.iter_unpack(slow)
+        )

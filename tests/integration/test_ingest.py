@@ -3,19 +3,28 @@ containers, re-ingest idempotence, escalation, and the privacy scan."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from exposure import pipeline
+from exposure.passwords import PasswordVerifier
+from exposure.pipeline import Ingestor
+from exposure.settings import load_settings
+from exposure.store import ingest as ingest_queries
 from exposure.store.models import Exposure, LeakedPassword, OutboxEvent, Sighting
 from tests.conftest import environment, run_cli
 from tests.integration.test_enrolment_store import _dump_everything
 from tests.leakgen import (
     BROKER,
     CURRENT,
+    HASHER,
+    HEADER,
     OLD,
     Case,
     enrolment_csv,
@@ -112,6 +121,38 @@ async def test_reingest_adds_sightings_only(
     assert after == (exposures, events, 2 * sightings, corpus)  # corpus counts a file once
     occurrences = [e["occurrences"] for e in _exposures(env, tmp_path)]
     assert all(n % 2 == 0 for n in occurrences)
+
+
+async def test_a_pair_seen_in_consecutive_batches_is_verified_once(
+    database_url: str, tmp_path: Path, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch N+1 is evaluated while batch N's transaction is still open: the verdicts that
+    transaction is about to write count as known, so argon2 runs once for the pair."""
+    env = environment(database_url, EXPOSURE_BROKER_DOMAINS=BROKER)
+    customers = tmp_path / "customers.csv"
+    customers.write_text(f"{HEADER}V01,repeat.me@example.jp,,,{HASHER.hash(CURRENT)}\n", "utf-8")
+    run_cli("enroll", str(customers), env=env, cwd=tmp_path)
+    dump = tmp_path / "repeats.txt"
+    dump.write_text(f"repeat.me@example.jp:{CURRENT}\n" * 6 + "someone@example.org:x1\n", "utf-8")
+
+    record_checks = ingest_queries.record_checks
+
+    async def slow_record_checks(conn: AsyncConnection, verdicts: Any) -> None:
+        await asyncio.sleep(0.2)  # the next batch's evaluation runs meanwhile
+        await record_checks(conn, verdicts)
+
+    monkeypatch.setattr(ingest_queries, "record_checks", slow_record_checks)
+    monkeypatch.setattr(pipeline, "BATCH_EVENTS", 1)
+    settings = load_settings(env, env_file=tmp_path / "absent.env")
+    async with PasswordVerifier(workers=1) as verifier:
+        ingestor = Ingestor(engine, settings, await Ingestor.load_index(engine), verifier)
+        summary = await ingestor.ingest(dump, source="manual")
+
+    assert summary["matched_records"] == 6
+    assert (summary["verifications"], summary["cached_verdicts"]) == (1, 5)
+    [exposure] = _exposures(env, tmp_path)
+    assert (exposure["password_status"], exposure["action"]) == ("live", "force_reset")
+    assert exposure["occurrences"] == 6
 
 
 async def test_variant_then_strict_escalates_once(

@@ -8,16 +8,19 @@ line is parsed both ways and every fast record is checked against the Python mat
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import re
 import string
+import sys
+import threading
 from typing import Any
 
 import pytest
 
-from exposure import identity
+from exposure import identity, pipeline
 from exposure.dumps import fastpath
-from exposure.dumps.decode import TextBlock
+from exposure.dumps.decode import TextBlock, count_lines
 from exposure.dumps.fastpath import RecordBlock, iter_blocks
 from exposure.dumps.formats import combo, lines
 from exposure.dumps.formats.lists import iter_combo, iter_ulp
@@ -259,3 +262,25 @@ def test_tail_and_bad_arguments() -> None:
     with pytest.raises(ValueError):  # a bucket table of the wrong size
         fastpath._fastscan.match_combo(block.data, block.packed, PEPPER, b"", b"\0" * 8, 2, True)
     assert block.match(PEPPER, table, False) == ([], b"")
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 70_001])
+def test_count_lines_counts_like_bytes_count(size: int) -> None:
+    rng = random.Random(size)
+    data = bytes(rng.choice(b"ab\n\r\x00\xff") for _ in range(size))
+    assert count_lines(data) == data.count(b"\n")
+    with pytest.raises(TypeError):
+        count_lines(bytearray(data))
+
+
+def test_matching_threads_yield_to_the_pipeline() -> None:
+    """The matching pool runs below the event loop's priority (Linux), never the caller."""
+    if sys.platform != "linux":
+        pytest.skip("thread priorities are per process outside Linux")
+
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = priority()
+    assert pipeline._MATCHERS.submit(priority).result() == min(mine + 10, 19)
+    assert priority() == mine

@@ -25,3 +25,14 @@ def test_with_reading_takes_outcome_from_self_and_reading_from_the_snapshot() ->
     merged = outcome.with_reading(reading).as_json()
     assert (merged["lines"], merged["records"], merged["rejected"]) == (10, 7, {"blank": 1})
     assert (merged["matched_records"], merged["events"], merged["verify_seconds"]) == (3, 2, 1.5)
+
+
+def test_add_outcome_sums_only_outcome_counters() -> None:
+    total = RunStats(lines=5, matched_records=1, new_exposures=Counter(notify=1), verify_seconds=1)
+    batch = RunStats(lines=999, records=999, matched_records=2, verifications=3)
+    batch.new_exposures.update(notify=2, force_reset=1)
+    batch.verify_seconds = 0.5
+    total.add_outcome(batch)
+    assert (total.lines, total.records) == (5, 0)  # reading counters are not a batch's to add
+    assert (total.matched_records, total.verifications, total.verify_seconds) == (3, 3, 1.5)
+    assert total.new_exposures == Counter(notify=3, force_reset=1)
