@@ -8,7 +8,18 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import LargeBinary, Table, func, insert, literal, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    LargeBinary,
+    Table,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.store.dialect import IN_LIST_SIZE, in_lists, upsert
@@ -48,16 +59,19 @@ async def fingerprint_prefixes(conn: AsyncConnection, length: int) -> bytes:
     concatenated: what the in-memory index is built from.
 
     The database concatenates them (one value of ten million short prefixes, never ten million
-    row objects in Python): ``string_agg`` of ``bytea`` on PostgreSQL, ``group_concat`` of hex
-    on SQLite, which has no binary aggregate. Order does not matter: the index sorts.
+    row objects in Python): ``string_agg`` of ``bytea`` on PostgreSQL; on SQLite, which has no
+    binary aggregate, ``group_concat`` of the blobs cast back to a blob (it appends each
+    value's bytes by length, so NUL and non-UTF-8 bytes pass through; hex would double the
+    bytes to build and parse). Order does not matter: the index sorts.
     """
     column = identifiers.c.fingerprint
+    joined: ColumnElement[Any]
     if conn.dialect.name == "postgresql":
         joined = func.string_agg(func.substring(column, 1, length), literal(b"", LargeBinary))
-        value = (await conn.execute(select(joined))).scalar_one()
-        return bytes(value or b"")
-    hexed = func.group_concat(func.hex(func.substr(column, 1, length)), "")
-    return bytes.fromhex((await conn.execute(select(hexed))).scalar_one() or "")
+    else:
+        joined = sql_cast(func.group_concat(func.substr(column, 1, length), ""), LargeBinary)
+    value = (await conn.execute(select(joined))).scalar_one()
+    return bytes(value or b"")
 
 
 async def start_run(

@@ -6,18 +6,23 @@ import asyncio
 import io
 import json
 import shutil
+import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import argon2
 import asyncpg
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure import onboarding
 from exposure.enrolment import Enroller
 from exposure.settings import Settings
+from exposure.store import db
+from exposure.store.db import SQLITE_PAGE_BYTES
+from exposure.store.ingest import fingerprint_prefixes
 from exposure.store.models import Customer, CustomerIdentifier
 from tests.conftest import POSTGRES_URL, _asyncpg_dsn, environment, run_cli
 
@@ -237,3 +242,41 @@ async def test_sqlite_runs_in_wal_mode(engine: AsyncEngine, backend: str) -> Non
     async with engine.connect() as conn:
         assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
         assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
+        assert (await conn.execute(text("PRAGMA page_size"))).scalar_one() == SQLITE_PAGE_BYTES
+
+
+async def test_an_existing_sqlite_file_keeps_its_page_size(tmp_path: Path) -> None:
+    legacy = tmp_path / "legacy.db"
+    with closing(sqlite3.connect(legacy)) as conn:  # created by an older release: 4 KiB pages
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("CREATE TABLE t (x)")
+    async with db.open_engine(f"sqlite+aiosqlite:///{legacy}") as engine:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA page_size"))).scalar_one() == 4096
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+
+
+async def test_index_prefixes_keep_every_byte(engine: AsyncEngine) -> None:
+    """The database concatenates the prefixes: NUL, 0xFF and invalid UTF-8 must pass intact."""
+    awkward = [b"\x00" * 32, b"\xff\xfe" * 16, b"\xc3\x28" + bytes(range(30)), bytes(range(32))]
+    async with engine.begin() as conn:
+        await conn.execute(insert(Customer.__table__).values(customer_id="B1", password_hash=None))
+        await conn.execute(
+            insert(CustomerIdentifier.__table__),
+            [
+                {
+                    "fingerprint": fingerprint,
+                    "customer_id": "B1",
+                    "strength": "strict",
+                    "kind": "email",
+                    "scheme": 1,
+                    "hint": "b***@x",
+                }
+                for fingerprint in awkward
+            ],
+        )
+    async with engine.connect() as conn:
+        joined = await fingerprint_prefixes(conn, 8)
+    assert sorted(joined[i : i + 8] for i in range(0, len(joined), 8)) == sorted(
+        fingerprint[:8] for fingerprint in awkward
+    )
