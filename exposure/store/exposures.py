@@ -84,23 +84,24 @@ async def apply_observations(
     transaction. New exposures, events and sightings are written one statement per table (a
     large dump brings thousands at once); updates of known exposures go one by one."""
     applied = Applied()
-    existing = await _existing(conn, [o.key for o in observations])
-    new_ids = {o.key: str(uuid.uuid4()) for o in observations if o.key not in existing}
+    # Insert first: in a large dump most observations are new, and RETURNING tells which
+    # were. Only the rest (known exposures, or one another ingest created meanwhile) are read
+    # back, to be updated.
+    new_ids = {o.key: str(uuid.uuid4()) for o in observations}
     inserted = await _insert(conn, observations, new_ids, source=source, now=now)
+    known = [o.key for o in observations if new_ids[o.key] not in inserted]
+    existing = await _existing(conn, known) if known else {}
     events: list[dict[str, Any]] = []
     seen: list[dict[str, Any]] = []
     for obs in observations:
-        row = existing.get(obs.key)
-        if row is None:
-            exposure_id = new_ids[obs.key]
-            if exposure_id in inserted:
-                applied.new_by_action[obs.decision.action] += 1
-                if obs.decision.action is not Action.NONE:
-                    events.append(_event(exposure_id, obs, source=source, first_seen=now, now=now))
-                seen.extend(_sightings(exposure_id, obs, run_id=run_id, source=source, now=now))
-                continue
-            # Another ingest created it between our read and our insert: update it instead.
-            row = (await _existing(conn, [obs.key]))[obs.key]
+        exposure_id = new_ids[obs.key]
+        if exposure_id in inserted:
+            applied.new_by_action[obs.decision.action] += 1
+            if obs.decision.action is not Action.NONE:
+                events.append(_event(exposure_id, obs, source=source, first_seen=now, now=now))
+            seen.extend(_sightings(exposure_id, obs, run_id=run_id, source=source, now=now))
+            continue
+        row = existing[obs.key]
         if await _update(conn, row, obs, now=now):
             applied.escalations += 1
             events.append(
@@ -141,8 +142,8 @@ async def _insert(
     source: str,
     now: datetime,
 ) -> set[str]:
-    """Insert the observations that have an id in ``new_ids``; return the ids inserted (one
-    that another ingest created first is skipped, not overwritten)."""
+    """Insert the observations under their ids in ``new_ids``; return the ids inserted (an
+    exposure that exists already is skipped, not overwritten)."""
     rows = [
         {
             "exposure_id": new_ids[obs.key],
@@ -167,7 +168,6 @@ async def _insert(
             "decided_at": now,
         }
         for obs in observations
-        if obs.key in new_ids
     ]
     if not rows:
         return set()
