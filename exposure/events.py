@@ -7,6 +7,7 @@ systems reach the customer through channels the customer already trusts.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ def new_event_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
+@functools.lru_cache(maxsize=1024)  # a batch's events all carry the same few moments
 def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 

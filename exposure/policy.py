@@ -35,6 +35,7 @@ Reasons are short fixed sentences; they never contain an identifier, a password 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
@@ -258,6 +259,7 @@ _ACTIONS: dict[tuple[PasswordStatus, bool], Action] = {
 }
 
 
+@functools.cache  # pure, over a few dozen possible inputs: a large dump decides each once
 def decide(
     *,
     password_status: PasswordStatus,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         # SQLite stores text; keep it naive UTC there so lexical order is time order.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        process = super().bind_processor(dialect)
+        if process is None:
+            return None
+        last: tuple[datetime | None, Any] = (None, None)
+
+        def bind(value: datetime | None) -> Any:
+            # A batch binds one `now` to thousands of rows: convert it once. Datetimes are
+            # immutable, so the same object converts the same; the pair swaps atomically.
+            nonlocal last
+            seen, converted = last
+            if value is None or value is not seen:
+                converted = process(value)
+                last = (value, converted)
+            return converted
+
+        return bind
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
