@@ -5,9 +5,12 @@ batches; each batch is matched against the enrolled index (plain lines by the na
 path, :mod:`exposure.dumps.fastpath`, on worker threads as they are read), its candidate
 customers' passwords are verified (argon2, on every core, each pair once ever), the policy
 decides, and then ONE transaction writes the batch's exposures, sightings, outbox rows, staged
-corpus digests and the run's checkpoint, while the next batch is read. Commits stay in order,
-one at a time, so a run killed at any moment resumes from its last committed batch and ends
-with exactly what an uninterrupted run would have written.
+corpus digests and the run's checkpoint.
+
+Three batches overlap: one is read while the one before is evaluated and the one before that
+is written. Evaluations run in order, and so do transactions (one at a time), so a run killed
+at any moment resumes from its last committed batch and ends with exactly what an
+uninterrupted run would have written.
 """
 
 from __future__ import annotations
@@ -418,7 +421,7 @@ class Ingestor:
         evaluation: its verdicts may not be committed yet, and a pair is verified once."""
         earlier = (await after).verdicts if after is not None else {}
         evaluation = _Evaluation(records=len(batch.records))
-        corpus = bytearray()
+        corpus: list[bytes] = []  # joined once: a batch's digests run to megabytes
         if batch.blocks:
             evaluation.records += sum(block.count for _, _, block, _ in batch.blocks)
             await self._unpack_blocks(batch, corpus)
@@ -429,10 +432,12 @@ class Ingestor:
             ok = bool(password) and not looks_like_hash(password or "")
             usable.append(password if ok else None)
             if ok and feeds_corpus and password is not None:
-                corpus += hashlib.sha1(
-                    password.encode("utf-8", "surrogatepass"), usedforsecurity=False
-                ).digest()
-        evaluation.corpus = bytes(corpus)
+                corpus.append(
+                    hashlib.sha1(
+                        password.encode("utf-8", "surrogatepass"), usedforsecurity=False
+                    ).digest()
+                )
+        evaluation.corpus = b"".join(corpus)
         if not records:
             return evaluation
         counts = evaluation.counts
@@ -469,14 +474,14 @@ class Ingestor:
         table = (await self._enrolled()).lookup_table()
         return asyncio.wrap_future(_MATCHERS.submit(block.match, self._pepper, table, feeds_corpus))
 
-    async def _unpack_blocks(self, batch: _Batch, corpus: bytearray) -> None:
+    async def _unpack_blocks(self, batch: _Batch, corpus: list[bytes]) -> None:
         """Take the native fast path's verdicts: records that cannot match only add their
         passwords to the corpus; the others join the batch's records for the Python path."""
         for first, member, block, matching in batch.blocks:
             positions, digests = await matching
             for position in positions:
                 batch.add(first + position, member, block.record(position))
-            corpus += digests
+            corpus.append(digests)
 
     def _check_keys(
         self,
