@@ -54,10 +54,10 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 def run(coro_fn: Callable[[Settings], Awaitable[R]]) -> R:
     settings = load_settings()
-    import os
-
-    if os.environ.get("XFREEZE"):
-        gc.freeze()
+    # What is loaded by now (modules, SQLAlchemy's metadata) lives as long as the process:
+    # frozen, it is left out of the collector's full passes, which a long ingest triggers
+    # again and again (10M lines: 0.1 s quicker, measured).
+    gc.freeze()
     return asyncio.run(coro_fn(settings))  # type: ignore[arg-type]
 
 
