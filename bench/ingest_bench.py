@@ -4,13 +4,14 @@ Case 1 (throughput): a combo list of N lines (default 10,000,000) against M enro
 (default 1,000,000, an e-mail each, no password hashes); about 0.1% of the lines hit an
 enrolled address, a third of the hits in upper case. Baseline: ``LC_ALL=C grep -F -i -c -f
 enrolled_emails.txt dump.txt``. The same leaks as URL:login:password lines are timed too.
-Targets: combo ingest >= 2x grep's lines/s, ULP >= 1x, peak RSS < 2 GB.
+Targets: combo ingest >= 2x grep's lines/s, ULP >= 1x, peak RSS < 2 GB. Every timed command
+runs --repeat times (default 3) and the ratios compare medians.
 
 Case 2 (argon2): 200 of the hit customers get argon2 hashes with argon2-cffi's defaults; the
 verifications per second of ``exposure ingest`` are compared with one thread verifying the same
 (hash, password) pairs in this process. Target >= 1.8x on 2 cores.
 
-    python bench/ingest_bench.py [--lines N] [--customers M] [--workdir DIR]
+    python bench/ingest_bench.py [--lines N] [--customers M] [--repeat R] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,42 +93,50 @@ def exposure_env(db: Path) -> dict[str, str]:
     }
 
 
-def throughput_case(work: Path, lines: int, exposure: str) -> dict[str, Any]:
+def throughput_case(work: Path, lines: int, exposure: str, repeat: int) -> dict[str, Any]:
+    """Each command runs ``repeat`` times, interleaved with the others (each ingest on a fresh
+    copy of the enrolled database); ratios compare medians, so one slow run of either side
+    (this VM's grep varies from 6 to 10 s on the same file) cannot decide the verdict."""
     grep = ["grep", "-F", "-i", "-c", "-f", "enrolled_emails.txt"]
     grep_env = {**os.environ, "LC_ALL": "C"}
-    grep_s, _, grep_count = timed([*grep, "dump.txt"], grep_env, work)
-    grep_ulp_s, _, _ = timed([*grep, "dump_ulp.txt"], grep_env, work)
-
     enrolled = work / "enrolled.db"
     env = exposure_env(enrolled)
     subprocess.run([exposure, "db", "upgrade"], env=env, cwd=work, check=True, capture_output=True)
     enrol_s, _, _ = timed([exposure, "enroll", "customers.csv"], env, work)
-    results: dict[str, Any] = {
-        "lines": lines,
-        "grep_hits": int(grep_count.strip() or 0),
-        "enrol_seconds": round(enrol_s, 1),
-        "grep": {"seconds": round(grep_s, 2), "lines_per_s": round(lines / grep_s)},
-    }
-    for name, dump, grep_time, target in (
-        ("combo", "dump.txt", grep_s, 2.0),
-        ("ulp", "dump_ulp.txt", grep_ulp_s, 1.0),
-    ):
+    results: dict[str, Any] = {"lines": lines, "enrol_seconds": round(enrol_s, 1)}
+    for name, dump, target in (("combo", "dump.txt", 2.0), ("ulp", "dump_ulp.txt", 1.0)):
+        grep_runs: list[float] = []
+        runs: list[tuple[float, int, dict[str, Any]]] = []
         db = work / f"{name}.db"
-        shutil.copy(enrolled, db)
-        seconds, rss, out = timed([exposure, "ingest", dump], exposure_env(db), work)
-        summary = json.loads(out)
+        for _ in range(repeat):
+            seconds, _, grep_count = timed([*grep, dump], grep_env, work)
+            grep_runs.append(seconds)
+            for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                stale.unlink(missing_ok=True)
+            shutil.copy(enrolled, db)
+            seconds, rss, out = timed([exposure, "ingest", dump], exposure_env(db), work)
+            runs.append((seconds, rss, json.loads(out)))
         # Folding the staged corpus digests is the API's background job, timed on its own.
         compact_s, _, _ = timed([exposure, "corpus", "compact"], exposure_env(db), work)
-        ratio = (lines / seconds) / (lines / grep_time)
+        seconds = statistics.median(run[0] for run in runs)
+        grep_s = statistics.median(grep_runs)
+        ratio = grep_s / seconds
+        summary = runs[-1][2]
         results[name] = {
-            "seconds": round(seconds, 2),
-            "lines_per_s": round(lines / seconds),
-            "grep_seconds": round(grep_time, 2),
-            "ratio_vs_grep": round(ratio, 3),
+            "runs": repeat,
+            "seconds_median": round(seconds, 2),
+            "seconds_each": [round(run[0], 2) for run in runs],
+            "lines_per_s_median": round(lines / seconds),
+            "grep_hits": int(grep_count.strip() or 0),
+            "grep_seconds_median": round(grep_s, 2),
+            "grep_seconds_each": [round(run, 2) for run in grep_runs],
+            "grep_lines_per_s_median": round(lines / grep_s),
+            "ratio_vs_grep_median": round(ratio, 3),
+            "ratio_vs_grep_best": round(min(grep_runs) / min(run[0] for run in runs), 3),
             "target_ratio": target,
             "meets_target": ratio >= target,
-            "peak_rss_mib": rss,
-            "rss_under_2gb": rss < 2048,
+            "peak_rss_mib": max(run[1] for run in runs),
+            "rss_under_2gb": max(run[1] for run in runs) < 2048,
             "matched_records": summary["matched_records"],
             "new_exposures": summary["new_exposures"],
             "corpus_compact_seconds": round(compact_s, 2),
@@ -228,6 +238,7 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, help="keep the generated files here")
     parser.add_argument("--skip-argon2", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each timed command")
     args = parser.parse_args()
     exposure = str(Path(sys.executable).with_name("exposure"))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ingest-bench-"))
@@ -240,7 +251,7 @@ def main() -> int:
             file=sys.stderr,
         )
         report: dict[str, Any] = {"index_10m": index_case(10_000_000)}
-        report["throughput"] = throughput_case(work, args.lines, exposure)
+        report["throughput"] = throughput_case(work, args.lines, exposure, args.repeat)
         if not args.skip_argon2:
             report["argon2"] = argon2_case(work, hits, exposure)
     finally:
