@@ -58,7 +58,9 @@ log = logging.getLogger("exposure")
 BATCH_EVENTS = int(os.environ.get("EXPOSURE_INGEST_BATCH_EVENTS", "500000"))
 
 # Batches evaluated or written while the next is read: two (one evaluating, one writing)
-# overlap the three stages; more would only hold more memory.
+# overlap the three stages; more would only hold more memory. A batch is admitted once the
+# batch two before it is written, which is what lets an evaluation trust the database for
+# every verdict but the previous batch's (carried in memory).
 _IN_FLIGHT = 2
 
 
@@ -294,34 +296,21 @@ class Ingestor:
                 if uncommitted >= BATCH_EVENTS:
                     if self._on_lines is not None:
                         self._on_lines(uncommitted)
-                    if len(in_flight) == _IN_FLIGHT:
-                        await in_flight.popleft().writing
-                    in_flight.append(
-                        self._submit(
-                            run,
-                            batch,
-                            ordinal,
-                            stats.reading(),
-                            outcome,
-                            source=source,
-                            done=False,
-                            previous=in_flight[-1] if in_flight else None,
-                        )
+                    await self._submit(
+                        in_flight, run, batch, ordinal, stats.reading(), outcome, source=source
                     )
                     batch, uncommitted = _Batch(), 0
-            last = self._submit(
+            await self._submit(
+                in_flight,
                 run,
                 batch,
                 ordinal,
                 stats.reading(),
                 outcome,
                 source=source,
-                done=True,
-                finalize=finalize,
-                previous=in_flight[-1] if in_flight else None,
+                finalize=finalize or _no_finalizer,
             )
-            in_flight.append(last)
-            await last.writing  # it waited for every write before it
+            await in_flight[-1].writing  # it waited for every write before it
         except BaseException:
             for pending in in_flight:  # their transactions roll back: a resumed run redoes them
                 pending.cancel()
@@ -341,8 +330,9 @@ class Ingestor:
             progress=self._on_bytes,
         )
 
-    def _submit(
+    async def _submit(
         self,
+        in_flight: deque[_InFlight],
         run: ingest_queries.Run,
         batch: _Batch,
         ordinal: int,
@@ -350,12 +340,17 @@ class Ingestor:
         outcome: RunStats,
         *,
         source: str,
-        done: bool,
-        previous: _InFlight | None,
         finalize: Finalizer | None = None,
-    ) -> _InFlight:
-        """Start evaluating ``batch`` (after ``previous``'s evaluation) and writing it (after
-        ``previous``'s write)."""
+    ) -> None:
+        """Start evaluating ``batch`` (after the previous batch's evaluation) and writing it
+        (after the previous write); with ``finalize``, as the run's last batch.
+
+        The oldest batch in flight is written first, if need be: a batch's evaluation then
+        finds every verdict before the previous batch's committed, and that batch's verdicts
+        in memory (see :meth:`_evaluate`)."""
+        if len(in_flight) == _IN_FLIGHT:
+            await in_flight.popleft().writing
+        previous = in_flight[-1] if in_flight else None
         evaluating = asyncio.create_task(
             self._evaluate(batch, run.feeds_corpus, after=previous.evaluating if previous else None)
         )
@@ -367,12 +362,11 @@ class Ingestor:
                 reading,
                 outcome,
                 source=source,
-                done=done,
                 finalize=finalize,
                 after=previous.writing if previous else None,
             )
         )
-        return _InFlight(evaluating, writing)
+        in_flight.append(_InFlight(evaluating, writing))
 
     async def _write(
         self,
@@ -383,13 +377,12 @@ class Ingestor:
         outcome: RunStats,
         *,
         source: str,
-        done: bool,
         finalize: Finalizer | None,
         after: asyncio.Task[None] | None,
     ) -> None:
         """Write an evaluated batch in ONE transaction with the checkpoint: ``ordinal`` and
         the counters (``reading``'s as read up to it, ``outcome``'s once this batch is
-        counted). ``done`` marks the run's last batch."""
+        counted). A ``finalize`` marks the run's last batch and runs in its transaction."""
         evaluation = await evaluating
         if after is not None:
             await after  # transactions commit in batch order
@@ -408,6 +401,7 @@ class Ingestor:
             outcome.events += applied.events
             await corpus_store.stage(conn, evaluation.corpus)
             checkpoint = outcome.with_reading(reading).as_json()
+            done = finalize is not None
             await ingest_queries.save_checkpoint(conn, run.id, ordinal, checkpoint, done=done)
             if finalize is not None:
                 await finalize(conn)
@@ -571,6 +565,10 @@ class Ingestor:
                 SightingAt(ordinal, member, record.line_no, record.leak_type.value)
             )
         return list(observations.values())
+
+
+async def _no_finalizer(conn: AsyncConnection) -> None:
+    """The last batch of a run with nothing of its own to commit."""
 
 
 def _confirmed(

@@ -46,8 +46,8 @@ _POSITION = struct.Struct("=i")
 _LineParser = Callable[[Iterable[tuple[int, str]]], Iterator[LeakRecord | Rejected]]
 
 # Blocks are split on this thread (the C code releases the GIL) while the reader decodes the
-# next ones: the reading thread is an ingest's critical path. Up to _LOOKAHEAD blocks (1 MiB
-# each) are in flight; their events still come out in file order.
+# next ones, which keeps the event loop, whose thread reads, free for the batches in flight.
+# Up to _LOOKAHEAD blocks (1 MiB each) are in flight; their events still come in file order.
 _SPLITTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="split")
 _LOOKAHEAD = 4
 
