@@ -264,6 +264,9 @@ class Ingestor:
         # batch's end.
         stats = RunStats.from_json(run.stats)
         outcome = RunStats.from_json(run.stats)
+        # The lines metric goes on from what the run's checkpoint had counted, which the
+        # interrupted attempt counted already.
+        self._committed_lines.setdefault(run.id, stats.lines)
         batch = _Batch()
         ordinal = uncommitted = 0
         member = ""
@@ -386,8 +389,6 @@ class Ingestor:
         evaluation = await evaluating
         if after is not None:
             await after  # transactions commit in batch order
-        lines_before = self._committed_lines.get(run.id, 0)
-        self._committed_lines[run.id] = reading.lines
         now = utcnow()
         async with self._engine.begin() as conn:
             await ingest_queries.record_checks(conn, evaluation.verdicts)
@@ -405,6 +406,9 @@ class Ingestor:
             await ingest_queries.save_checkpoint(conn, run.id, ordinal, checkpoint, done=done)
             if finalize is not None:
                 await finalize(conn)
+        # Counted once committed: a transaction that fails leaves its lines to the retry.
+        lines_before = self._committed_lines.get(run.id, 0)
+        self._committed_lines[run.id] = reading.lines
         INGEST_LINES.inc(reading.lines - lines_before)
         INGEST_RECORDS.inc(evaluation.records)
 

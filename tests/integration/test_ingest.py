@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure import pipeline
+from exposure.metrics import REGISTRY
 from exposure.passwords import PasswordVerifier
 from exposure.pipeline import Ingestor
 from exposure.settings import load_settings
@@ -153,6 +154,38 @@ async def test_a_pair_seen_in_consecutive_batches_is_verified_once(
     [exposure] = _exposures(env, tmp_path)
     assert (exposure["password_status"], exposure["action"]) == ("live", "force_reset")
     assert exposure["occurrences"] == 6
+
+
+async def test_lines_metric_counts_each_line_once_across_a_resume(
+    database_url: str, tmp_path: Path, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed run starts from the lines its checkpoint had counted, not from zero."""
+    folder = tmp_path / "leaks"
+    folder.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (folder / name).write_text("".join(f"u{i}@{name}.example:pw{i}\n" for i in range(5)))
+    settings = load_settings(environment(database_url), env_file=tmp_path / "absent.env")
+    save_checkpoint = ingest_queries.save_checkpoint
+
+    async def killed_before_the_last_commit(*args: Any, done: bool) -> None:
+        if done:
+            raise RuntimeError("killed")
+        await save_checkpoint(*args, done=done)
+
+    def lines_metric() -> float:
+        return REGISTRY.get_sample_value("exposure_ingest_lines_total") or 0.0
+
+    before = lines_metric()
+    monkeypatch.setattr(pipeline, "BATCH_EVENTS", 1)
+    async with PasswordVerifier(workers=1) as verifier:
+        monkeypatch.setattr(ingest_queries, "save_checkpoint", killed_before_the_last_commit)
+        with pytest.raises(RuntimeError, match="killed"):
+            await Ingestor(engine, settings, None, verifier).ingest(folder, source="manual")
+        assert lines_metric() - before == 15  # every member ended; the last commit did not
+        monkeypatch.setattr(ingest_queries, "save_checkpoint", save_checkpoint)
+        summary = await Ingestor(engine, settings, None, verifier).ingest(folder, source="manual")
+    assert summary["resumed"] and summary["lines"] == 15
+    assert lines_metric() - before == 15
 
 
 async def test_variant_then_strict_escalates_once(
