@@ -101,3 +101,19 @@ async def test_counts_are_capped_at_the_column_limit(engine: AsyncEngine) -> Non
     async with engine.begin() as conn:
         await corpus.merge_corpus_max(conn, [(sha1("password"), 2**40), (sha1("x"), 0)])
     assert await _corpus(engine) == {sha1("password"): corpus.MAX_COUNT}  # no row for 0
+
+
+async def test_a_large_batch_is_staged_in_bounded_rows(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fold's transaction (and the write lock it holds) stays small however large the
+    ingest's batches: one batch's digests go into several rows, folded a few at a time."""
+    monkeypatch.setattr(corpus, "STAGE_ROW_DIGESTS", 2)
+    monkeypatch.setattr(corpus, "ROWS_PER_FOLD", 1)
+    await _stage(engine, ["a", "b", "a", "c", "a"])
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(func.length(CorpusPending.digests)))
+        assert sorted(length for (length,) in rows) == [20, 40, 40]
+        assert await corpus.pending_digests(conn) == 5
+    assert await corpus.compact(engine) == 5
+    assert await _corpus(engine) == {sha1("a"): 3, sha1("b"): 1, sha1("c"): 1}
