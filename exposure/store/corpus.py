@@ -1,10 +1,11 @@
 """The leaked-password corpus: staged by ingestion and folded into ``leaked_passwords`` later;
 merged with Pwned Passwords' counts by that connector.
 
-An ingest batch stages its passwords' SHA-1 digests as one ``corpus_pending`` row, in the
-batch's transaction: one insert, however many lines. :func:`compact` moves staged rows into
-``leaked_passwords`` (counts summed), taking them with ``DELETE ... RETURNING`` so that two
-compactors never fold the same row, and writing the counts in that same transaction.
+An ingest batch stages its passwords' SHA-1 digests in ``corpus_pending`` rows of at most
+:data:`STAGE_ROW_DIGESTS`, in the batch's transaction: one insert, however many lines.
+:func:`compact` moves staged rows into ``leaked_passwords`` (counts summed), taking them with
+``DELETE ... RETURNING`` so that two compactors never fold the same row, and writing the
+counts in that same transaction.
 """
 
 from __future__ import annotations

@@ -213,11 +213,12 @@ class OutboxEvent(Base):
 class CorpusPending(Base):
     """Leaked-password SHA-1 digests staged by ingestion, not yet in ``leaked_passwords``.
 
-    One row per ingest batch, written in the batch's own transaction (so a resumed run stages
-    every line exactly once): ``digests`` is the batch's 20-byte digests concatenated, repeats
-    included. Ingestion never pays for ten million corpus rows itself: the process serving
-    ``/range`` folds staged rows into ``leaked_passwords`` and deletes them in one transaction
-    (:func:`exposure.store.corpus.compact`), so each row is counted exactly once.
+    Rows of up to 100,000 digests per ingest batch, written in the batch's own transaction (so
+    a resumed run stages every line exactly once): ``digests`` is 20-byte digests
+    concatenated, repeats included. Ingestion never pays for ten million corpus rows itself:
+    the process serving ``/range`` folds staged rows into ``leaked_passwords`` and deletes
+    them in one transaction (:func:`exposure.store.corpus.compact`), so each row is counted
+    exactly once.
     """
 
     __tablename__ = "corpus_pending"
