@@ -8,7 +8,9 @@ guess of what it contained.
 from __future__ import annotations
 
 import hmac
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 from exposure.dumps.records import LeakRecord
@@ -30,6 +32,25 @@ def content_key(pepper: bytes, path: Path) -> str:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+def content_keys_in_background(pepper: bytes, paths: Sequence[Path]) -> list[Future[str]]:
+    """Start computing each input's :func:`content_key`, in order, on a thread of its own.
+
+    A daemon thread: an interrupted command must not wait for a pass over a large dump.
+    """
+    keys: list[Future[str]] = [Future() for _ in paths]
+
+    def work() -> None:
+        for path, key in zip(paths, keys, strict=True):
+            if key.set_running_or_notify_cancel():
+                try:
+                    key.set_result(content_key(pepper, path))
+                except Exception as error:  # the ingest of that input raises it
+                    key.set_exception(error)
+
+    threading.Thread(target=work, name="content-keys", daemon=True).start()
+    return keys
 
 
 def range_key(pepper: bytes, file_key: str, start: int, end: int) -> str:

@@ -91,7 +91,8 @@ class _Evaluation:
 
     observations: list[Observation] = field(default_factory=list)
     verdicts: dict[CheckKey, bool] = field(default_factory=dict)
-    corpus: bytes = b""  # 20-byte SHA-1 digests of the batch's usable passwords
+    # The SHA-1 digests of the batch's usable passwords, as rows to stage (spooled already).
+    corpus: list[corpus_store.PendingRow] = field(default_factory=list)
     counts: RunStats = field(default_factory=RunStats)  # its outcome counters
     records: int = 0
 
@@ -149,6 +150,7 @@ class Ingestor:
         self._on_lines = on_lines
         self._committed_lines: dict[int, int] = {}
         self._pepper = settings.pepper.reveal()
+        self._spool = corpus_store.spool_of(engine)
         self._fingerprinter = Fingerprinter(
             self._pepper,
             login_id_case_sensitive=settings.login_id_case_sensitive,
@@ -185,17 +187,21 @@ class Ingestor:
         source: str,
         format_override: str | None = None,
         finalize: Finalizer | None = None,
+        key: Awaitable[str] | None = None,
     ) -> dict[str, Any]:
         """Ingest one input (file, folder or archive), resuming an interrupted run of it.
 
         ``finalize`` runs inside the transaction that completes the run: a connector's cursor
-        is saved there, together with the data it covers.
+        is saved there, together with the data it covers. ``key``: the input's
+        :func:`content_key`, when the caller started computing it already.
         """
         if self._index is None:
             self._index_task()  # loads while the file is keyed: a file to ingest needs it
-        key = await asyncio.to_thread(content_key, self._pepper, path)
+        file_key = await (key or asyncio.to_thread(content_key, self._pepper, path))
         events = self._events(path, format_override)
-        return await self._ingest_events(events, path.name, key, source=source, finalize=finalize)
+        return await self._ingest_events(
+            events, path.name, file_key, source=source, finalize=finalize
+        )
 
     async def ingest_range(
         self,
@@ -400,7 +406,7 @@ class Ingestor:
             outcome.escalations += applied.escalations
             outcome.sightings += applied.sightings
             outcome.events += applied.events
-            await corpus_store.stage(conn, evaluation.corpus)
+            await corpus_store.stage_rows(conn, evaluation.corpus)
             checkpoint = outcome.with_reading(reading).as_json()
             done = finalize is not None
             await ingest_queries.save_checkpoint(conn, run.id, ordinal, checkpoint, done=done)
@@ -435,7 +441,10 @@ class Ingestor:
                         password.encode("utf-8", "surrogatepass"), usedforsecurity=False
                     ).digest()
                 )
-        evaluation.corpus = b"".join(corpus)
+        if corpus:  # spooled here, off the chain of transactions
+            evaluation.corpus = await asyncio.to_thread(
+                corpus_store.pending_rows, b"".join(corpus), self._spool
+            )
         if not records:
             return evaluation
         counts = evaluation.counts

@@ -2,7 +2,8 @@
 merged with Pwned Passwords' counts by that connector.
 
 An ingest batch stages its passwords' SHA-1 digests in ``corpus_pending`` rows of at most
-:data:`STAGE_ROW_DIGESTS`, in the batch's transaction: one insert, however many lines.
+:data:`STAGE_ROW_DIGESTS`, in the batch's transaction: one insert, however many lines. Beside
+a SQLite file the digests themselves wait in spool files the rows name (:class:`Spool`).
 :func:`compact` moves staged rows into ``leaked_passwords`` (counts summed), taking them with
 ``DELETE ... RETURNING`` so that two compactors never fold the same row, and writing the
 counts in that same transaction.
@@ -12,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+import uuid
 from collections.abc import Iterable
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import Table, delete, func, insert, select
@@ -36,26 +40,119 @@ MAX_COUNT = 2**31 - 1
 # holds stays near a second however large the ingest's batches.
 STAGE_ROW_DIGESTS = 100_000
 ROWS_PER_FOLD = 3
+# A spool file no row names is a batch that never committed (a killed ingest); one this old
+# cannot belong to a batch still on its way to its commit.
+ORPHAN_SECONDS = 24 * 3600
 _DIGEST = np.dtype(f"V{DIGEST_BYTES}")
+
+PendingRow = dict[str, Any]
+
+
+class Spool:
+    """Spool files in ``directory``, where staged digests beside a SQLite file wait for the
+    fold (elsewhere the ``corpus_pending`` rows hold them).
+
+    SQLite writes every byte twice (its WAL, then the checkpoint into the database), and a
+    10M-line dump stages 200 MB: 0.7 s of a 4 s ingest, measured. A spool file is on disk
+    (fsync) before the row naming it commits, so a committed row always finds its file.
+    PostgreSQL keeps digests in its rows: its ingests and folds may run on different hosts.
+    """
+
+    SUFFIX = "-corpus"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def write(self, digests: bytes) -> str:
+        """Write ``digests`` to a new spool file, synced to disk; return its name."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.sha1"
+        fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as spooled:
+                spooled.write(digests)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        return name
+
+    def read(self, name: str, count: int) -> bytes:
+        """The ``count`` digests of spool file ``name``; none, with an error logged, when the
+        file is gone or cut short (a database restored without its spool): a fold goes on."""
+        try:
+            digests = (self.directory / name).read_bytes()
+        except FileNotFoundError:
+            digests = b""
+        if len(digests) != count * DIGEST_BYTES:
+            log.error(
+                "staged corpus digests lost: spool file missing or cut short",
+                extra={"spool_file": name, "digests": count},
+            )
+            return b""
+        return digests
+
+    def remove(self, names: Iterable[str]) -> None:
+        for name in names:
+            (self.directory / name).unlink(missing_ok=True)
+
+    def sweep(self, named: set[str], *, older_than: float = ORPHAN_SECONDS) -> int:
+        """Remove the spool files no row names (batches that never committed) once
+        ``older_than`` seconds old; return how many."""
+        if not self.directory.is_dir():
+            return 0
+        cutoff, removed = time.time() - older_than, 0
+        for path in self.directory.glob("*.sha1"):
+            if path.name not in named and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def spool_of(bind: AsyncConnection | AsyncEngine) -> Spool | None:
+    """The spool of a database: ``<database file>-corpus/`` beside a SQLite file; none for
+    PostgreSQL or an in-memory or URI-named SQLite database."""
+    url = bind.sync_engine.url
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:"):
+        return None
+    return Spool(Path(database + Spool.SUFFIX).resolve())
+
+
+def pending_rows(digests: bytes, spool: Spool | None) -> list[PendingRow]:
+    """The ``corpus_pending`` rows that stage ``digests`` (concatenated 20-byte SHA-1 values,
+    repeats count), their spool files (with a ``spool``) written and synced. Blocking: call it
+    on a worker thread."""
+    if len(digests) % DIGEST_BYTES:
+        raise ValueError("digests must be whole 20-byte SHA-1 values")
+    now, step = utcnow(), STAGE_ROW_DIGESTS * DIGEST_BYTES
+    rows: list[PendingRow] = []
+    for start in range(0, len(digests), step):
+        part = digests[start : start + step]
+        row = {"digest_count": len(part) // DIGEST_BYTES, "staged_at": now}
+        if spool is None:
+            rows.append({**row, "digests": part, "spool_file": None})
+        else:
+            rows.append({**row, "digests": None, "spool_file": spool.write(part)})
+    return rows
 
 
 async def stage(conn: AsyncConnection, digests: bytes) -> None:
     """Stage concatenated 20-byte SHA-1 digests (repeats count) for the corpus."""
-    if len(digests) % DIGEST_BYTES:
-        raise ValueError("digests must be whole 20-byte SHA-1 values")
-    if digests:
-        now, step = utcnow(), STAGE_ROW_DIGESTS * DIGEST_BYTES
-        rows = [
-            {"digests": digests[start : start + step], "staged_at": now}
-            for start in range(0, len(digests), step)
-        ]
+    await stage_rows(conn, await asyncio.to_thread(pending_rows, digests, spool_of(conn)))
+
+
+async def stage_rows(conn: AsyncConnection, rows: list[PendingRow]) -> None:
+    """Insert the rows :func:`pending_rows` prepared, in the transaction that counts them."""
+    if rows:
         await conn.execute(insert(pending), rows)
 
 
 async def pending_digests(conn: AsyncConnection) -> int:
     """How many staged digests wait to be folded (a gauge for operators)."""
-    total = await conn.execute(select(func.coalesce(func.sum(func.length(pending.c.digests)), 0)))
-    return int(total.scalar_one()) // DIGEST_BYTES
+    total = await conn.execute(select(func.coalesce(func.sum(pending.c.digest_count), 0)))
+    return int(total.scalar_one())
 
 
 async def compact(engine: AsyncEngine, *, stop: asyncio.Event | None = None) -> int:
@@ -63,28 +160,63 @@ async def compact(engine: AsyncEngine, *, stop: asyncio.Event | None = None) -> 
     ``stop``, return early once it is set (between two folds, each its own transaction)."""
     folded = 0
     started = time.perf_counter()
+    spool = spool_of(engine)
     while stop is None or not stop.is_set():
         async with engine.begin() as conn:
             if (await conn.execute(select(pending.c.id).limit(1))).first() is None:
                 break
             oldest = select(pending.c.id).order_by(pending.c.id).limit(ROWS_PER_FOLD)
-            taken = await conn.execute(
-                delete(pending).where(pending.c.id.in_(oldest)).returning(pending.c.digests)
-            )
-            digests = b"".join(bytes(row[0]) for row in taken)
-            if not digests:
-                continue  # another compactor took them first
-            values, counts = np.unique(np.frombuffer(digests, dtype=_DIGEST), return_counts=True)
-            await add_to_corpus(
-                conn, zip((v.tobytes() for v in values), counts.tolist(), strict=True)
-            )
-            folded += len(digests) // DIGEST_BYTES
+            taken = (
+                await conn.execute(
+                    delete(pending)
+                    .where(pending.c.id.in_(oldest))
+                    .returning(pending.c.digests, pending.c.spool_file, pending.c.digest_count)
+                )
+            ).all()
+            spooled = [row.spool_file for row in taken if row.spool_file is not None]
+            digests = b"".join([await _digests_of(spool, *row) for row in taken])
+            if digests:
+                values, counts = np.unique(
+                    np.frombuffer(digests, dtype=_DIGEST), return_counts=True
+                )
+                await add_to_corpus(
+                    conn, zip((v.tobytes() for v in values), counts.tolist(), strict=True)
+                )
+                folded += len(digests) // DIGEST_BYTES
+        if spooled and spool is not None:
+            # Only once the fold has committed: a fold rolled back leaves its rows to the next.
+            await asyncio.to_thread(spool.remove, spooled)
+    await _sweep_orphans(engine, spool)
     if folded:
         log.info(
             "corpus compacted",
             extra={"digests": folded, "seconds": round(time.perf_counter() - started, 2)},
         )
     return folded
+
+
+async def _digests_of(
+    spool: Spool | None, digests: bytes | None, spool_file: str | None, count: int
+) -> bytes:
+    """A taken row's digests: its own, or its spool file's."""
+    if digests is not None:
+        return bytes(digests)
+    if spool is None or spool_file is None:  # a SQLite file opened by a URI name, say
+        log.error("staged corpus digests lost: no spool", extra={"digests": count})
+        return b""
+    return await asyncio.to_thread(spool.read, spool_file, count)
+
+
+async def _sweep_orphans(engine: AsyncEngine, spool: Spool | None) -> None:
+    if spool is None:
+        return
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(pending.c.spool_file).where(pending.c.spool_file.isnot(None))
+        )
+        named = {name for (name,) in rows}
+    if removed := await asyncio.to_thread(spool.sweep, named):
+        log.warning("removed spool files of batches that never committed", extra={"files": removed})
 
 
 async def add_to_corpus(conn: AsyncConnection, counts: Iterable[tuple[bytes, int]]) -> None:

@@ -214,17 +214,23 @@ class CorpusPending(Base):
     """Leaked-password SHA-1 digests staged by ingestion, not yet in ``leaked_passwords``.
 
     Rows of up to 100,000 digests per ingest batch, written in the batch's own transaction (so
-    a resumed run stages every line exactly once): ``digests`` is 20-byte digests
-    concatenated, repeats included. Ingestion never pays for ten million corpus rows itself:
-    the process serving ``/range`` folds staged rows into ``leaked_passwords`` and deletes
-    them in one transaction (:func:`exposure.store.corpus.compact`), so each row is counted
-    exactly once.
+    a resumed run stages every line exactly once): 20-byte digests concatenated, repeats
+    included, either in ``digests`` or, beside a SQLite file, in the spool file
+    ``spool_file`` names (:class:`exposure.store.corpus.Spool`). Ingestion never pays for ten
+    million corpus rows itself: the process serving ``/range`` folds staged rows into
+    ``leaked_passwords`` and deletes them in one transaction
+    (:func:`exposure.store.corpus.compact`), so each row is counted exactly once.
     """
 
     __tablename__ = "corpus_pending"
+    __table_args__ = (
+        CheckConstraint("(digests IS NULL) <> (spool_file IS NULL)", name="one_place"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    digests: Mapped[bytes] = mapped_column(LargeBinary)
+    digests: Mapped[bytes | None] = mapped_column(LargeBinary)
+    spool_file: Mapped[str | None] = mapped_column(String(64))
+    digest_count: Mapped[int] = mapped_column(Integer)
     staged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -157,10 +157,12 @@ async def test_offboarding_removes_every_fingerprint(
 
 
 async def _dump_everything(database_url: str, tmp_path: Path) -> bytes:
-    """Every byte the database holds for us: the SQLite files, or a pg_dump / table dump."""
+    """Every byte the database holds for us: the SQLite files (the spooled corpus digests
+    beside them too), or a pg_dump / table dump."""
     if database_url.startswith("sqlite"):
         path = Path(database_url.split("///", 1)[1])
-        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+        files = (f for p in path.parent.glob(path.name + "*") for f in [p, *p.rglob("*")])
+        return b"".join(f.read_bytes() for f in files if f.is_file())
     assert POSTGRES_URL
     dsn = _asyncpg_dsn(POSTGRES_URL, database_url.rsplit("/", 1)[1])
     if shutil.which("pg_dump"):

@@ -257,6 +257,8 @@ async def test_nothing_plaintext_in_database_logs_or_output(
     table = run_cli("exposures", env=env, cwd=tmp_path)
     output = result.stdout + result.stderr + listing.stdout + listing.stderr + table.stdout
     dump = await _dump_everything(database_url, tmp_path)
+    if database_url.startswith("sqlite"):  # the scan covers the spooled corpus digests too
+        assert list((tmp_path / "exposure.db-corpus").glob("*.sha1"))
     secrets = {CURRENT, OLD, "invented-session-value", "someone.else@example.org", "unrelated-pw"}
     for case in [*cases, stealer_case_customer()]:
         secrets |= {case.email, case.email.lower(), case.login_id, case.login_id.lower()}

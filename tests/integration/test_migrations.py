@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from exposure.store import db
@@ -51,3 +56,46 @@ async def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
         await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
         async with engine.connect() as conn:
             assert await conn.run_sync(_diff) == []
+
+
+def _migrate(connection: Connection, direction: str, revision: str) -> None:
+    from alembic import command
+
+    config = db.alembic_config()
+    config.attributes["connection"] = connection
+    getattr(command, direction)(config, revision)
+
+
+async def test_rows_staged_before_the_spool_are_counted_and_folded(
+    empty_database_url: str,
+) -> None:
+    """0007 gives rows staged under 0006 their digest count; the fold still reads them."""
+    from exposure.store import corpus
+
+    digests = hashlib.sha1(b"pw", usedforsecurity=False).digest() * 3
+    async with db.open_engine(empty_database_url) as engine:
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "upgrade", "0006")
+            await conn.execute(
+                text("INSERT INTO corpus_pending (digests, staged_at) VALUES (:d, :t)"),
+                {"d": digests, "t": datetime.now(UTC)},
+            )
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
+        async with engine.connect() as conn:
+            assert await corpus.pending_digests(conn) == 3
+        assert await corpus.compact(engine) == 3
+
+
+async def test_downgrade_refuses_to_drop_spooled_digests(tmp_path: Path) -> None:
+    from exposure.store import corpus
+
+    async with db.open_engine(f"sqlite+aiosqlite:///{tmp_path / 'spool.db'}") as engine:
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
+        async with engine.begin() as conn:
+            await corpus.stage(conn, hashlib.sha1(b"pw", usedforsecurity=False).digest())
+        with pytest.raises(RuntimeError, match="exposure corpus compact"):
+            async with engine.begin() as conn:
+                await conn.run_sync(_migrate, "downgrade", "0006")
+        assert await corpus.compact(engine) == 1
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "downgrade", "0006")
