@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, and_, func, or_, select, text, update
+from sqlalchemy import Row, Select, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.store.exposures import EXPOSURE_FIELDS
@@ -200,9 +200,3 @@ async def exposure_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
 
 async def customer_count(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(customers))).scalar_one())
-
-
-async def schema_revision(conn: AsyncConnection) -> str | None:
-    """The Alembic revision the database is at (raises when there is no version table)."""
-    row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
-    return None if row is None else str(row[0])

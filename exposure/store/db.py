@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -32,6 +32,19 @@ class SchemaMissing(FatalError):
     def __init__(self) -> None:
         super().__init__("the database has no schema yet: run `exposure db upgrade` first")
 
+
+class SchemaOutdated(FatalError):
+    def __init__(self, revision: str | None) -> None:
+        super().__init__(
+            f"the database schema is at revision {revision}, this release needs "
+            f"{SCHEMA_REVISION}: run `exposure db upgrade`"
+        )
+        self.revision = revision
+
+
+# The Alembic head this code needs, as a constant so that every command checks it without
+# loading Alembic (tests/integration/test_migrations.py checks it is the shipped head).
+SCHEMA_REVISION = "0007"
 
 SQLITE_PAGE_BYTES = 16384
 
@@ -114,17 +127,28 @@ async def upgrade(engine: AsyncEngine, pepper: bytes, revision: str = "head") ->
             raise PepperMismatch()
 
 
-async def check_ready(engine: AsyncEngine, pepper: bytes) -> None:
-    """Fail clearly when the schema is missing or the pepper is not this database's."""
+async def check_ready(engine: AsyncEngine, pepper: bytes) -> str:
+    """Fail clearly when the schema is missing or not this release's, or the pepper is not
+    this database's; return the schema revision."""
     async with engine.connect() as conn:
         try:
             stored = await _stored_pepper_check(conn)
+            revision = await schema_revision(conn)
         except (OperationalError, ProgrammingError):
             raise SchemaMissing() from None
     if stored is None:
         raise SchemaMissing()
     if stored != pepper_check(pepper):
         raise PepperMismatch()
+    if revision != SCHEMA_REVISION:
+        raise SchemaOutdated(revision)
+    return revision
+
+
+async def schema_revision(conn: AsyncConnection) -> str | None:
+    """The Alembic revision the database is at (raises when there is no version table)."""
+    row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
+    return None if row is None else str(row[0])
 
 
 async def _stored_pepper_check(conn: AsyncConnection) -> str | None:

@@ -99,3 +99,19 @@ async def test_downgrade_refuses_to_drop_spooled_digests(tmp_path: Path) -> None
         assert await corpus.compact(engine) == 1
         async with engine.begin() as conn:
             await conn.run_sync(_migrate, "downgrade", "0006")
+
+
+def test_the_schema_revision_the_code_checks_is_the_shipped_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(db.alembic_config()).get_current_head()
+    assert db.SCHEMA_REVISION == head
+
+
+async def test_commands_refuse_an_outdated_schema_with_the_fix(empty_database_url: str) -> None:
+    async with db.open_engine(empty_database_url) as engine:
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER), revision="0006")
+        with pytest.raises(db.SchemaOutdated, match=r"at revision 0006.*exposure db upgrade"):
+            await db.check_ready(engine, bytes.fromhex(TEST_PEPPER))
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
+        assert await db.check_ready(engine, bytes.fromhex(TEST_PEPPER)) == db.SCHEMA_REVISION
