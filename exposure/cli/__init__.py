@@ -1,4 +1,5 @@
-"""The ``exposure`` console script. Each module registers its commands on :data:`main`.
+"""The ``exposure`` console script. Each module registers its commands on :data:`main`, which
+imports a command's module only when that command runs (:data:`app.COMMAND_MODULES`).
 
 Command modules import what a command runs (the HTTP app, the daemon, the report renderer,
 the connectors) inside the command, so that every command starts without loading the rest.
@@ -6,10 +7,6 @@ the connectors) inside the command, so that every command starts without loading
 
 from __future__ import annotations
 
-from exposure.cli import api, connectors, customers, daemon, deliveries, ingest, report
 from exposure.cli.app import main
-
-# Importing a command module is what registers its commands.
-COMMAND_MODULES = (api, connectors, customers, daemon, deliveries, ingest, report)
 
 __all__ = ["main"]

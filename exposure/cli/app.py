@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.errors import ExposureError, FatalError
 from exposure.logs import configure_logging
 from exposure.settings import Settings, load_settings
-from exposure.store import db
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,7 +63,42 @@ def run(coro_fn: Callable[[Settings], Awaitable[R]], settings: Settings | None =
     return asyncio.run(coro_fn(settings))  # type: ignore[arg-type]
 
 
-@click.group()
+# The module (under exposure.cli) that registers each command, imported only when that command
+# runs (or help lists them all): `exposure ingest` starts keying its inputs before SQLAlchemy
+# and the pipeline have loaded, which takes 0.4 s.
+COMMAND_MODULES = {
+    "api": "api",
+    "tokens": "api",
+    "connectors": "connectors",
+    "db": "customers",
+    "enroll": "customers",
+    "customers": "customers",
+    "run": "daemon",
+    "demo": "daemon",
+    "deliver": "deliveries",
+    "deliveries": "deliveries",
+    "ingest": "ingest",
+    "corpus": "ingest",
+    "exposures": "ingest",
+    "report": "report",
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands register themselves when their module is imported, on lookup."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"exposure.cli.{COMMAND_MODULES[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in sorted(set(COMMAND_MODULES.values())):
+            importlib.import_module(f"exposure.cli.{module}")
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_LazyGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
 def main(verbose: bool) -> None:
     """exposure: leaked-credential exposure monitor for online securities brokers."""
@@ -71,6 +108,8 @@ def main(verbose: bool) -> None:
 @asynccontextmanager
 async def ready_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     """The database engine, after checking the schema exists and the pepper is this database's."""
+    from exposure.store import db
+
     async with db.open_engine(settings.database_url) as engine:
         await db.check_ready(engine, settings.pepper.reveal())
         yield engine
