@@ -29,7 +29,9 @@ def content_key(pepper: bytes, path: Path) -> str:
         if path.is_dir():
             digest.update(str(file.relative_to(path)).encode("utf-8", "surrogateescape") + b"\0")
         with file.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
+            # Large reads: hashing releases the GIL, and taking it back between two reads can
+            # wait out a 5 ms switch interval while another thread runs Python (imports).
+            while chunk := handle.read(8 << 20):
                 digest.update(chunk)
     return digest.hexdigest()
 

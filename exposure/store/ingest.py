@@ -8,8 +8,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import (
-    ColumnElement,
     LargeBinary,
     Table,
     func,
@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure.hashing import FINGERPRINT_BYTES
 from exposure.store.dialect import IN_LIST_SIZE, in_lists, upsert
 from exposure.store.models import (
     Customer,
@@ -65,13 +66,20 @@ async def fingerprint_prefixes(conn: AsyncConnection, length: int) -> bytes:
     bytes to build and parse). Order does not matter: the index sorts.
     """
     column = identifiers.c.fingerprint
-    joined: ColumnElement[Any]
     if conn.dialect.name == "postgresql":
-        joined = func.string_agg(func.substring(column, 1, length), literal(b"", LargeBinary))
-    else:
-        joined = sql_cast(func.group_concat(func.substr(column, 1, length), ""), LargeBinary)
-    value = (await conn.execute(select(joined))).scalar_one()
-    return bytes(value or b"")
+        aggregate = func.string_agg(func.substring(column, 1, length), literal(b"", LargeBinary))
+        return bytes((await conn.execute(select(aggregate))).scalar_one() or b"")
+    # SQLite concatenates whole fingerprints quicker than the copies substr() makes of their
+    # prefixes (1.2M: 0.12 s against 0.2 s, measured); they are cut here when all are as long
+    # as an HMAC-SHA256, which every scheme so far writes.
+    whole = sql_cast(func.group_concat(column, ""), LargeBinary)
+    count, value = (await conn.execute(select(func.count(), whole))).one()
+    joined = bytes(value or b"")
+    if len(joined) == count * FINGERPRINT_BYTES:
+        rows = np.frombuffer(joined, dtype=np.uint8).reshape(count, FINGERPRINT_BYTES)
+        return rows[:, :length].tobytes()
+    prefixes = sql_cast(func.group_concat(func.substr(column, 1, length), ""), LargeBinary)
+    return bytes((await conn.execute(select(prefixes))).scalar_one() or b"")
 
 
 async def start_run(

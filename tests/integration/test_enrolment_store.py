@@ -258,9 +258,13 @@ async def test_an_existing_sqlite_file_keeps_its_page_size(tmp_path: Path) -> No
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
 
 
-async def test_index_prefixes_keep_every_byte(engine: AsyncEngine) -> None:
-    """The database concatenates the prefixes: NUL, 0xFF and invalid UTF-8 must pass intact."""
+@pytest.mark.parametrize("odd_length", [False, True])
+async def test_index_prefixes_keep_every_byte(engine: AsyncEngine, odd_length: bool) -> None:
+    """The database concatenates the prefixes: NUL, 0xFF and invalid UTF-8 must pass intact,
+    also when a fingerprint is not 32 bytes long (SQLite then takes another path)."""
     awkward = [b"\x00" * 32, b"\xff\xfe" * 16, b"\xc3\x28" + bytes(range(30)), bytes(range(32))]
+    if odd_length:
+        awkward.append(b"\x01\x00" * 10)
     async with engine.begin() as conn:
         await conn.execute(insert(Customer.__table__).values(customer_id="B1", password_hash=None))
         await conn.execute(
