@@ -14,6 +14,7 @@ import re
 import string
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -157,6 +158,15 @@ def _block(first_line_no: int, texts: list[str]) -> TextBlock:
     return TextBlock(first_line_no, data.encode(), len(texts))
 
 
+@pytest.fixture(params=["sha-extensions", "openssl"], autouse=True)
+def hashing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test runs with the fingerprints hashed by the CPU's SHA extensions (two at a time;
+    a no-op where the CPU lacks them) and by OpenSSL alone."""
+    before = fastpath._fastscan.set_sha_extensions(request.param == "sha-extensions")
+    yield
+    fastpath._fastscan.set_sha_extensions(before)
+
+
 def _expand(items: list[LeakRecord | Rejected | RecordBlock]) -> list[LeakRecord | Rejected]:
     out: list[LeakRecord | Rejected] = []
     for item in items:
@@ -244,6 +254,29 @@ def test_match_keys_are_the_documented_fingerprints() -> None:
     for enrolled, expected in (([strict], [0]), ([variant], [0]), ([other], [1]), ([], [])):
         index = EnrolledIndex.build(enrolled)
         assert block.match(PEPPER, index.lookup_table(), True)[0] == expected
+
+
+def test_every_key_length_hashes_to_its_fingerprint() -> None:
+    """Logins from 3 to 70 characters: their keys are one-block messages up to 55 bytes and
+    longer ones; consumer Gmail adds a variant key. Enrolling every key of one record in
+    three, each such record (in any position of a pair hashed together) must be deferred and
+    no other."""
+    logins = [f"{'a' * n}@x.jp" for n in range(1, 65)] + [
+        f"T.a{'b' * n}+x@Gmail.com" for n in range(0, 50)
+    ]
+    block = next(
+        i
+        for i in iter_blocks("combo", [_block(1, [f"{x}:pw" for x in logins])])
+        if isinstance(i, RecordBlock)
+    )
+    assert block.count == len(logins)
+    for offset in range(3):
+        chosen = range(offset, len(logins), 3)
+        index = EnrolledIndex.build([fp for i in chosen for fp in _python_keys(logins[i])])
+        assert block.match(PEPPER, index.lookup_table(), False)[0] == list(chosen)
+    variants = EnrolledIndex.build([_python_keys(x)[-1] for x in logins if "Gmail" in x])
+    deferred = block.match(PEPPER, variants.lookup_table(), False)[0]
+    assert deferred == [i for i, x in enumerate(logins) if "Gmail" in x]
 
 
 def test_tail_and_bad_arguments() -> None:
