@@ -513,7 +513,7 @@ static void password_sha1(const SHA_CTX *initial, const unsigned char *pw, size_
 
 /* password_sha1 of each of `n` records' passwords, two at a time where both fit one block. */
 static void password_digests(const SHA_CTX *initial, const char *s, const FastRecord **r, int n,
-                             unsigned char (*out)[32]) {
+                             unsigned char (*out)[SHA_DIGEST_LENGTH]) {
     int i = 0;
 #ifdef SHA_NI_CODE
     if (use_sha_ni)
@@ -674,61 +674,40 @@ static PyObject *match_combo(PyObject *module, PyObject *args) {
     SHA1_Init(&sha1_initial);
     Index ix = {index.buf, index.len / (Py_ssize_t)sizeof(uint64_t), starts.buf, 64 - bits};
     Py_BEGIN_ALLOW_THREADS
-    /* A software pipeline over groups of records, so that the index's cache misses overlap
-     * with hashing instead of stalling it: while group g is hashed (each key's bucket start
-     * fetched ahead), the bucket's first key is fetched for group g-1, and group g-2, whose
-     * memory has arrived by then, is probed. */
-    uint64_t keys[3][GROUP][2];
-    int nkeys[3][GROUP];
-    Message messages[2 * GROUP];
-    Py_ssize_t groups = (count + GROUP - 1) / GROUP;
-    for (Py_ssize_t g = 0; g < groups + 2 && !failed; g++) {
-        if (g < groups) { /* every key of the group hashed at once: two at a time */
-            Py_ssize_t first = g * GROUP, m = count - first < GROUP ? count - first : GROUP;
-            int n = 0;
-            for (Py_ssize_t j = 0; j < m; j++) {
-                const FastRecord *r = &records[first + j];
-                nkeys[g % 3][j] = login_messages(s, r->login_start, r->login_end, &messages[n]);
-                n += nkeys[g % 3][j];
+    /* Records go in groups: every key of a group is hashed (two at a time) and its bucket
+     * fetched ahead (prefetch) before any is compared, so the index's cache misses overlap;
+     * then the passwords of the records settled here are hashed, two at a time too. */
+    for (Py_ssize_t first = 0; first < count && !failed; first += GROUP) {
+        Py_ssize_t m = count - first < GROUP ? count - first : GROUP;
+        Message messages[2 * GROUP];
+        uint64_t prefixes[2 * GROUP];
+        int nkeys[GROUP], n = 0;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            const FastRecord *r = &records[first + j];
+            n += nkeys[j] = login_messages(s, r->login_start, r->login_end, &messages[n]);
+        }
+        hmac_prefixes(&h, messages, n, prefixes);
+        for (int i = 0; i < n; i++) __builtin_prefetch(&ix.starts[prefixes[i] >> ix.shift]);
+        for (int i = 0; i < n; i++) __builtin_prefetch(&ix.keys[ix.starts[prefixes[i] >> ix.shift]]);
+        const FastRecord *hashed[GROUP]; /* the settled records with a password to hash */
+        int settled = 0;
+        n = 0;
+        for (Py_ssize_t j = 0; j < m && !failed; j++) {
+            const FastRecord *r = &records[first + j];
+            int python = nkeys[j] == 0 || password_needs_python(s, r->pw_start, r->pw_end);
+            for (int i = 0; i < nkeys[j]; i++) python = python || in_index(&ix, prefixes[n + i]);
+            n += nkeys[j];
+            if (python) {
+                int32_t position = (int32_t)(first + j);
+                failed = buffer_add(&python_positions, &position, sizeof position);
+            } else if (feed_corpus && r->pw_end > r->pw_start) {
+                hashed[settled++] = r;
             }
-            uint64_t prefixes[2 * GROUP];
-            hmac_prefixes(&h, messages, n, prefixes);
-            uint64_t(*k)[2] = keys[g % 3];
-            n = 0;
-            for (Py_ssize_t j = 0; j < m; j++)
-                for (int i = 0; i < nkeys[g % 3][j]; i++) {
-                    k[j][i] = prefixes[n++];
-                    __builtin_prefetch(&ix.starts[k[j][i] >> ix.shift]);
-                }
         }
-        if (g >= 1 && g - 1 < groups) {
-            Py_ssize_t first = (g - 1) * GROUP, m = count - first < GROUP ? count - first : GROUP;
-            for (Py_ssize_t j = 0; j < m; j++)
-                for (int i = 0; i < nkeys[(g - 1) % 3][j]; i++)
-                    __builtin_prefetch(&ix.keys[ix.starts[keys[(g - 1) % 3][j][i] >> ix.shift]]);
-        }
-        if (g >= 2) {
-            Py_ssize_t first = (g - 2) * GROUP, m = count - first < GROUP ? count - first : GROUP;
-            const FastRecord *hashed[GROUP]; /* the settled records with a password to hash */
-            int n = 0;
-            for (Py_ssize_t j = 0; j < m && !failed; j++) {
-                const FastRecord *r = &records[first + j];
-                int nk = nkeys[(g - 2) % 3][j];
-                int python = nk == 0 || password_needs_python(s, r->pw_start, r->pw_end);
-                for (int i = 0; i < nk && !python; i++)
-                    python = in_index(&ix, keys[(g - 2) % 3][j][i]);
-                if (python) {
-                    int32_t position = (int32_t)(first + j);
-                    failed = buffer_add(&python_positions, &position, sizeof position);
-                } else if (feed_corpus && r->pw_end > r->pw_start) {
-                    hashed[n++] = r;
-                }
-            }
-            unsigned char d[GROUP][32]; /* 32: sha1_pair stores 16 bytes at offset 0 */
-            password_digests(&sha1_initial, s, hashed, n, d);
-            for (int i = 0; i < n && !failed; i++)
-                failed = buffer_add(&digests, d[i], SHA_DIGEST_LENGTH);
-        }
+        unsigned char d[GROUP][SHA_DIGEST_LENGTH];
+        password_digests(&sha1_initial, s, hashed, settled, d);
+        for (int i = 0; i < settled && !failed; i++)
+            failed = buffer_add(&digests, d[i], SHA_DIGEST_LENGTH);
     }
     Py_END_ALLOW_THREADS
     if (failed) {
