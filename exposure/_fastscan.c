@@ -171,24 +171,42 @@ static const char *block_data(PyObject *data, Py_ssize_t *n) {
     return s;
 }
 
-/* split_combo(data) / split_ulp(data) -> (fast, slow)
- * `data`: complete lines of UTF-8 text, each ending with "\n" or "\r\n"; a line that is not
- * printable ASCII is always slow.
- * fast: packed FastRecords; slow: packed int32 (line index, start, end) of every other line.
- * Offsets index `data`. */
-static PyObject *split(PyObject *data, int (*read_line)(const char *, Py_ssize_t, Py_ssize_t,
-                                                         FastRecord *)) {
+/* The range [start, end) of `data` a block of lines occupies (end < 0: to the end). A block
+ * is a range of the chunk the decoder read: slicing it out would copy a megabyte per block. */
+static const char *block_range(PyObject *data, Py_ssize_t start, Py_ssize_t end,
+                               Py_ssize_t *first, Py_ssize_t *last) {
     Py_ssize_t n;
     const char *s = block_data(data, &n);
     if (s == NULL) return NULL;
+    if (end < 0) end = n;
+    if (start < 0 || start > end || end > n) {
+        PyErr_SetString(PyExc_ValueError, "block range outside the data");
+        return NULL;
+    }
     if (n > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "block too large");
         return NULL;
     }
+    *first = start;
+    *last = end;
+    return s;
+}
+
+/* split_combo(data, start=0, end=-1) / split_ulp(...) -> (fast, slow)
+ * data[start:end]: complete lines of UTF-8 text, each ending with "\n" or "\r\n"; a line
+ * that is not printable ASCII is always slow.
+ * fast: packed FastRecords; slow: packed int32 (line index, start, end) of every other line.
+ * Offsets index `data`; line indexes count from `start`. */
+static PyObject *split(PyObject *args, int (*read_line)(const char *, Py_ssize_t, Py_ssize_t,
+                                                         FastRecord *)) {
+    PyObject *data;
+    Py_ssize_t a = 0, n = -1;
+    if (!PyArg_ParseTuple(args, "O|nn", &data, &a, &n)) return NULL;
+    const char *s = block_range(data, a, n, &a, &n);
+    if (s == NULL) return NULL;
     Buffer fast = {0}, slow = {0};
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t a = 0;
     int32_t line = 0;
     while (a < n && !failed) {
         const char *nl = memchr(s + a, '\n', (size_t)(n - a));
@@ -220,30 +238,39 @@ static PyObject *split(PyObject *data, int (*read_line)(const char *, Py_ssize_t
     return Py_BuildValue("(NN)", f, sl);
 }
 
-static PyObject *split_combo(PyObject *module, PyObject *data) {
-    return split(data, combo_line);
+static PyObject *split_combo(PyObject *module, PyObject *args) {
+    return split(args, combo_line);
 }
 
-static PyObject *split_ulp(PyObject *module, PyObject *data) {
-    return split(data, url_line);
+static PyObject *split_ulp(PyObject *module, PyObject *args) {
+    return split(args, url_line);
 }
 
-/* count_lines(data) -> the number of "\n" bytes in `data`. bytes.count compares a byte at a
- * time; this loop counts 4 KiB runs in a form the compiler vectorises. */
-static PyObject *count_lines(PyObject *module, PyObject *data) {
-    Py_ssize_t n;
-    const char *s = block_data(data, &n);
+/* scan_lines(data, start=0, end=-1) -> (lines, plain): the number of "\n" bytes in
+ * data[start:end], and whether every byte there is ASCII but NUL (such a block is valid UTF-8
+ * and needs no other check). One pass, in 4 KiB runs the compiler vectorises (bytes.count
+ * compares a byte at a time). */
+static PyObject *scan_lines(PyObject *module, PyObject *args) {
+    PyObject *data;
+    Py_ssize_t a = 0, n = -1;
+    if (!PyArg_ParseTuple(args, "O|nn", &data, &a, &n)) return NULL;
+    const char *s = block_range(data, a, n, &a, &n);
     if (s == NULL) return NULL;
     Py_ssize_t total = 0;
+    unsigned char odd = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t a = 0; a < n; a += 4096) {
+    for (; a < n; a += 4096) {
         Py_ssize_t b = n - a < 4096 ? n - a : 4096;
         uint32_t run = 0;
-        for (Py_ssize_t i = 0; i < b; i++) run += s[a + i] == '\n';
+        for (Py_ssize_t i = 0; i < b; i++) {
+            unsigned char c = (unsigned char)s[a + i];
+            run += c == '\n';
+            odd |= (unsigned char)(c - 1) >= 0x7f; /* NUL (wraps to 0xff) or 0x80 and above */
+        }
         total += run;
     }
     Py_END_ALLOW_THREADS
-    return PyLong_FromSsize_t(total);
+    return Py_BuildValue("(nO)", total, odd ? Py_False : Py_True);
 }
 
 /* --- fingerprints ----------------------------------------------------------------------- */
@@ -746,10 +773,10 @@ static PyObject *set_sha_extensions(PyObject *module, PyObject *on) {
 }
 
 static PyMethodDef methods[] = {
-    {"split_combo", split_combo, METH_O, "Split combo-list lines into fast records and the rest."},
-    {"split_ulp", split_ulp, METH_O, "Split URL:login:password lines into fast records and the rest."},
+    {"split_combo", split_combo, METH_VARARGS, "Split combo-list lines into fast records and the rest."},
+    {"split_ulp", split_ulp, METH_VARARGS, "Split URL:login:password lines into fast records and the rest."},
     {"match_combo", match_combo, METH_VARARGS, "Fingerprint fast records; return Python's share."},
-    {"count_lines", count_lines, METH_O, "Count the newlines in a bytes object."},
+    {"scan_lines", scan_lines, METH_VARARGS, "Count a block's newlines; tell whether it is ASCII without NUL."},
     {"set_sha_extensions", set_sha_extensions, METH_O, "Hash with the CPU's SHA extensions or not."},
     {NULL, NULL, 0, NULL},
 };

@@ -120,7 +120,9 @@ def iter_blocks(
                 yield from parse(cast(Iterator[tuple[int, str]], group))
                 continue
             for block in cast(Iterator[TextBlock], group):
-                splitting.append((block, _SPLITTER.submit(split, block.data)))
+                splitting.append(
+                    (block, _SPLITTER.submit(split, block.data, block.start, block.end))
+                )
                 if len(splitting) > _LOOKAHEAD:
                     yield from _block_events(parse, *splitting.popleft())
         while splitting:

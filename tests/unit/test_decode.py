@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exposure.dumps.decode import DecodedLines, LineProblem, decode_lines
+from exposure.dumps.decode import DecodedLines, LineProblem, TextBlock, decode_lines
 
 TOO_LONG, UNDECODABLE, BINARY = LineProblem.TOO_LONG, LineProblem.UNDECODABLE, LineProblem.BINARY
 
@@ -184,3 +184,37 @@ def test_chunk_boundaries_never_change_the_result(seed: int) -> None:
     for chunk in (1, 2, 3, 7, 64, 4096):
         lines = DecodedLines(io.BytesIO(data), max_line_bytes=40, chunk_bytes=chunk)
         assert list(lines) == expected, chunk
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_text_blocks_hold_exactly_the_lines(seed: int) -> None:
+    """Handed over undecoded (a native parser reads the member), each TextBlock is a range of
+    the chunk read that holds the very lines the line-by-line decoder yields, numbered alike;
+    the lines no block can carry (not UTF-8, NUL, too long) come singly as before."""
+    rng = random.Random(seed)
+    makers: list[Callable[[], bytes]] = [
+        lambda: b"user%d@example.com:pw%d" % (rng.randrange(999), rng.randrange(999)),
+        lambda: "山田@example.jp:パス".encode(),
+        lambda: "佐藤:ｻﾄｳ－１".encode("cp932"),
+        lambda: b"nul\x00inside",
+        lambda: b"x" * rng.randrange(36, 44),
+        lambda: b"",
+    ]
+    body = b"".join(rng.choice(makers)() + rng.choice([b"\n", b"\r\n"]) for _ in range(600))
+    data = b"head line\n" * 5 + body + rng.choice([b"", b"tail:pw"])
+    expected = list(DecodedLines(io.BytesIO(data), max_line_bytes=40))
+    lines = DecodedLines(io.BytesIO(data), max_line_bytes=40)
+    got: list[tuple[int, str | LineProblem]] = []
+    blocks = 0
+    for item in lines._run(None):  # what a native parser receives
+        if isinstance(item, TextBlock):
+            blocks += 1
+            text = item.data[item.start : item.end].decode("utf-8")
+            texts = text.replace("\r\n", "\n").split("\n")[:-1]
+            assert len(texts) == item.lines
+            got.extend(enumerate(texts, item.first_line_no))
+        else:
+            got.append(item)
+        lines.text_blocks = True  # from the second chunk on, as the reader switches it
+    assert blocks > 10
+    assert got == expected

@@ -21,7 +21,7 @@ import pytest
 
 from exposure import identity, pipeline
 from exposure.dumps import fastpath
-from exposure.dumps.decode import TextBlock, count_lines
+from exposure.dumps.decode import TextBlock, scan_lines
 from exposure.dumps.fastpath import RecordBlock, iter_blocks
 from exposure.dumps.formats import combo, lines
 from exposure.dumps.formats.lists import iter_combo, iter_ulp
@@ -314,12 +314,34 @@ def test_tail_and_bad_arguments() -> None:
 
 
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 70_001])
-def test_count_lines_counts_like_bytes_count(size: int) -> None:
+def test_scan_lines_counts_and_screens_like_bytes_methods(size: int) -> None:
     rng = random.Random(size)
-    data = bytes(rng.choice(b"ab\n\r\x00\xff") for _ in range(size))
-    assert count_lines(data) == data.count(b"\n")
+    for alphabet in (b"ab\n\r\x7f", b"ab\n\r\x00", b"ab\n\r\x80", b"ab\n\r\xff"):
+        data = bytes(rng.choice(alphabet) for _ in range(size))
+        for start, end in ((0, -1), (size // 3, size - size // 4), (size, size)):
+            block = data[start:] if end < 0 else data[start:end]
+            plain = block.isascii() and b"\x00" not in block
+            assert scan_lines(data, start, end) == (block.count(b"\n"), plain)
     with pytest.raises(TypeError):
-        count_lines(bytearray(data))
+        scan_lines(bytearray(b"a\n"))
+    with pytest.raises(ValueError):
+        scan_lines(b"a\n", 2, 1)  # a range outside the data
+
+
+def test_a_block_is_a_range_of_its_chunk() -> None:
+    """Split reads only data[start:end], numbering lines from start, offsets into data."""
+    lines_ = ["x@y.jp:1", "taro@example.jp:pw", "# noise", "hana@example.jp:2"]
+    data = b"@@partial line\n" + "".join(t + "\n" for t in lines_).encode() + b"tail without"
+    start = data.index(b"x@y")
+    end = data.rindex(b"\n") + 1
+    items = list(iter_blocks("combo", [TextBlock(10, data, len(lines_), start, end)]))
+    records = _expand(items)
+    assert [(r.line_no, getattr(r, "login", None)) for r in records] == [
+        (10, "x@y.jp"),
+        (11, "taro@example.jp"),
+        (12, None),
+        (13, "hana@example.jp"),
+    ]
 
 
 def test_matching_threads_yield_to_the_pipeline() -> None:
