@@ -85,8 +85,8 @@ class TextBlock:
     first_line_no: int
     data: bytes = field(repr=False)
     lines: int
-    start: int = 0
-    end: int = -1  # the end of data
+    start: int
+    end: int
 
 
 ProblemSink = Callable[[int, LineProblem], None]

@@ -63,18 +63,27 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def write(self, digests: bytes) -> str:
-        """Write ``digests`` to a new spool file, synced to disk; return its name."""
+    def write(self, parts: Iterable[bytes | memoryview]) -> list[str]:
+        """Write each part to a new spool file, all synced to disk (their directory entries
+        too); return their names."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        name = f"{uuid.uuid4().hex}.sha1"
-        fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        names = []
+        for part in parts:
+            name = f"{uuid.uuid4().hex}.sha1"
+            fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb", closefd=False) as spooled:
+                    spooled.write(part)
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+            names.append(name)
+        directory = os.open(self.directory, os.O_RDONLY)
         try:
-            with os.fdopen(fd, "wb", closefd=False) as spooled:
-                spooled.write(digests)
-            os.fdatasync(fd)
+            os.fsync(directory)
         finally:
-            os.close(fd)
-        return name
+            os.close(directory)
+        return names
 
     def read(self, name: str, count: int) -> bytes:
         """The ``count`` digests of spool file ``name``; none, with an error logged, when the
@@ -102,7 +111,11 @@ class Spool:
             return 0
         cutoff, removed = time.time() - older_than, 0
         for path in self.directory.glob("*.sha1"):
-            if path.name not in named and path.stat().st_mtime < cutoff:
+            try:
+                orphan = path.name not in named and path.stat().st_mtime < cutoff
+            except FileNotFoundError:  # folded and removed meanwhile by another compactor
+                continue
+            if orphan:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
@@ -126,16 +139,18 @@ def pending_rows(digests: bytes, spool: Spool | None) -> list[PendingRow]:
     on a worker thread."""
     if len(digests) % DIGEST_BYTES:
         raise ValueError("digests must be whole 20-byte SHA-1 values")
-    now, step = utcnow(), STAGE_ROW_DIGESTS * DIGEST_BYTES
-    rows: list[PendingRow] = []
-    for start in range(0, len(digests), step):
-        part = digests[start : start + step]
-        row = {"digest_count": len(part) // DIGEST_BYTES, "staged_at": now}
-        if spool is None:
-            rows.append({**row, "digests": part, "spool_file": None})
-        else:
-            rows.append({**row, "digests": None, "spool_file": spool.write(part)})
-    return rows
+    now, step, view = utcnow(), STAGE_ROW_DIGESTS * DIGEST_BYTES, memoryview(digests)
+    parts = [view[start : start + step] for start in range(0, len(digests), step)]
+    counts = [len(part) // DIGEST_BYTES for part in parts]
+    places: list[PendingRow]
+    if spool is None:
+        places = [{"digests": bytes(part), "spool_file": None} for part in parts]
+    else:
+        places = [{"digests": None, "spool_file": name} for name in spool.write(parts)]
+    return [
+        {"digest_count": count, "staged_at": now, **place}
+        for count, place in zip(counts, places, strict=True)
+    ]
 
 
 async def stage(conn: AsyncConnection, digests: bytes) -> None:

@@ -178,7 +178,7 @@ async def test_a_fold_sweeps_old_spool_files_no_row_names(
         pytest.skip("PostgreSQL rows hold their digests")
     spool = corpus.spool_of(engine)
     assert spool is not None
-    orphan, fresh = spool.write(sha1("killed")), spool.write(sha1("committing"))
+    orphan, fresh = spool.write([sha1("killed"), sha1("committing")])
     day_old = time.time() - corpus.ORPHAN_SECONDS - 60
     os.utime(spool.directory / orphan, (day_old, day_old))
     await _stage(engine, ["staged"])

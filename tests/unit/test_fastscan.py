@@ -154,8 +154,8 @@ def _corpus_lines() -> list[str]:
 
 def _block(first_line_no: int, texts: list[str]) -> TextBlock:
     """Lines as the decoder hands them over: UTF-8, some ending in CRLF."""
-    data = "".join(t + ("\r\n" if i % 7 == 3 else "\n") for i, t in enumerate(texts))
-    return TextBlock(first_line_no, data.encode(), len(texts))
+    data = "".join(t + ("\r\n" if i % 7 == 3 else "\n") for i, t in enumerate(texts)).encode()
+    return TextBlock(first_line_no, data, len(texts), 0, len(data))
 
 
 @pytest.fixture(params=["sha-extensions", "openssl"], autouse=True)
