@@ -263,7 +263,11 @@ def main() -> int:
             f"generated {args.lines:,} lines in {time.perf_counter() - started:.0f}s",
             file=sys.stderr,
         )
-        report: dict[str, Any] = {"index_10m": index_case(10_000_000)}
+        from exposure import _fastscan  # type: ignore[attr-defined]
+
+        # Whether the native fast path hashes with the CPU's SHA extensions (else OpenSSL).
+        report: dict[str, Any] = {"sha_extensions": bool(_fastscan.SHA_EXTENSIONS)}
+        report["index_10m"] = index_case(10_000_000)
         report["throughput"] = throughput_case(work, args.lines, exposure, args.repeat)
         if not args.skip_argon2:
             report["argon2"] = argon2_case(work, hits, exposure)

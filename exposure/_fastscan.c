@@ -822,7 +822,8 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
     if (PyModule_AddIntConstant(m, "RECORD_BYTES", sizeof(FastRecord)) < 0 ||
         PyModule_AddIntConstant(m, "SHORT_LINE", SHORT_LINE) < 0 ||
         PyModule_AddIntConstant(m, "MAX_LOGIN_CHARS", MAX_LOGIN_CHARS) < 0 ||
-        PyModule_AddIntConstant(m, "MAX_EMAIL", MAX_EMAIL) < 0) {
+        PyModule_AddIntConstant(m, "MAX_EMAIL", MAX_EMAIL) < 0 ||
+        PyModule_AddObjectRef(m, "SHA_EXTENSIONS", use_sha_ni ? Py_True : Py_False) < 0) {
         Py_DECREF(m);
         return NULL;
     }

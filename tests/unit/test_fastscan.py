@@ -177,6 +177,15 @@ def _expand(items: list[LeakRecord | Rejected | RecordBlock]) -> list[LeakRecord
     return sorted(out, key=lambda item: item.line_no)
 
 
+def test_the_sha_extensions_are_used_where_the_cpu_has_them() -> None:
+    with open("/proc/cpuinfo") if sys.platform == "linux" else open(os.devnull) as cpuinfo:
+        flags = {f for line in cpuinfo if line.startswith("flags") for f in line.split()}
+    if "sha_ni" in flags and {"sse4_1", "ssse3"} <= flags:
+        assert fastpath._fastscan.SHA_EXTENSIONS
+    elif sys.platform == "linux":
+        assert not fastpath._fastscan.SHA_EXTENSIONS
+
+
 def test_constants_mirror_the_python_rules() -> None:
     scan = fastpath._fastscan
     assert scan.SHORT_LINE == lines.SHORT_LINE
