@@ -413,6 +413,21 @@ SHA_NI static void ni_words(NiState s, __m128i *h0123, __m128i *h4567) {
     *h4567 = _mm_alignr_epi8(dchg, feba, 8);
 }
 
+/* The last blocks (see last_block) of two messages as four vectors each, the bytes of every
+ * 16 reordered by `order`: SHA-256 takes big-endian words, SHA-1's instructions the 16 bytes
+ * reversed. */
+SHA_NI static void last_blocks2(const unsigned char *m1, size_t len1, const unsigned char *m2,
+                                size_t len2, size_t done, __m128i order, __m128i w[4],
+                                __m128i v[4]) {
+    unsigned char b1[64], b2[64];
+    last_block(b1, m1, len1, done);
+    last_block(b2, m2, len2, done);
+    for (int i = 0; i < 4; i++) {
+        w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b1 + 16 * i)), order);
+        v[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b2 + 16 * i)), order);
+    }
+}
+
 /* One compression each of two states, w and v the blocks' 16 message words (four per
  * vector), the instructions of the two interleaved. */
 SHA_NI static void ni_compress2(NiState *s, NiState *t, __m128i w[4], __m128i v[4]) {
@@ -441,14 +456,8 @@ SHA_NI static void ni_compress2(NiState *s, NiState *t, __m128i w[4], __m128i v[
 SHA_NI static void hmac_prefix2(const Hmac *h, const unsigned char *m1, size_t len1,
                                 const unsigned char *m2, size_t len2, uint64_t out[2]) {
     const __m128i big_endian = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
-    unsigned char b1[64], b2[64];
-    last_block(b1, m1, len1, 64);
-    last_block(b2, m2, len2, 64);
     __m128i w[4], v[4];
-    for (int i = 0; i < 4; i++) {
-        w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b1 + 16 * i)), big_endian);
-        v[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b2 + 16 * i)), big_endian);
-    }
+    last_blocks2(m1, len1, m2, len2, 64, big_endian, w, v);
     NiState s = h->ni_inner, t = h->ni_inner;
     ni_compress2(&s, &t, w, v);
     /* The outer message: the inner digest (its words as they are), 0x80, zeros, and its
@@ -495,14 +504,8 @@ SHA_NI static void sha1_pair(const unsigned char *m1, size_t len1, const unsigne
     const __m128i reverse = _mm_set_epi64x(0x0001020304050607LL, 0x08090a0b0c0d0e0fLL);
     const __m128i abcd0 = _mm_set_epi32(0x67452301, (int)0xefcdab89, (int)0x98badcfe, 0x10325476);
     const __m128i e0 = _mm_set_epi32((int)0xc3d2e1f0, 0, 0, 0);
-    unsigned char b1[64], b2[64];
-    last_block(b1, m1, len1, 0);
-    last_block(b2, m2, len2, 0);
     __m128i w[4], v[4];
-    for (int i = 0; i < 4; i++) {
-        w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b1 + 16 * i)), reverse);
-        v[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b2 + 16 * i)), reverse);
-    }
+    last_blocks2(m1, len1, m2, len2, 0, reverse, w, v);
     __m128i a = abcd0, b = abcd0, pa = abcd0, pb = abcd0;
     SHA1_ROUNDS(0, 0); SHA1_ROUNDS(1, 0); SHA1_ROUNDS(2, 0); SHA1_ROUNDS(3, 0); SHA1_ROUNDS(4, 0);
     SHA1_ROUNDS(5, 1); SHA1_ROUNDS(6, 1); SHA1_ROUNDS(7, 1); SHA1_ROUNDS(8, 1); SHA1_ROUNDS(9, 1);
