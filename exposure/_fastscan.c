@@ -7,11 +7,13 @@
  * hands every other line back to the Python path, which stays the single definition of the
  * rules (tests compare both on generated lines):
  *
- *   split_combo(data)  reads a block of complete UTF-8 lines of a combo list and returns
- *                      which lines are "fast" records (e-mail-first lines, and URL lines the
- *                      ULP grammar's fast regex reads) with their field offsets, and which
- *                      must be parsed by exposure.dumps.formats.lists.iter_combo;
- *   split_ulp(data)    the same for a URL:login:password list (iter_ulp);
+ *   split_combo(data, start, end)
+ *                      reads a block of complete UTF-8 lines of a combo list (a range of the
+ *                      chunk the decoder read) and returns which lines are "fast" records
+ *                      (e-mail-first lines, and URL lines the ULP grammar's fast regex reads)
+ *                      with their field offsets, and which must be parsed by
+ *                      exposure.dumps.formats.lists.iter_combo;
+ *   split_ulp(...)     the same for a URL:login:password list (iter_ulp);
  *   match_combo(...)   fingerprints each fast record's login (HMAC-SHA256 with the pepper,
  *                      as exposure.hashing.identifier_fingerprint), tests the 64-bit prefix
  *                      against the enrolled index and, for records that cannot match, emits the
@@ -19,8 +21,9 @@
  *                      login or password needs a rule only Python has (IDNA, hash detection),
  *                      are returned by position for the Python path.
  *
+ * scan_lines counts a block's lines for the decoder and screens it for non-ASCII and NUL.
  * Plaintext never leaves this module except as the offsets the caller already holds.
- * All three release the GIL while they scan: the pipeline matches blocks on several threads.
+ * All of them release the GIL while they scan: the pipeline matches blocks on several threads.
  * Hashing is most of match_combo's time: where the CPU has the x86 SHA extensions, keys and
  * digests are computed two at a time with them (see "SHA extensions" below), else by OpenSSL.
  */
