@@ -317,7 +317,8 @@ class Ingestor:
                 stats.reading(),
                 outcome,
                 source=source,
-                finalize=finalize or _no_finalizer,
+                done=True,
+                finalize=finalize,
             )
             await in_flight[-1].writing  # it waited for every write before it
         except BaseException:
@@ -349,10 +350,11 @@ class Ingestor:
         outcome: RunStats,
         *,
         source: str,
+        done: bool = False,
         finalize: Finalizer | None = None,
     ) -> None:
         """Start evaluating ``batch`` (after the previous batch's evaluation) and writing it
-        (after the previous write); with ``finalize``, as the run's last batch.
+        (after the previous write); ``done``: the run's last batch, written with ``finalize``.
 
         The oldest batch in flight is written first, if need be: a batch's evaluation then
         finds every verdict before the previous batch's committed, and that batch's verdicts
@@ -371,6 +373,7 @@ class Ingestor:
                 reading,
                 outcome,
                 source=source,
+                done=done,
                 finalize=finalize,
                 after=previous.writing if previous else None,
             )
@@ -386,12 +389,14 @@ class Ingestor:
         outcome: RunStats,
         *,
         source: str,
+        done: bool,
         finalize: Finalizer | None,
         after: asyncio.Task[None] | None,
     ) -> None:
         """Write an evaluated batch in ONE transaction with the checkpoint: ``ordinal`` and
         the counters (``reading``'s as read up to it, ``outcome``'s once this batch is
-        counted). A ``finalize`` marks the run's last batch and runs in its transaction."""
+        counted). ``done`` marks the run's last batch; its ``finalize`` runs in its
+        transaction."""
         evaluation = await evaluating
         if after is not None:
             await after  # transactions commit in batch order
@@ -408,7 +413,6 @@ class Ingestor:
             outcome.events += applied.events
             await corpus_store.stage_rows(conn, evaluation.corpus)
             checkpoint = outcome.with_reading(reading).as_json()
-            done = finalize is not None
             await ingest_queries.save_checkpoint(conn, run.id, ordinal, checkpoint, done=done)
             if finalize is not None:
                 await finalize(conn)
@@ -578,10 +582,6 @@ class Ingestor:
                 SightingAt(ordinal, member, record.line_no, record.leak_type.value)
             )
         return list(observations.values())
-
-
-async def _no_finalizer(conn: AsyncConnection) -> None:
-    """The last batch of a run with nothing of its own to commit."""
 
 
 def _confirmed(
