@@ -7,7 +7,8 @@ total between :data:`PAD_MIN` and :data:`PAD_MAX` rows, so its size says nothing
 
 The process serving this route also folds the digests that ingestion stages into the corpus
 (:func:`keep_corpus_compact`), every :data:`COMPACT_EVERY_S` seconds: a dump's passwords reach
-``/range`` within seconds of its ingest, and the ingest itself never waits for them.
+``/range`` within seconds of its ingest, and the ingest itself never waits for them. Every
+:data:`SWEEP_EVERY_S` it also sweeps the spool of batches that never committed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import logging
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -41,6 +43,7 @@ _PREFIX = re.compile(r"[0-9A-Fa-f]{5}")
 _SHIFT = 160 - 4 * PREFIX_HEX
 _TOP = 1 << (4 * PREFIX_HEX)
 COMPACT_EVERY_S = 5.0
+SWEEP_EVERY_S = 3600.0
 
 
 async def keep_corpus_compact(app: web.Application) -> AsyncIterator[None]:
@@ -53,9 +56,13 @@ async def keep_corpus_compact(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
 
     async def loop() -> None:
+        swept = float("-inf")  # the spool of a SQLite database is swept at start, then hourly
         while not stop.is_set():
             try:
                 await corpus.compact(app[keys.ENGINE], stop=stop)
+                if time.monotonic() - swept >= SWEEP_EVERY_S and not stop.is_set():
+                    await corpus.sweep_spool(app[keys.ENGINE])
+                    swept = time.monotonic()
             except Exception:  # a database hiccup must not stop the loop or the server
                 log.exception("corpus compaction failed; retrying")
             with contextlib.suppress(TimeoutError):

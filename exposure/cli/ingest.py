@@ -74,6 +74,7 @@ def corpus_compact() -> None:
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine:
             folded = await corpus.compact(engine)
+            await corpus.sweep_spool(engine)
             async with engine.connect() as conn:
                 left = await corpus.pending_digests(conn)
         emit({"folded_digests": folded, "pending_digests": left})

@@ -6,7 +6,7 @@ An ingest batch stages its passwords' SHA-1 digests in ``corpus_pending`` rows o
 a SQLite file the digests themselves wait in spool files the rows name (:class:`Spool`).
 :func:`compact` moves staged rows into ``leaked_passwords`` (counts summed), taking them with
 ``DELETE ... RETURNING`` so that two compactors never fold the same row, and writing the
-counts in that same transaction.
+counts in that same transaction; :func:`sweep_spool` removes spool files no row names.
 """
 
 from __future__ import annotations
@@ -201,7 +201,6 @@ async def compact(engine: AsyncEngine, *, stop: asyncio.Event | None = None) -> 
         if spooled and spool is not None:
             # Only once the fold has committed: a fold rolled back leaves its rows to the next.
             await asyncio.to_thread(spool.remove, spooled)
-    await _sweep_orphans(engine, spool)
     if folded:
         log.info(
             "corpus compacted",
@@ -222,9 +221,13 @@ async def _digests_of(
     return await asyncio.to_thread(spool.read, spool_file, count)
 
 
-async def _sweep_orphans(engine: AsyncEngine, spool: Spool | None) -> None:
+async def sweep_spool(engine: AsyncEngine) -> int:
+    """Remove the spool files of batches that never committed (see :meth:`Spool.sweep`);
+    return how many. Orphans come only from killed ingests and wait a day, so callers sweep
+    now and then (the API hourly), not with every fold."""
+    spool = spool_of(engine)
     if spool is None:
-        return
+        return 0
     async with engine.connect() as conn:
         rows = await conn.execute(
             select(pending.c.spool_file).where(pending.c.spool_file.isnot(None))
@@ -232,6 +235,7 @@ async def _sweep_orphans(engine: AsyncEngine, spool: Spool | None) -> None:
         named = {name for (name,) in rows}
     if removed := await asyncio.to_thread(spool.sweep, named):
         log.warning("removed spool files of batches that never committed", extra={"files": removed})
+    return removed
 
 
 async def add_to_corpus(conn: AsyncConnection, counts: Iterable[tuple[bytes, int]]) -> None:

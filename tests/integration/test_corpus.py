@@ -169,11 +169,12 @@ async def test_a_lost_spool_file_is_reported_and_the_fold_goes_on(
         assert await corpus.pending_digests(conn) == 0  # nothing left to fail on again
 
 
-async def test_a_fold_sweeps_old_spool_files_no_row_names(
+async def test_a_sweep_removes_old_spool_files_no_row_names(
     engine: AsyncEngine, backend: str
 ) -> None:
-    """A batch killed between spooling and its commit leaves a file no row names: a fold removes
-    it once it is a day old, never one a batch on its way to its commit may still name."""
+    """A batch killed between spooling and its commit leaves a file no row names: a sweep
+    removes it once it is a day old, never one a batch on its way to its commit may still
+    name."""
     if backend == "postgres":
         pytest.skip("PostgreSQL rows hold their digests")
     spool = corpus.spool_of(engine)
@@ -184,13 +185,27 @@ async def test_a_fold_sweeps_old_spool_files_no_row_names(
     await _stage(engine, ["staged"])
     named = next(p for p in spool.directory.iterdir() if p.name not in (orphan, fresh))
     os.utime(named, (day_old, day_old))  # as old, but a committed row names it
-    assert await corpus.compact(engine, stop=_set(asyncio.Event())) == 0  # no fold, a sweep
+    assert await corpus.sweep_spool(engine) == 1
     assert sorted(p.name for p in spool.directory.iterdir()) == sorted([fresh, named.name])
     assert await corpus.compact(engine) == 1
     assert await _corpus(engine) == {sha1("staged"): 1}
     assert [p.name for p in spool.directory.iterdir()] == [fresh]
 
 
-def _set(event: asyncio.Event) -> asyncio.Event:
-    event.set()
-    return event
+async def test_the_api_sweeps_the_spool_as_it_starts(
+    engine: AsyncEngine, settings: Settings, backend: str
+) -> None:
+    if backend == "postgres":
+        pytest.skip("PostgreSQL rows hold their digests")
+    spool = corpus.spool_of(engine)
+    assert spool is not None
+    (orphan,) = spool.write([sha1("killed")])
+    day_old = time.time() - corpus.ORPHAN_SECONDS - 60
+    os.utime(spool.directory / orphan, (day_old, day_old))
+    async with api_client(settings, engine):
+        for _ in range(200):
+            if not (spool.directory / orphan).exists():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the API never swept the spool")
