@@ -74,9 +74,9 @@ def timed(
     """Wall seconds, peak RSS (MiB) and stdout of one child process, its ``warm`` inputs read
     into the page cache first."""
     os.sync()  # the setup's writes (generated files, database copies) land before the clock
-    # This VM's page cache holds about 2 GB: a dump read before a database copy is read from
-    # disk again, which cost grep 2 s in one run and nothing in the next. Every command starts
-    # with its inputs cached, so both sides are timed on parsing and matching alone.
+    # A dump read before a database copy may have left the page cache and be read from disk
+    # again (on one VM that cost grep 2 s in one run and nothing in the next). Every command
+    # starts with its inputs cached, so both sides are timed on parsing and matching alone.
     for path in warm:
         with path.open("rb") as cached:
             while cached.read(1 << 20):
@@ -124,6 +124,7 @@ def throughput_case(work: Path, lines: int, exposure: str, repeat: int) -> dict[
             grep_runs.append(seconds)
             for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
                 stale.unlink(missing_ok=True)
+            shutil.rmtree(db.with_name(db.name + "-corpus"), ignore_errors=True)  # its spool
             shutil.copy(enrolled, db)
             seconds, rss, out = timed(
                 [exposure, "ingest", dump], exposure_env(db), work, warm=(db, work / dump)

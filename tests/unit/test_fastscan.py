@@ -162,7 +162,12 @@ def _block(first_line_no: int, texts: list[str]) -> TextBlock:
 def hashing(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every test runs with the fingerprints hashed by the CPU's SHA extensions (two at a time;
     a no-op where the CPU lacks them) and by OpenSSL alone."""
-    before = fastpath._fastscan.set_sha_extensions(request.param == "sha-extensions")
+    wanted = request.param == "sha-extensions"
+    before = fastpath._fastscan.set_sha_extensions(wanted)
+    # In force where the CPU has them: else the first run would test OpenSSL twice.
+    assert fastpath._fastscan.set_sha_extensions(wanted) == (
+        wanted and fastpath._fastscan.SHA_EXTENSIONS
+    )
     yield
     fastpath._fastscan.set_sha_extensions(before)
 
