@@ -1,5 +1,5 @@
 # The exposure daemon. Build: docker build -t exposure .   Run: see docker-compose.yml.
-# The build stage compiles the native fast path (exposure/_fastscan.c: a C compiler and
+# The build stage compiles the native fast path (exposure/dumps/_fastscan.c: a C compiler and
 # OpenSSL's headers); the image itself only needs libcrypto, which the base image has.
 FROM python:3.11-slim AS build
 RUN apt-get update \

@@ -30,7 +30,7 @@ from importlib.metadata import version
 
 import argon2
 
-from exposure.passwords import PasswordVerifier
+from exposure.passwords.verifier import PasswordVerifier
 
 
 def _load() -> str:

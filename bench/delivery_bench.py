@@ -40,8 +40,8 @@ from aiohttp import web
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import make_url
 
-from exposure.delivery import MAX_IN_FLIGHT, Deliverer, open_session
-from exposure.events import ExposureFacts, exposure_event, new_event_id
+from exposure.delivery.payloads import ExposureFacts, exposure_event, new_event_id
+from exposure.delivery.sender import MAX_IN_FLIGHT, Deliverer, open_session
 from exposure.settings import load_settings
 from exposure.store import db
 from exposure.store.models import DeliveryAttempt, OutboxEvent

@@ -184,7 +184,7 @@ def argon2_case(work: Path, hits: list[int], exposure: str) -> dict[str, Any]:
     verifications = summary["verifications"]
     verify_seconds = summary["inputs"][0]["verify_seconds"]
 
-    from exposure.passwords import PasswordVerifier  # the single-thread path, one worker
+    from exposure.passwords.verifier import PasswordVerifier  # the single-thread path, one worker
 
     pairs = [(hashes[n], passwords[n]) for n in chosen]
     import asyncio
@@ -224,7 +224,7 @@ def index_case(identifiers: int) -> dict[str, Any]:
     code = f"""
 import json, os, resource, time
 import numpy as np
-from exposure.matching import EnrolledIndex
+from exposure.ingest.matching import EnrolledIndex
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 joined = np.random.default_rng(1).integers(0, 2**63, {identifiers}, dtype=np.uint64).tobytes()
 started = time.perf_counter()
@@ -264,7 +264,7 @@ def main() -> int:
             f"generated {args.lines:,} lines in {time.perf_counter() - started:.0f}s",
             file=sys.stderr,
         )
-        from exposure import _fastscan  # type: ignore[attr-defined]
+        from exposure.dumps import _fastscan  # type: ignore[attr-defined]
 
         # Whether the native fast path hashes with the CPU's SHA extensions (else OpenSSL).
         report: dict[str, Any] = {"sha_extensions": bool(_fastscan.SHA_EXTENSIONS)}

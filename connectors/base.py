@@ -3,8 +3,8 @@
 A connector is a small class (see :class:`Connector`) with a stable ``name``, a frozen settings
 dataclass read from ``EXPOSURE_<NAME>_*`` variables, a default schedule and ONE async generator,
 :meth:`Connector.pages`, that yields :class:`Page` objects, each carrying the cursor that is valid
-once that page is stored. The runner (:mod:`exposure.connector_runs`) stores every page and its
-cursor in one transaction; a connector never touches the database and never saves its own state.
+once that page is stored. The runner (:mod:`exposure.ingest.connector_runner`) stores every page and
+its cursor in one transaction; a connector never touches the database and never saves its own state.
 
 Errors say what the runner should do (:mod:`exposure.errors`): ``FatalError`` stops the run
 (configuration, credentials), ``RetriableError`` backs off and resumes from the last stored
@@ -25,9 +25,9 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 import aiohttp
 
 from exposure import __version__
+from exposure.domain.broker_sites import BrokerDomains
 from exposure.dumps.records import LeakRecord
 from exposure.errors import ConfigurationError
-from exposure.policy import BrokerDomains
 from exposure.secret import Secret
 
 USER_AGENT = f"exposure/{__version__} (self-hosted leaked-credential exposure monitor)"

@@ -14,12 +14,12 @@
   resumes or only adds sightings, never a second exposure or webhook.
 * **Large dumps are chunked.** A plain file (not an archive or compressed: judged by its magic
   bytes) over ``EXPOSURE_FOLDER_CHUNK_BYTES`` is yielded as a :class:`LargeFilePage`. The runner
-  registers its line-aligned byte ranges in the database (this module never writes there) and
-  every daemon replica's ``chunks`` job ingests them (see :mod:`exposure.chunks`); the file
-  stays in the inbox meanwhile and whoever finishes its last chunk moves it to ``processed/``.
-  A manual ``exposure connectors run folder`` works through the chunks itself before it
-  returns. A file the runner will not chunk (UTF-16, CSV, SQL, stealer logs, no format found)
-  is ingested whole, as before.
+  registers its line-aligned byte ranges in the database (this module never writes there) and every
+  daemon replica's ``chunks`` job ingests them (see :mod:`exposure.ingest.large_files`); the file
+  stays in the inbox meanwhile and whoever finishes its last chunk moves it to ``processed/``. A
+  manual ``exposure connectors run folder`` works through the chunks itself before it returns. A
+  file the runner will not chunk (UTF-16, CSV, SQL, stealer logs, no format found) is ingested
+  whole, as before.
 * **No cursor.** Moving the files is the state.
 """
 

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from exposure.domain.broker_sites import BrokerDomains
 from exposure.errors import ConfigurationError
-from exposure.policy import BrokerDomains
 from exposure.secret import Secret
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./exposure.db"

@@ -22,11 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.registry import Registry, load_registry
-from exposure import onboarding
-from exposure.connector_runs import RetryPolicy, run_connector
-from exposure.enrolment import Enroller
-from exposure.passwords import PasswordVerifier
-from exposure.pipeline import Ingestor
+from exposure.customers import service as customer_service
+from exposure.customers.enrolment import Enroller
+from exposure.ingest.connector_runner import RetryPolicy, run_connector
+from exposure.ingest.pipeline import Ingestor
+from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import Settings, load_settings
 from exposure.store.models import ConnectorRun, ConnectorState, Exposure, Sighting
 from tests.conftest import environment
@@ -132,7 +132,7 @@ async def enrol(engine: AsyncEngine, settings: Settings, rows: list[tuple[str, .
         login_id_case_sensitive=settings.login_id_case_sensitive,
         phone_region=settings.phone_region,
     )
-    await onboarding.enrol_csv(engine, enroller, io.StringIO("\n".join(lines) + "\n"))
+    await customer_service.enrol_csv(engine, enroller, io.StringIO("\n".join(lines) + "\n"))
 
 
 async def run_now(

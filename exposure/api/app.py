@@ -20,13 +20,13 @@ from exposure.api import (
     keys,
     middleware,
     openapi,
-    ranges,
+    password_range,
     reports,
 )
 from exposure.api.auth import TokenAuthenticator
 from exposure.settings import Settings
 
-ROUTE_MODULES = (health, openapi, customers, exposures, ranges, reports)
+ROUTE_MODULES = (health, openapi, customers, exposures, password_range, reports)
 
 
 def create_app(settings: Settings, engine: AsyncEngine) -> web.Application:
@@ -40,7 +40,7 @@ def create_app(settings: Settings, engine: AsyncEngine) -> web.Application:
     app[keys.AUTHENTICATOR] = TokenAuthenticator(engine)
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
-    app.cleanup_ctx.append(ranges.keep_corpus_compact)
+    app.cleanup_ctx.append(password_range.keep_corpus_compact)
     return app
 
 

@@ -1,8 +1,9 @@
 """``POST /v1/customers`` (bulk JSON enrolment) and ``DELETE /v1/customers/{customer_id}``.
 
 The same rules as ``exposure enroll``: each record goes through
-:meth:`~exposure.enrolment.Enroller.build` and :func:`~exposure.onboarding.enrol`. A bad record
-is rejected by its 0-based index in the request, with a reason and never its value; the rest land.
+:meth:`~exposure.customers.enrolment.Enroller.build` and :func:`~exposure.customers.service.enrol`.
+A bad record is rejected by its 0-based index in the request, with a reason and never its value; the
+rest land.
 """
 
 from __future__ import annotations
@@ -13,13 +14,19 @@ from typing import Any
 
 from aiohttp import web
 
-from exposure import onboarding
 from exposure.api import keys
 from exposure.api.auth import requires
 from exposure.api.errors import bad_request, not_found, safe_name
 from exposure.api.params import query_params, read_json
 from exposure.api.scopes import Scope
-from exposure.enrolment import COLUMNS, MAX_CUSTOMER_ID, Enroller, EnrolmentRow, RowRejected
+from exposure.customers import service as customer_service
+from exposure.customers.enrolment import (
+    COLUMNS,
+    MAX_CUSTOMER_ID,
+    Enroller,
+    EnrolmentRow,
+    RowRejected,
+)
 from exposure.settings import Settings
 
 routes = web.RouteTableDef()
@@ -80,7 +87,7 @@ async def enrol_customers(request: web.Request) -> web.Response:
     enroller = _enroller(request.app[keys.SETTINGS])
     # Normalising and fingerprinting thousands of records is CPU work: keep the loop free.
     items = await asyncio.to_thread(build_items, enroller, records)
-    summary = await onboarding.enrol(request.app[keys.ENGINE], items)
+    summary = await customer_service.enrol(request.app[keys.ENGINE], items)
     summary["rejected_rows"] = [
         {"index": row["line"] - 1, "reason": row["reason"]} for row in summary["rejected_rows"]
     ]
@@ -97,6 +104,6 @@ async def offboard_customer(request: web.Request) -> web.Response:
         raise bad_request(
             f"customer_id must be 1 to {MAX_CUSTOMER_ID} printable characters", "invalid_parameter"
         )
-    if not await onboarding.offboard(request.app[keys.ENGINE], customer_id):
+    if not await customer_service.offboard(request.app[keys.ENGINE], customer_id):
         raise not_found("no customer with this customer_id is enrolled")
     return web.json_response({"customer_id": customer_id, "deleted": True})

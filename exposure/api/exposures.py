@@ -23,7 +23,7 @@ from exposure.api.auth import requires
 from exposure.api.errors import ApiError, bad_request, not_found
 from exposure.api.params import parse_int, parse_timestamp, query_params, read_json, require_object
 from exposure.api.scopes import Scope
-from exposure.policy import Action
+from exposure.domain.policy import Action
 from exposure.store import api_queries
 from exposure.store.api_queries import ExposureFilter, Keyset, ResolveOutcome
 from exposure.store.types import utcnow

@@ -16,9 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from exposure.api import keys
 from exposure.api.auth import public
 from exposure.api.errors import error_response
+from exposure.domain.policy import Action
 from exposure.errors import PepperMismatch
 from exposure.metrics import REGISTRY
-from exposure.policy import Action
 from exposure.store import api_queries, db
 
 log = logging.getLogger("exposure.api")

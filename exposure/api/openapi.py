@@ -13,9 +13,9 @@ from aiohttp import web
 
 from exposure.api.auth import public
 from exposure.api.exposures import DEFAULT_LIMIT, MAX_LIMIT
-from exposure.api.ranges import PAD_MAX, PAD_MIN
+from exposure.api.password_range import PAD_MAX, PAD_MIN
 from exposure.api.schemas import SCHEMAS, TIMESTAMP, ref
-from exposure.enrolment import MAX_CUSTOMER_ID
+from exposure.customers.enrolment import MAX_CUSTOMER_ID
 
 routes = web.RouteTableDef()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from exposure.api.exposures import RESOLUTIONS
-from exposure.enrolment import MAX_CUSTOMER_ID
+from exposure.customers.enrolment import MAX_CUSTOMER_ID
 
 TIMESTAMP = {"type": "string", "format": "date-time"}
 NULLABLE_STRING = {"type": "string", "nullable": True}

@@ -64,7 +64,7 @@ def _describe(cls: ConnectorClass, settings: Settings) -> dict[str, Any]:
 def status_command() -> None:
     """Last success and last failure (with its error) of each connector, and run counts."""
     from connectors.registry import load_registry
-    from exposure.connector_runs import connector_status
+    from exposure.ingest.connector_runner import connector_status
 
     async def go(settings: Settings) -> None:
         names = load_registry().names()
@@ -89,9 +89,9 @@ def run_command(name: str, once: bool) -> None:
     import aiohttp
 
     from connectors.registry import load_registry
-    from exposure.connector_runs import run_connector
-    from exposure.passwords import PasswordVerifier
-    from exposure.pipeline import Ingestor
+    from exposure.ingest.connector_runner import run_connector
+    from exposure.ingest.pipeline import Ingestor
+    from exposure.passwords.verifier import PasswordVerifier
 
     # The CLI's own session: downloads may be large, so no total timeout, only stalls count.
     timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=300)

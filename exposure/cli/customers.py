@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from exposure import onboarding
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
-from exposure.enrolment import BadHeader, Enroller
+from exposure.customers import service as customer_service
+from exposure.customers.enrolment import BadHeader, Enroller
 from exposure.settings import Settings
 from exposure.store import db
 
@@ -48,7 +48,9 @@ def enroll(file: Path) -> None:
         async with ready_engine(settings) as engine:
             try:
                 with file.open(encoding="utf-8-sig", newline="") as stream:
-                    summary = await onboarding.enrol_csv(engine, enroller, stream, size_hint=size)
+                    summary = await customer_service.enrol_csv(
+                        engine, enroller, stream, size_hint=size
+                    )
             except UnicodeDecodeError:
                 raise BadHeader(
                     "the file is not UTF-8; save it as UTF-8 (CSV UTF-8 in Excel)"
@@ -71,7 +73,7 @@ def customers_delete(customer_id: str) -> None:
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine:
-            deleted = await onboarding.offboard(engine, customer_id)
+            deleted = await customer_service.offboard(engine, customer_id)
         emit({"customer_id": customer_id, "deleted": deleted})
         if not deleted:
             click.echo(f"no customer {customer_id!r} was enrolled", err=True)

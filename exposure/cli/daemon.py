@@ -19,7 +19,9 @@ def run_command() -> None:
     Stops cleanly on SIGTERM or SIGINT. Logs are JSON lines on stderr
     (EXPOSURE_LOG_FORMAT=text for plain text).
     """
-    from exposure.daemon import run_daemon  # see exposure.cli: commands import what they run
+    from exposure.runtime.daemon import (
+        run_daemon,  # see exposure.cli: commands import what they run
+    )
 
     settings = load_settings()
     configure_logging(json_lines=settings.log_format == "json")
@@ -30,7 +32,7 @@ def run_command() -> None:
 @handle_errors
 def demo_command() -> None:
     """See the whole flow on an invented broker in a throw-away database (about a minute)."""
-    from exposure.demo import run_demo
+    from exposure.runtime.demo import run_demo
 
     def say(text: str) -> None:
         click.echo(text, err=True)

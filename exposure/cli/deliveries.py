@@ -11,7 +11,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
-from exposure.events import iso_utc
+from exposure.delivery.payloads import iso_utc
 from exposure.secret import redact_url
 from exposure.settings import Settings
 from exposure.store import outbox as queries
@@ -35,7 +35,7 @@ TABLE_COLUMNS = (
 @handle_errors
 def deliver() -> None:
     """Send the webhooks that are due now, then exit (JSON summary on stdout)."""
-    from exposure.delivery import Deliverer, open_session
+    from exposure.delivery.sender import Deliverer, open_session
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine, open_session(settings) as session:
@@ -163,7 +163,7 @@ def enable_endpoint(url: str | None) -> None:
 
 async def _endpoint_status(conn: AsyncConnection, settings: Settings) -> dict[str, Any]:
     """The configured endpoint's state, plus any other endpoint still marked disabled."""
-    from exposure.delivery import EndpointState
+    from exposure.delivery.sender import EndpointState
 
     status: dict[str, Any] = {"url": None, "state": str(EndpointState.UNCONFIGURED)}
     key = redact_url(settings.webhook_url) if settings.webhook_url else None
@@ -185,7 +185,7 @@ async def _endpoint_status(conn: AsyncConnection, settings: Settings) -> dict[st
 
 
 def _endpoint_line(endpoint: dict[str, Any], pending: int) -> str:
-    from exposure.delivery import EndpointState
+    from exposure.delivery.sender import EndpointState
 
     if endpoint["state"] == EndpointState.UNCONFIGURED:
         return f"endpoint: EXPOSURE_WEBHOOK_URL is not set; {pending} event(s) wait in the outbox"

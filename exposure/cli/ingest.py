@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
-from exposure.dump_keys import content_keys_in_background
+from exposure.cli.render import progress_bar, summarise_ingest, write_exposures
 from exposure.dumps.formats import FORMATS
-from exposure.output import progress_bar, summarise_ingest, write_exposures
+from exposure.ingest.input_keys import content_keys_in_background
 from exposure.settings import Settings, load_settings
 
 FORMAT_CHOICES = click.Choice(sorted(FORMATS))
@@ -30,8 +30,8 @@ def ingest(paths: tuple[Path, ...], source: str, format_override: str | None) ->
     # Keying an input is a pass over all its bytes, which needs none of the database or the
     # pipeline: it runs while their modules load (0.3 s of a 10M-line ingest hidden).
     keys = content_keys_in_background(settings.pepper.reveal(), paths)
-    from exposure.passwords import PasswordVerifier
-    from exposure.pipeline import Ingestor
+    from exposure.ingest.pipeline import Ingestor
+    from exposure.passwords.verifier import PasswordVerifier
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine:

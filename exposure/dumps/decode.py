@@ -32,7 +32,7 @@ from itertools import count
 from typing import BinaryIO, cast
 
 try:  # TextBlocks exist for the native parser, which also scans them 5x quicker
-    from exposure._fastscan import scan_lines  # type: ignore[import-not-found]
+    from exposure.dumps._fastscan import scan_lines  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - only without the extension, when no blocks are made
 
     def scan_lines(data: bytes, start: int = 0, end: int = -1) -> tuple[int, bool]:

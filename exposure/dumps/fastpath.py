@@ -2,7 +2,7 @@
 
 Most lines of most combo lists are ``someone@example.com:password``, and most lines of URL
 lists ``https://site/login:someone@example.com:password``. When the C extension
-``exposure._fastscan`` is built, the reader hands each UTF-8 block of lines of a ``combo`` or
+``exposure.dumps._fastscan`` is built, the reader hands each UTF-8 block of lines of a ``combo`` or
 ``ulp`` member to :func:`iter_blocks` undecoded, which keeps the plain lines together as one
 :class:`RecordBlock` and parses every other line with the format's Python parser, one event
 per line as always. The pipeline then calls :meth:`RecordBlock.match`: records whose keys
@@ -28,11 +28,11 @@ from exposure.dumps.decode import TextBlock
 from exposure.dumps.formats.lists import iter_combo, iter_ulp
 from exposure.dumps.formats.sites import normalise_host
 from exposure.dumps.records import LeakRecord, LeakType, Rejected
-from exposure.matching import LookupTable
+from exposure.ingest.matching import LookupTable
 
 _fastscan: Any
 try:
-    from exposure import _fastscan  # type: ignore[no-redef]
+    from exposure.dumps import _fastscan  # type: ignore[no-redef]
 except ImportError:  # not compiled here: the pure-Python path does everything
     _fastscan = None
 

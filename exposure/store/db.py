@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from exposure.domain.fingerprints import pepper_check
 from exposure.errors import FatalError, PepperMismatch
-from exposure.hashing import pepper_check
 from exposure.secret import redact_url
 from exposure.store.models import Meta
 

@@ -13,8 +13,8 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.events import ExposureFacts, exposure_event, new_event_id
-from exposure.policy import Action, Decision, Severity, escalates
+from exposure.delivery.payloads import ExposureFacts, exposure_event, new_event_id
+from exposure.domain.policy import Action, Decision, Severity, escalates
 from exposure.store.dialect import in_lists, upsert
 from exposure.store.models import Exposure, OutboxEvent, Sighting
 

@@ -13,7 +13,7 @@ from sqlalchemy import LargeBinary, Table, func, insert, literal, select, tuple_
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.hashing import FINGERPRINT_BYTES
+from exposure.domain.fingerprints import FINGERPRINT_BYTES
 from exposure.store.dialect import IN_LIST_SIZE, in_lists, upsert
 from exposure.store.models import (
     Customer,

@@ -18,7 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.events import iso_utc
+from exposure.delivery.payloads import iso_utc
 from exposure.store.dialect import is_postgres, upsert
 from exposure.store.models import DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from exposure.store.types import UTCDateTime, utcnow

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api import create_app
 from exposure.api.auth import Scope
-from exposure.api.ranges import PAD_MAX, PAD_MIN, key_bounds
+from exposure.api.password_range import PAD_MAX, PAD_MIN, key_bounds
 from exposure.settings import Settings
 from exposure.store.models import LeakedPassword
 from tests.integration.test_api_support import (

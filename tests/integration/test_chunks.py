@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.chunks import register_file, split_ranges, work
-from exposure.passwords import PasswordVerifier
-from exposure.pipeline import Ingestor
+from exposure.ingest.large_files import register_file, split_ranges, work
+from exposure.ingest.pipeline import Ingestor
+from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import Settings
-from exposure.store import chunks as q
 from exposure.store import corpus as corpus_store
 from exposure.store import db
+from exposure.store import large_files as q
 from exposure.store.models import Exposure, IngestChunk, LeakedPassword, OutboxEvent, Sighting
 from exposure.store.types import utcnow
 from tests.conftest import TEST_PEPPER, run_cli

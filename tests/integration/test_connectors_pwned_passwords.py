@@ -11,8 +11,8 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.passwords import PasswordVerifier
-from exposure.pipeline import Ingestor
+from exposure.ingest.pipeline import Ingestor
+from exposure.passwords.verifier import PasswordVerifier
 from exposure.store import corpus as corpus_store
 from exposure.store.models import LeakedPassword
 from tests.feeds import SAMPLES, FakeService, cursor, run_now, serve, settings_for

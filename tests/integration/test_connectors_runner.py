@@ -22,11 +22,11 @@ from connectors.hibp import HibpConnector, HibpSettings
 from connectors.http_feed import HttpFeedConnector
 from connectors.pwned_passwords import PwnedPasswordsConnector
 from connectors.registry import BadPlugin, Registry, UnknownConnector, load_registry
-from exposure.connector_runs import RetryPolicy, connector_status
 from exposure.dumps.records import LeakRecord
 from exposure.errors import ConfigurationError, SkippableError
+from exposure.ingest.connector_runner import RetryPolicy, connector_status
+from exposure.ingest.pipeline import Finalizer, Ingestor
 from exposure.metrics import CONNECTOR_RUNS
-from exposure.pipeline import Finalizer, Ingestor
 from exposure.store.connectors import advisory_key
 from exposure.store.models import ConnectorRun, IngestRun
 from exposure.store.types import utcnow

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.api import ranges
+from exposure.api import password_range as ranges
 from exposure.api.auth import Scope
 from exposure.settings import Settings
 from exposure.store import corpus, db

@@ -11,9 +11,8 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from exposure.delivery import DeliveryReport, EndpointState
-from exposure.secret import Secret
-from exposure.signing import (
+from exposure.delivery.sender import DeliveryReport, EndpointState
+from exposure.delivery.signing import (
     BACKOFF_CAP_SECONDS,
     MIN_RETRY_SECONDS,
     Outcome,
@@ -24,6 +23,7 @@ from exposure.signing import (
     verdict,
     webhook_headers,
 )
+from exposure.secret import Secret
 from tests.integration.receiver import NEW_SECRET, OLD_SECRET, OTHER_SECRET
 
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.delivery import MAX_IN_FLIGHT, Deliverer, EndpointState
+from exposure.delivery.sender import MAX_IN_FLIGHT, Deliverer, EndpointState
 from exposure.errors import ConfigurationError
 from exposure.metrics import REGISTRY
 from exposure.settings import Settings, load_settings

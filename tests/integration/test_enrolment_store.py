@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure import onboarding
-from exposure.enrolment import Enroller
+from exposure.customers import service as customer_service
+from exposure.customers.enrolment import Enroller
 from exposure.settings import Settings
 from exposure.store import db
 from exposure.store.db import SQLITE_PAGE_BYTES
@@ -77,7 +77,7 @@ async def snapshot(
 
 async def test_enrol_summary_and_idempotence(engine: AsyncEngine, settings: Settings) -> None:
     csv_text = sample_csv()
-    summary = await onboarding.enrol(
+    summary = await customer_service.enrol(
         engine, make_enroller(settings).read_csv(io.StringIO(csv_text))
     )
     assert summary["rows"] == 5
@@ -95,7 +95,9 @@ async def test_enrol_summary_and_idempotence(engine: AsyncEngine, settings: Sett
     before = await snapshot(engine)
     assert len(before[1]) == 6  # 5 strict + 1 gmail variant
 
-    again = await onboarding.enrol(engine, make_enroller(settings).read_csv(io.StringIO(csv_text)))
+    again = await customer_service.enrol(
+        engine, make_enroller(settings).read_csv(io.StringIO(csv_text))
+    )
     assert again["database"] == summary["database"]
     assert await snapshot(engine) == before  # not even updated_at moves
 
@@ -106,9 +108,9 @@ async def test_parallel_path_matches_the_sequential_one(
     lines = [f"C{n:05d},user{n}.x@example.jp,ID{n:05d},," for n in range(2_500)]
     lines.insert(1_000, "C-bad,not-an-email,,,")
     csv_text = HEADER + "\n".join(lines) + "\n"
-    monkeypatch.setattr(onboarding, "BATCH_ROWS", 300)
-    monkeypatch.setattr(onboarding, "PARALLEL_FROM_BYTES", 0)
-    summary = await onboarding.enrol_csv(
+    monkeypatch.setattr(customer_service, "BATCH_ROWS", 300)
+    monkeypatch.setattr(customer_service, "PARALLEL_FROM_BYTES", 0)
+    summary = await customer_service.enrol_csv(
         engine, make_enroller(settings), io.StringIO(csv_text), size_hint=len(csv_text)
     )
     assert summary["rows"] == 2_501 and summary["customers"] == 2_500
@@ -117,8 +119,8 @@ async def test_parallel_path_matches_the_sequential_one(
     async with engine.begin() as conn:
         await conn.execute(text("DELETE FROM customer_identifiers"))
         await conn.execute(text("DELETE FROM customers"))
-    monkeypatch.setattr(onboarding, "PARALLEL_FROM_BYTES", 1 << 40)
-    await onboarding.enrol_csv(
+    monkeypatch.setattr(customer_service, "PARALLEL_FROM_BYTES", 1 << 40)
+    await customer_service.enrol_csv(
         engine, make_enroller(settings), io.StringIO(csv_text), size_hint=len(csv_text)
     )
     sequential = await snapshot(engine)
@@ -132,14 +134,16 @@ async def test_new_password_hash_replaces_and_empty_keeps(
 ) -> None:
     first, second = HASHER.hash("one"), HASHER.hash("two")
     enroller = make_enroller(settings)
-    await onboarding.enrol(
+    await customer_service.enrol(
         engine, enroller.read_csv(io.StringIO(HEADER + f"C9,a@example.jp,,,{first}\n"))
     )
-    await onboarding.enrol(engine, enroller.read_csv(io.StringIO(HEADER + "C9,,LOGIN99,,\n")))
+    await customer_service.enrol(engine, enroller.read_csv(io.StringIO(HEADER + "C9,,LOGIN99,,\n")))
     async with engine.connect() as conn:
         stored = (await conn.execute(select(Customer.password_hash))).scalar_one()
     assert stored == first
-    await onboarding.enrol(engine, enroller.read_csv(io.StringIO(HEADER + f"C9,,,,{second}\n")))
+    await customer_service.enrol(
+        engine, enroller.read_csv(io.StringIO(HEADER + f"C9,,,,{second}\n"))
+    )
     async with engine.connect() as conn:
         stored = (await conn.execute(select(Customer.password_hash))).scalar_one()
     assert stored == second
@@ -148,9 +152,11 @@ async def test_new_password_hash_replaces_and_empty_keeps(
 async def test_offboarding_removes_every_fingerprint(
     engine: AsyncEngine, settings: Settings
 ) -> None:
-    await onboarding.enrol(engine, make_enroller(settings).read_csv(io.StringIO(sample_csv())))
-    assert await onboarding.offboard(engine, "C0001") is True
-    assert await onboarding.offboard(engine, "C0001") is False
+    await customer_service.enrol(
+        engine, make_enroller(settings).read_csv(io.StringIO(sample_csv()))
+    )
+    assert await customer_service.offboard(engine, "C0001") is True
+    assert await customer_service.offboard(engine, "C0001") is False
     customers, idents = await snapshot(engine)
     assert [c[0] for c in customers] == ["C0002"]
     assert {i[1] for i in idents} == {"C0002"}

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from exposure import pipeline
+from exposure.ingest import pipeline
+from exposure.ingest.pipeline import Ingestor
 from exposure.metrics import REGISTRY
-from exposure.passwords import PasswordVerifier
-from exposure.pipeline import Ingestor
+from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import load_settings
 from exposure.store import ingest as ingest_queries
 from exposure.store.models import Exposure, LeakedPassword, OutboxEvent, Sighting

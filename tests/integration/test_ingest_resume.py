@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.dumps import fastpath
 from exposure.dumps.fastpath import RecordBlock
-from exposure.passwords import PasswordVerifier
-from exposure.pipeline import Ingestor
+from exposure.ingest.pipeline import Ingestor
+from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import load_settings
 from exposure.store import corpus as corpus_store
 from exposure.store import db

@@ -28,7 +28,8 @@ def test_ingest_starts_before_the_database_layer_loads() -> None:
         "import sys, click\n"
         "from exposure.cli import main\n"
         "assert main.get_command(click.Context(main), 'ingest') is not None\n"
-        "print(sorted(m for m in ('sqlalchemy', 'numpy', 'exposure.pipeline') if m in sys.modules))"
+        "modules = ('sqlalchemy', 'numpy', 'exposure.ingest.pipeline')\n"
+        "print(sorted(m for m in modules if m in sys.modules))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exposure.dump_keys import content_key, content_keys_in_background
+from exposure.ingest.input_keys import content_key, content_keys_in_background
 
 PEPPER = bytes(range(32))
 

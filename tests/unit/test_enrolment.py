@@ -5,8 +5,8 @@ import io
 import argon2
 import pytest
 
-from exposure.enrolment import BadHeader, Enroller, EnrolmentRow, RowRejected
-from exposure.hashing import identifier_fingerprint
+from exposure.customers.enrolment import BadHeader, Enroller, EnrolmentRow, RowRejected
+from exposure.domain.fingerprints import identifier_fingerprint
 
 PEPPER = bytes(range(32))
 PHC = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("Sakura#2025")

@@ -19,19 +19,20 @@ from typing import Any
 
 import pytest
 
-from exposure import identity, pipeline
+from exposure.domain import identity
+from exposure.domain.fingerprints import identifier_fingerprint
 from exposure.dumps import fastpath
 from exposure.dumps.decode import TextBlock, scan_lines
 from exposure.dumps.fastpath import RecordBlock, iter_blocks
 from exposure.dumps.formats import combo, lines
 from exposure.dumps.formats.lists import iter_combo, iter_ulp
 from exposure.dumps.records import LeakRecord, Rejected
-from exposure.hashing import identifier_fingerprint
-from exposure.matching import EnrolledIndex, Fingerprinter
-from exposure.passwords import looks_like_hash
+from exposure.ingest import pipeline
+from exposure.ingest.matching import EnrolledIndex, Fingerprinter
+from exposure.passwords.verifier import looks_like_hash
 
 # CI builds the extension: a silently missing one would skip the fast path everywhere.
-assert fastpath.AVAILABLE, "exposure._fastscan is not built (pip install -e . compiles it)"
+assert fastpath.AVAILABLE, "exposure.dumps._fastscan is not built (pip install -e . compiles it)"
 
 PEPPER = bytes(range(32))
 FINGERPRINTER = Fingerprinter(PEPPER, login_id_case_sensitive=False, phone_region="JP")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from exposure.hashing import (
+from exposure.domain.fingerprints import (
     email_range_prefix,
     identifier_fingerprint,
     password_fingerprint,

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from exposure.errors import InvalidIdentifier, SkippableError
-from exposure.identity import (
+from exposure.domain.identity import (
     IdentifierKind,
     NormalisedIdentifier,
     candidates,
@@ -13,6 +12,7 @@ from exposure.identity import (
     normalise_login_id,
     normalise_phone,
 )
+from exposure.errors import InvalidIdentifier, SkippableError
 
 EMAIL = IdentifierKind.EMAIL
 LOGIN = IdentifierKind.LOGIN_ID

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from exposure.hashing import identifier_fingerprint
-from exposure.identity import IdentifierKind
-from exposure.matching import EnrolledIndex, Fingerprinter, candidate_keys
+from exposure.domain.fingerprints import identifier_fingerprint
+from exposure.domain.identity import IdentifierKind
+from exposure.ingest.matching import EnrolledIndex, Fingerprinter, candidate_keys
 
 PEPPER = bytes(range(32))
 FINGERPRINTER = Fingerprinter(PEPPER, login_id_case_sensitive=False, phone_region="JP")

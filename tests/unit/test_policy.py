@@ -6,11 +6,9 @@ import itertools
 
 import pytest
 
-from exposure.dumps.records import LeakType
-from exposure.errors import ConfigurationError
-from exposure.policy import (
+from exposure.domain.broker_sites import BrokerDomains
+from exposure.domain.policy import (
     Action,
-    BrokerDomains,
     Decision,
     MatchStrength,
     PasswordStatus,
@@ -19,6 +17,8 @@ from exposure.policy import (
     decide,
     escalates,
 )
+from exposure.dumps.records import LeakType
+from exposure.errors import ConfigurationError
 
 LIVE, STALE, UNKNOWN, ABSENT = (
     PasswordStatus.LIVE,

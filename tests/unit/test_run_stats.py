@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from exposure.dumps.records import Rejected
-from exposure.run_stats import RunStats
+from exposure.ingest.stats import RunStats
 
 
 def test_reading_is_a_snapshot_without_outcome_counters() -> None:

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from exposure.errors import ConfigurationError
-from exposure.scheduler import trigger_for
+from exposure.runtime.scheduler import trigger_for
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 

@@ -31,16 +31,27 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from exposure.dump_keys import content_key, range_key, records_key
+from exposure.domain.fingerprints import password_fingerprint
+from exposure.domain.policy import MatchStrength, decide
 from exposure.dumps.fastpath import RecordBlock
 from exposure.dumps.reader import MemberEnd, MemberStart, read_dump, read_range
 from exposure.dumps.records import LeakRecord
-from exposure.hashing import password_fingerprint
-from exposure.matching import PREFIX_BYTES, EnrolledIndex, Fingerprinter, LeakedKey, candidate_keys
+from exposure.ingest.input_keys import content_key, range_key, records_key
+from exposure.ingest.matching import (
+    PREFIX_BYTES,
+    EnrolledIndex,
+    Fingerprinter,
+    LeakedKey,
+    candidate_keys,
+)
+from exposure.ingest.stats import RunStats
 from exposure.metrics import INGEST_LINES, INGEST_RECORDS
-from exposure.passwords import PasswordVerifier, is_argon2_phc, looks_like_hash, password_status
-from exposure.policy import MatchStrength, decide
-from exposure.run_stats import RunStats
+from exposure.passwords.verifier import (
+    PasswordVerifier,
+    is_argon2_phc,
+    looks_like_hash,
+    password_status,
+)
 from exposure.settings import Settings
 from exposure.store import corpus as corpus_store
 from exposure.store import exposures as exposure_queries

@@ -1,4 +1,4 @@
-/* Native fast path for plain combo and URL:login:password lines (exposure._fastscan).
+/* Native fast path for plain combo and URL:login:password lines (exposure.dumps._fastscan).
  *
  * Tens of millions of lines of a list look like `someone@example.com:password` or
  * `https://site/login:someone@example.com:password`. For those, the Python path spends
@@ -15,7 +15,7 @@
  *                      exposure.dumps.formats.lists.iter_combo;
  *   split_ulp(...)     the same for a URL:login:password list (iter_ulp);
  *   match_combo(...)   fingerprints each fast record's login (HMAC-SHA256 with the pepper,
- *                      as exposure.hashing.identifier_fingerprint), tests the 64-bit prefix
+ *                      as exposure.domain.fingerprints.identifier_fingerprint), tests the 64-bit prefix
  *                      against the enrolled index and, for records that cannot match, emits the
  *                      SHA-1 of the password for the corpus. Records that may match, or whose
  *                      login or password needs a rule only Python has (IDNA, hash detection),
@@ -50,7 +50,7 @@
 /* Mirrors of the Python constants (checked by tests/unit/test_fastscan.py). */
 #define SHORT_LINE 16384     /* exposure.dumps.formats.lines.SHORT_LINE */
 #define MAX_LOGIN_CHARS 320  /* exposure.dumps.formats.combo.MAX_LOGIN_CHARS */
-#define MAX_EMAIL 254        /* exposure.identity._MAX_EMAIL */
+#define MAX_EMAIL 254        /* exposure.domain.identity._MAX_EMAIL */
 #define MAX_DOMAIN 253
 #define MAX_LABEL 63
 #define GROUP 16 /* records hashed ahead of their index probes (see match_combo) */
@@ -549,7 +549,7 @@ static void hmac_prefixes(const Hmac *h, const Message *m, int n, uint64_t *out)
     for (; i < n; i++) out[i] = hmac_prefix(h, m[i].text, m[i].len);
 }
 
-/* SHA-1 of a password, as exposure.hashing.password_sha1 (raw digest). `initial`: a context
+/* SHA-1 of a password, as exposure.domain.fingerprints.password_sha1 (raw digest). `initial`: a context
  * SHA1_Init set up once (copying it is cheaper than a call per password). */
 static void password_sha1(const SHA_CTX *initial, const unsigned char *pw, size_t len,
                           unsigned char out[20]) {
@@ -632,7 +632,7 @@ static int plain_domain(const char *d, Py_ssize_t len) {
 }
 
 /* The messages whose HMACs are the index prefixes of a login that reads as exactly one plain
- * e-mail address, as exposure.identity._email computes its keys: the strict key and, for
+ * e-mail address, as exposure.domain.identity._email computes its keys: the strict key and, for
  * consumer Gmail, the variant key. Returns how many (1 or 2), or 0 when the Python path must
  * read the login (a space, no or two '@', a domain only IDNA can judge, too long). */
 static int login_messages(const char *s, Py_ssize_t a, Py_ssize_t b, Message m[2]) {
@@ -675,7 +675,7 @@ static int is_hex(unsigned char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* True unless the password surely is no hash for exposure.passwords.looks_like_hash: every
+/* True unless the password surely is no hash for exposure.passwords.verifier.looks_like_hash: every
  * pattern it knows but bare hex starts with '*' or '{' or holds a '$'; bare hex digests have
  * the lengths below. Anything that might be one is left to Python. */
 static int password_needs_python(const char *s, Py_ssize_t a, Py_ssize_t b) {
@@ -813,7 +813,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "exposure._fastscan",
+    .m_name = "exposure.dumps._fastscan",
     .m_doc = "Native fast path for e-mail combo lines.",
     .m_size = -1,
     .m_methods = methods,

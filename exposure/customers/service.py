@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.enrolment import (
+from exposure.customers.enrolment import (
     Enroller,
     EnrolmentRow,
     PreparedBatch,

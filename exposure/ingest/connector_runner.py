@@ -11,7 +11,7 @@ A run:
    would otherwise write one ``skipped`` row per tick;
 2. records a ``connector_runs`` row (``running``), closing rows a dead process left running;
 3. loads the cursor and drives the connector's :meth:`~connectors.base.Connector.pages`; each
-   page goes to the :class:`~exposure.pipeline.Ingestor` (records, files) or to the store
+   page goes to the :class:`~exposure.ingest.pipeline.Ingestor` (records, files) or to the store
    (HIBP e-mail ranges, Pwned Passwords counts) with the new cursor written in the SAME
    transaction as the page's last batch, so a crash at any point resumes with the cursor
    matching the data;
@@ -22,10 +22,12 @@ A run:
    secret, no identifier and no URL query; bumps ``exposure_connector_runs``.
 
 A :class:`~connectors.folder.LargeFilePage` is registered as byte-range chunks for every
-replica's ``chunks`` job (:mod:`exposure.chunks`); a manual run (``once``) ingests them itself.
+replica's ``chunks`` job (:mod:`exposure.ingest.large_files`); a manual run (``once``) ingests
+them itself.
 
 HIBP e-mail range matches carry no plaintext login for the matcher; they are written by
-:func:`exposure.email_ranges.store_email_range`, in the same one transaction with the cursor.
+:func:`exposure.ingest.email_range_matches.store_email_range`, in the same one transaction
+with the cursor.
 """
 
 from __future__ import annotations
@@ -56,12 +58,12 @@ from connectors.base import (
 )
 from connectors.folder import LargeFilePage
 from connectors.registry import ConnectorClass, Registry, load_registry
-from exposure import chunks
-from exposure.email_ranges import store_email_range
+from exposure.domain.broker_sites import BrokerDomains
 from exposure.errors import ExposureError, RetriableError, SkippableError
+from exposure.ingest import large_files
+from exposure.ingest.email_range_matches import store_email_range
+from exposure.ingest.pipeline import Finalizer, Ingestor
 from exposure.metrics import CONNECTOR_RUNS
-from exposure.pipeline import Finalizer, Ingestor
-from exposure.policy import BrokerDomains
 from exposure.settings import Settings
 from exposure.store import connectors as q
 from exposure.store import corpus
@@ -303,7 +305,7 @@ class _Run:
                 finalize = self._saver(page) if number == len(page.files) else None
                 chunked = None
                 if isinstance(page, LargeFilePage):
-                    chunked = await chunks.take_large_file(
+                    chunked = await large_files.take_large_file(
                         self.engine,
                         self.settings,
                         self.ingestor,

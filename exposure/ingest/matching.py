@@ -7,8 +7,8 @@ fingerprint in one sorted NumPy array: 8 bytes per identifier (80 MB for ten mil
 a whole batch at a time. A 64-bit prefix hit is a candidate; the store confirms it against the
 full 256-bit fingerprint, so a prefix collision can cost a query but never a false match.
 
-Fingerprints are exactly :func:`exposure.hashing.identifier_fingerprint`, inlined on the hot
-path. Strict keys are compared with strict keys and variant keys with variant keys: a match is
+Fingerprints are exactly :func:`exposure.domain.fingerprints.identifier_fingerprint`, inlined on the
+hot path. Strict keys are compared with strict keys and variant keys with variant keys: a match is
 *strict* when the strict keys are equal, *variant* when only the variant keys are.
 """
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from exposure.identity import IdentifierKind, candidates
+from exposure.domain.identity import IdentifierKind, candidates
 
 PREFIX_BYTES = 8
 _BIG_ENDIAN_U64 = np.dtype(">u8")

@@ -13,16 +13,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from exposure.errors import FatalError, InvalidIdentifier
-from exposure.hashing import (
+from exposure.domain.fingerprints import (
     EMAIL_PREFIX_LENGTH,
     FINGERPRINT_SCHEME,
     email_range_key,
     email_sha1,
     identifier_fingerprint,
 )
-from exposure.identity import IdentifierKind, NormalisedIdentifier, mask, normalise
-from exposure.passwords import is_argon2_phc
+from exposure.domain.identity import IdentifierKind, NormalisedIdentifier, mask, normalise
+from exposure.errors import FatalError, InvalidIdentifier
+from exposure.passwords.verifier import is_argon2_phc
 
 COLUMNS = ("customer_id", "email", "login_id", "phone", "password_hash")
 IDENTIFIER_COLUMNS = (IdentifierKind.EMAIL, IdentifierKind.LOGIN_ID, IdentifierKind.PHONE)

@@ -24,14 +24,14 @@ import aiohttp
 from aiohttp import web
 from argon2 import PasswordHasher
 
-from exposure import onboarding
-from exposure.delivery import Deliverer
-from exposure.enrolment import Enroller
-from exposure.output import write_exposures
-from exposure.passwords import PasswordVerifier
-from exposure.pipeline import Ingestor
+from exposure.cli.render import write_exposures
+from exposure.customers import service as customer_service
+from exposure.customers.enrolment import Enroller
+from exposure.delivery.sender import Deliverer
+from exposure.delivery.signing import signature
+from exposure.ingest.pipeline import Ingestor
+from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import Settings, load_settings
-from exposure.signing import signature
 from exposure.store import db
 from exposure.store.exposures import iter_exposures
 
@@ -145,7 +145,7 @@ async def _flow(
             for cid, email, login, pw in CUSTOMERS
         ]
         enroller = Enroller(pepper, login_id_case_sensitive=False, phone_region="JP")
-        await onboarding.enrol(engine, enroller.read_records(records))
+        await customer_service.enrol(engine, enroller.read_records(records))
         dumps = _dumps(work)
         say(f"2. Ingesting {len(dumps)} invented dumps: " + ", ".join(p.name for p in dumps))
         ingested = []

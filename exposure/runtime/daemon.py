@@ -24,15 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api.app import create_app
 from exposure.api.server import serve
-from exposure.daemon_jobs import chunks_job, connector_jobs, report_job
-from exposure.delivery import Deliverer
+from exposure.delivery.sender import Deliverer
 from exposure.errors import FatalError
-from exposure.passwords import PasswordVerifier
-from exposure.scheduler import Job, Schedule
+from exposure.passwords.verifier import PasswordVerifier
+from exposure.runtime.jobs import chunks_job, connector_jobs, report_job
+from exposure.runtime.scheduler import Job, Schedule
 from exposure.settings import Settings
 from exposure.store import db
 
-log = logging.getLogger("exposure.daemon")
+log = logging.getLogger("exposure.runtime.daemon")
 
 # Running jobs get this long after a stop signal to finish their current page.
 JOB_GRACE_SECONDS = 60.0

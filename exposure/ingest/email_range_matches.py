@@ -2,7 +2,7 @@
 
 HIBP answers a 6-hex SHA-1 prefix with the 34-hex suffixes of every breached address under it
 and, for each, the names of the breaches. prefix + suffix keyed with the pepper
-(:func:`~exposure.hashing.email_range_key`) is looked up in ``email_range_keys``, which
+(:func:`~exposure.domain.fingerprints.email_range_key`) is looked up in ``email_range_keys``, which
 enrolment filled from the customers' normalised e-mails; unmatched suffixes are dropped
 unseen, and nothing about them is stored or logged.
 
@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.base import EmailRangePage, Stored
+from exposure.domain.fingerprints import email_range_key
+from exposure.domain.policy import MatchStrength, PasswordStatus, decide
 from exposure.dumps.records import LeakType
-from exposure.hashing import email_range_key
-from exposure.policy import MatchStrength, PasswordStatus, decide
-from exposure.run_stats import RunStats
+from exposure.ingest.stats import RunStats
 from exposure.settings import Settings
 from exposure.store import connectors as q
 from exposure.store import ingest as ingest_queries

@@ -4,7 +4,7 @@ Each round claims the due rows in a short transaction, leasing them to this send
 (at most :data:`MAX_IN_FLIGHT` at once per Deliverer) and records every attempt in a second
 short transaction. Delivery is at least once: a sender that dies after the receiver answered but
 before recording sends the event again when its lease expires, under the same ``webhook-id``
-(receivers de-duplicate on it). What each answer means is :mod:`exposure.signing`'s call.
+(receivers de-duplicate on it). What each answer means is :mod:`exposure.delivery.signing`'s call.
 """
 
 from __future__ import annotations
@@ -29,11 +29,7 @@ import aiohttp
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.errors import ConfigurationError
-from exposure.metrics import DELIVERIES, DELIVERY_LATENCY
-from exposure.secret import redact_url
-from exposure.settings import Settings
-from exposure.signing import (
+from exposure.delivery.signing import (
     OUTBOX_STATE,
     Outcome,
     describe_error,
@@ -43,11 +39,15 @@ from exposure.signing import (
     verdict,
     webhook_headers,
 )
+from exposure.errors import ConfigurationError
+from exposure.metrics import DELIVERIES, DELIVERY_LATENCY
+from exposure.secret import redact_url
+from exposure.settings import Settings
 from exposure.store import outbox as queries
 from exposure.store.outbox import AttemptRecord, DueEvent
 from exposure.store.types import utcnow
 
-log = logging.getLogger("exposure.delivery")
+log = logging.getLogger("exposure.delivery.sender")
 T = TypeVar("T")
 
 MAX_IN_FLIGHT = 8

@@ -1,8 +1,8 @@
 """Large drop-folder dumps, split into byte ranges that any replica ingests.
 
 The folder connector never reads a big plain-text dump whole. It yields a
-:class:`~connectors.folder.LargeFilePage`, and the runner (:mod:`exposure.connector_runs`, the
-one place that writes) calls :func:`register_file`:
+:class:`~connectors.folder.LargeFilePage`, and the runner
+(:mod:`exposure.ingest.connector_runner`, the one place that writes) calls :func:`register_file`:
 
 1. the format is detected ONCE from the head of the whole file (:func:`range_format`); a
    container, UTF-16 text or a format that is not line-local is not chunked (``None``: the
@@ -13,7 +13,7 @@ one place that writes) calls :func:`register_file`:
 
 Then :func:`work` claims one chunk at a time (``FOR UPDATE SKIP LOCKED`` + a lease that a
 background task renews), ingests exactly that range through
-:meth:`~exposure.pipeline.Ingestor.ingest_range` and marks the chunk done in the same
+:meth:`~exposure.ingest.pipeline.Ingestor.ingest_range` and marks the chunk done in the same
 transaction as the range's last batch. Whoever finishes a file's last chunk moves the file to
 ``processed/``; two finishers racing for the move is harmless (the loser finds it gone).
 
@@ -40,16 +40,16 @@ from typing import Any, BinaryIO
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.folder import move_processed
-from exposure.dump_keys import content_key
 from exposure.dumps.reader import range_format
 from exposure.errors import RetriableError
-from exposure.pipeline import Finalizer, Ingestor
+from exposure.ingest.input_keys import content_key
+from exposure.ingest.pipeline import Finalizer, Ingestor
 from exposure.settings import Settings
-from exposure.store import chunks as q
-from exposure.store.chunks import ChunkSpec, ClaimedChunk, FileProgress
+from exposure.store import large_files as q
+from exposure.store.large_files import ChunkSpec, ClaimedChunk, FileProgress
 from exposure.store.types import utcnow
 
-log = logging.getLogger("exposure.chunks")
+log = logging.getLogger("exposure.ingest.large_files")
 
 # A chunk is held this long without a renewal; the holder renews it every quarter of that, so
 # only a dead (or wedged) holder lets it run out and another replica take the chunk over.

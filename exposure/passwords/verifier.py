@@ -38,8 +38,8 @@ from argon2 import low_level
 from argon2.exceptions import InvalidHashError
 from argon2.low_level import core, ffi
 
+from exposure.domain.policy import PasswordStatus
 from exposure.errors import FatalError, RetriableError
-from exposure.policy import PasswordStatus
 
 # argon2.low_level's own C library handle (argon2.h constants); not in its __all__.
 lib = low_level.lib  # type: ignore[attr-defined]

@@ -15,16 +15,16 @@ from collections import Counter
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.chunks import work, worker_id
-from exposure.connector_runs import configured_connectors, run_connector
-from exposure.passwords import PasswordVerifier
-from exposure.pipeline import Ingestor
+from exposure.ingest.connector_runner import configured_connectors, run_connector
+from exposure.ingest.large_files import work, worker_id
+from exposure.ingest.pipeline import Ingestor
+from exposure.passwords.verifier import PasswordVerifier
 from exposure.report.builder import produce_weekly_report
-from exposure.scheduler import Job
+from exposure.runtime.scheduler import Job
 from exposure.settings import Settings
 from exposure.store.outbox import enqueue_report_event
 
-log = logging.getLogger("exposure.daemon")
+log = logging.getLogger("exposure.runtime.daemon")
 
 
 def connector_jobs(
@@ -74,9 +74,10 @@ def chunks_job(
     stop: asyncio.Event,
     counters: Counter[str],
 ) -> Job:
-    """Every replica ingests claimable chunks of large dumps (:mod:`exposure.chunks`), one at a
-    time until none is left. Deliberately not under the folder connector's advisory lock: the
-    chunks are shared out row by row with ``FOR UPDATE SKIP LOCKED``, so all replicas help."""
+    """Every replica ingests claimable chunks of large dumps
+    (:mod:`exposure.ingest.large_files`), one at a time until none is left. Deliberately not under
+    the folder connector's advisory lock: the chunks are shared out row by row with ``FOR UPDATE
+    SKIP LOCKED``, so all replicas help."""
     owner = worker_id()
 
     async def make_ingestor() -> Ingestor:
