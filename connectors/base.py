@@ -24,13 +24,10 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import aiohttp
 
-from exposure import __version__
 from exposure.domain.broker_sites import BrokerDomains
 from exposure.dumps.records import LeakRecord
 from exposure.errors import ConfigurationError
 from exposure.secret import Secret
-
-USER_AGENT = f"exposure/{__version__} (self-hosted leaked-credential exposure monitor)"
 
 Cursor = dict[str, Any] | None
 """A connector's bookmark: a JSON object (or ``None``), stored as JSON with the page it covers."""

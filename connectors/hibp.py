@@ -31,7 +31,6 @@ from typing import Any
 import aiohttp
 
 from connectors.base import (
-    USER_AGENT,
     BreachedEmailHash,
     Connector,
     ConnectorInputs,
@@ -49,6 +48,7 @@ from connectors.base import (
     setting,
 )
 from connectors.http import BadResponse, http_get
+from exposure import USER_AGENT
 from exposure.dumps.records import LeakRecord, LeakType
 from exposure.secret import Secret
 

@@ -8,13 +8,12 @@ never a header value.
 
 from __future__ import annotations
 
-import email.utils
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 import aiohttp
 
+from exposure.clock import retry_after_seconds, utcnow
 from exposure.errors import FatalError, RetriableError
 from exposure.secret import redact_url
 
@@ -69,23 +68,6 @@ class PaginationLoop(FatalError):
         )
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: a number, or an HTTP date (seconds from now)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def check_status(response: aiohttp.ClientResponse, *, auth_hint: str) -> None:
     """Map an HTTP status to what the runner should do; 2xx and 304 pass."""
     status, url = response.status, str(response.url)
@@ -95,7 +77,9 @@ def check_status(response: aiohttp.ClientResponse, *, auth_hint: str) -> None:
         raise AccessDenied(url, status, auth_hint)
     if status in (408, 425, 429) or status >= 500:
         raise FeedUnavailable(
-            url, status, retry_after=retry_after_seconds(response.headers.get("retry-after"))
+            url,
+            status,
+            retry_after=retry_after_seconds(response.headers.get("retry-after"), utcnow()),
         )
     raise FeedRejected(url, status)
 

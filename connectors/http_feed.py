@@ -38,7 +38,6 @@ import aiohttp
 from yarl import URL
 
 from connectors.base import (
-    USER_AGENT,
     Connector,
     ConnectorSettings,
     Cursor,
@@ -54,6 +53,7 @@ from connectors.base import (
 )
 from connectors.http import PaginationLoop, http_get
 from connectors.http_feed_items import FeedBody, file_name, newest, parse_body, to_records
+from exposure import USER_AGENT
 from exposure.errors import ConfigurationError, FatalError
 from exposure.secret import Secret, redact_url
 

@@ -19,7 +19,6 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -27,6 +26,7 @@ from urllib.parse import urljoin
 import aiohttp
 
 from connectors.http import BadResponse
+from exposure.clock import parse_iso
 from exposure.dumps.formats.sites import site_from_url
 from exposure.dumps.records import LeakRecord, LeakType
 
@@ -128,11 +128,10 @@ def _instant(value: Any) -> float | None:
         return float(value)
     if isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
+            # A time without an offset is read as UTC, the only sane guess for a feed.
+            return parse_iso(value, naive_as_utc=True).timestamp()
+        except (ValueError, OverflowError):
             return None
-        # A time without an offset is read as UTC, the only sane guess for a feed.
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     return None
 
 

@@ -21,7 +21,6 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from connectors.base import (
-    USER_AGENT,
     Connector,
     ConnectorSettings,
     Cursor,
@@ -33,6 +32,7 @@ from connectors.base import (
     setting,
 )
 from connectors.http import http_get
+from exposure import USER_AGENT
 
 PREFIXES_PER_PAGE = 50
 _PREFIX = re.compile(r"[0-9A-F]{5}")

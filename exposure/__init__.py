@@ -6,6 +6,9 @@ import os
 
 __version__ = "0.1.0"
 
+# Sent with every request the monitor makes: webhooks and feeds alike (HIBP requires one).
+USER_AGENT = f"exposure/{__version__} (self-hosted leaked-credential exposure monitor)"
+
 # NumPy only sorts and searches here, never calls BLAS; OpenBLAS would still start a thread per
 # core at import, which then spins beside the ingest's own workers. Set before NumPy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

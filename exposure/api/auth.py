@@ -31,11 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api.errors import ApiError
 from exposure.api.scopes import Scope
+from exposure.clock import utcnow
 from exposure.errors import FatalError
 from exposure.settings import Settings
 from exposure.store import tokens as token_queries
 from exposure.store.tokens import TokenRecord
-from exposure.store.types import utcnow
 
 TOKEN_PREFIX = "exp"  # noqa: S105  (a label, not a secret)
 _TOKEN = re.compile(r"exp_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")

@@ -23,10 +23,10 @@ from exposure.api.auth import requires
 from exposure.api.errors import ApiError, bad_request, not_found
 from exposure.api.params import parse_int, parse_timestamp, query_params, read_json, require_object
 from exposure.api.scopes import Scope
+from exposure.clock import parse_iso, utcnow
 from exposure.domain.policy import Action
 from exposure.store import api_queries
 from exposure.store.api_queries import ExposureFilter, Keyset, ResolveOutcome
-from exposure.store.types import utcnow
 
 routes = web.RouteTableDef()
 
@@ -54,10 +54,7 @@ def decode_cursor(cursor: str) -> Keyset:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         first_seen, exposure_id = json.loads(raw)
-        when = datetime.fromisoformat(first_seen)
-        if when.tzinfo is None:
-            raise invalid
-        return Keyset(when.astimezone(UTC), str(uuid.UUID(exposure_id)))
+        return Keyset(parse_iso(first_seen), str(uuid.UUID(exposure_id)))
     except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
         raise invalid from None
 

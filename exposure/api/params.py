@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from exposure.api.errors import ApiError, bad_request, safe_name
+from exposure.clock import NaiveTimestamp, parse_iso
 
 # A '+' in an unencoded query string arrives as a space: "...T09:00:00 09:00" meant "+09:00".
 _SPACE_FOR_PLUS = re.compile(r"(T[0-9:.,]+) ([0-9]{2}(?::?[0-9]{2})?)$")
@@ -37,18 +38,16 @@ def parse_timestamp(name: str, text: str, code: str = "invalid_parameter") -> da
     """An ISO 8601 timestamp with a UTC offset (``Z`` or ``+09:00``), converted to UTC."""
     text = _SPACE_FOR_PLUS.sub(r"\1+\2", text.strip())
     try:
-        value = datetime.fromisoformat(text)
+        return parse_iso(text)
+    except NaiveTimestamp:
+        raise bad_request(
+            f"{name} must include a UTC offset (Z or +09:00): a bare local time is ambiguous",
+            code,
+        ) from None
     except ValueError:
         raise bad_request(
             f"{name} must be an ISO 8601 timestamp such as 2025-05-12T09:00:00+09:00", code
         ) from None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise bad_request(
-            f"{name} must include a UTC offset (Z or +09:00): a bare local time is ambiguous",
-            code,
-        )
-    try:
-        return value.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+09:00 has no UTC equivalent
         raise bad_request(f"{name} is out of range", code) from None
 

@@ -11,11 +11,10 @@ import click
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
-from exposure.delivery.payloads import iso_utc
+from exposure.clock import iso_utc, utcnow
 from exposure.secret import redact_url
 from exposure.settings import Settings
 from exposure.store import outbox as queries
-from exposure.store.types import utcnow
 
 STATES = ("pending", "failed", "dead", "delivered")
 # (field, heading, width)

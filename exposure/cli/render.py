@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import click
 
-from exposure.delivery.payloads import iso_utc
+from exposure.clock import iso_utc
 
 # (field, heading, width)
 TABLE_COLUMNS = (

@@ -7,12 +7,13 @@ systems reach the customer through channels the customer already trusts.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from exposure.clock import iso_utc
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,11 +37,6 @@ class ExposureFacts:
 def new_event_id() -> str:
     """A webhook-id: stable across every retry of one event."""
     return f"msg_{uuid.uuid4().hex}"
-
-
-@functools.lru_cache(maxsize=1024)  # a batch's events all carry the same few moments
-def iso_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def exposure_event(facts: ExposureFacts, *, now: datetime) -> tuple[str, dict[str, Any]]:

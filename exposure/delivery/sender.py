@@ -14,9 +14,6 @@ import functools
 import logging
 import math
 import operator
-import os
-import secrets
-import socket
 import time
 from collections.abc import Coroutine
 from contextlib import suppress
@@ -29,6 +26,7 @@ import aiohttp
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure.clock import utcnow
 from exposure.delivery.signing import (
     OUTBOX_STATE,
     Outcome,
@@ -44,8 +42,8 @@ from exposure.metrics import DELIVERIES, DELIVERY_LATENCY
 from exposure.secret import redact_url
 from exposure.settings import Settings
 from exposure.store import outbox as queries
+from exposure.store.leases import OWNER_ID_CHARS, new_owner_id
 from exposure.store.outbox import AttemptRecord, DueEvent
-from exposure.store.types import utcnow
 
 log = logging.getLogger("exposure.delivery.sender")
 T = TypeVar("T")
@@ -99,11 +97,6 @@ class DeliveryReport:
         }
 
 
-def new_sender_id() -> str:
-    """Host, process and a random part: unique per Deliverer, readable in ``lease_owner``."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
 class Deliverer:
     """Sends due outbox events to ``settings.webhook_url``; safe to run in many processes."""
 
@@ -129,7 +122,7 @@ class Deliverer:
         self._timeout_seconds = settings.webhook_timeout
         self._timeout = aiohttp.ClientTimeout(total=settings.webhook_timeout)
         self._window = timedelta(hours=settings.webhook_retry_hours)
-        self.sender_id = (sender_id or new_sender_id())[:64]
+        self.sender_id = (sender_id or new_owner_id())[:OWNER_ID_CHARS]
         self._warned_at: dict[str, float] = {}
         # Shared by every round of this Deliverer, so MAX_IN_FLIGHT bounds the whole sender.
         self._gate = asyncio.Semaphore(MAX_IN_FLIGHT)

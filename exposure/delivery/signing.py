@@ -26,15 +26,14 @@ import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
 import aiohttp
 
-from exposure import __version__
+from exposure import USER_AGENT
+from exposure.clock import full_jitter, retry_after_seconds
 from exposure.secret import Secret, redact_url
 
-USER_AGENT = f"exposure/{__version__}"
 BACKOFF_BASE_SECONDS = 30.0
 # Also the longest wait a Retry-After may impose: a bogus header (a date a year ahead) must not
 # park a forced-reset event past its retry window.
@@ -111,8 +110,8 @@ def status_error(status: int | None) -> str | None:
 def backoff_delay(attempt: int, *, rng: random.Random = _RANDOM) -> float:
     """Seconds before retry number ``attempt`` (1-based): full jitter over a doubling, capped
     ceiling (30 s, 60 s, 120 s ... 6 h), so a fleet of failing events spreads out."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** min(attempt - 1, 30))
-    return max(MIN_RETRY_SECONDS, rng.uniform(0.0, ceiling))
+    delay = full_jitter(attempt, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS, rng=rng)
+    return max(MIN_RETRY_SECONDS, delay)
 
 
 def verdict(
@@ -137,22 +136,10 @@ def verdict(
 
 
 def retry_after_delay(value: str | None, now: datetime) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), at most
-    :data:`BACKOFF_CAP_SECONDS`; ``None`` when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
-    else:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            return None
-        seconds = (moment - now).total_seconds()
-    return min(max(seconds, 0.0), BACKOFF_CAP_SECONDS)
+    """Seconds a ``Retry-After`` header asks for (:func:`exposure.clock.retry_after_seconds`),
+    at most :data:`BACKOFF_CAP_SECONDS`; ``None`` when absent or unreadable."""
+    seconds = retry_after_seconds(value, now)
+    return None if seconds is None else min(seconds, BACKOFF_CAP_SECONDS)
 
 
 _URL = re.compile(r"https?://[^\s'\"<>]+")

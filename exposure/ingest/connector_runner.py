@@ -36,7 +36,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import secrets
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import aclosing
@@ -58,6 +57,7 @@ from connectors.base import (
 )
 from connectors.folder import LargeFilePage
 from connectors.registry import ConnectorClass, Registry, load_registry
+from exposure.clock import full_jitter, iso_utc, utcnow
 from exposure.domain.broker_sites import BrokerDomains
 from exposure.errors import ExposureError, RetriableError, SkippableError
 from exposure.ingest import large_files
@@ -67,11 +67,8 @@ from exposure.metrics import CONNECTOR_RUNS
 from exposure.settings import Settings
 from exposure.store import connectors as q
 from exposure.store import corpus
-from exposure.store.types import utcnow
 
 log = logging.getLogger("exposure.connectors")
-
-_RANDOM = secrets.SystemRandom()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,7 +82,7 @@ class RetryPolicy:
     max_retry_after: float = 900.0
 
     def delay(self, failures: int, retry_after: float | None) -> float | None:
-        backoff = _RANDOM.uniform(0, min(self.max_delay, self.base_delay * 2 ** (failures - 1)))
+        backoff = full_jitter(failures, base=self.base_delay, cap=self.max_delay)
         if retry_after is None:
             return backoff
         if retry_after > self.max_retry_after:
@@ -371,8 +368,8 @@ class _Run:
             "connector": self.name,
             "run_id": self.run_id,
             "outcome": outcome,
-            "started_at": self.started.isoformat().replace("+00:00", "Z"),
-            "finished_at": now.isoformat().replace("+00:00", "Z"),
+            "started_at": iso_utc(self.started, timespec="auto"),
+            "finished_at": iso_utc(now, timespec="auto"),
             "pages": self.pages,
             "records": self.records,
             "matched": self.matched,

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.base import EmailRangePage, Stored
+from exposure.clock import utcnow
 from exposure.domain.fingerprints import email_range_key
 from exposure.domain.policy import MatchStrength, PasswordStatus, decide
 from exposure.dumps.records import LeakType
@@ -34,7 +35,6 @@ from exposure.settings import Settings
 from exposure.store import connectors as q
 from exposure.store import ingest as ingest_queries
 from exposure.store.exposures import ExposureKey, Observation, SightingAt, apply_observations
-from exposure.store.types import utcnow
 
 GENERIC_HINT = "e-mail (HIBP range match)"
 UNNAMED_BREACH = "unnamed"

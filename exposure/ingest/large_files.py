@@ -28,9 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -40,6 +37,7 @@ from typing import Any, BinaryIO
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.folder import move_processed
+from exposure.clock import utcnow
 from exposure.dumps.reader import range_format
 from exposure.errors import RetriableError
 from exposure.ingest.input_keys import content_key
@@ -47,7 +45,7 @@ from exposure.ingest.pipeline import Finalizer, Ingestor
 from exposure.settings import Settings
 from exposure.store import large_files as q
 from exposure.store.large_files import ChunkSpec, ClaimedChunk, FileProgress
-from exposure.store.types import utcnow
+from exposure.store.leases import new_owner_id
 
 log = logging.getLogger("exposure.ingest.large_files")
 
@@ -69,11 +67,6 @@ class LeaseLost(RetriableError):
     def __init__(self, chunk_id: int) -> None:
         self.chunk_id = chunk_id
         super().__init__(f"the lease of ingest chunk {chunk_id} was lost to another claimer")
-
-
-def worker_id() -> str:
-    """Host, process and a random part: this worker's ``lease_owner``."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def split_ranges(path: Path, chunk_bytes: int) -> list[ChunkSpec]:
@@ -180,7 +173,7 @@ async def take_large_file(
             return ingestor
 
         done = await work(
-            engine, same_ingestor, owner=worker_id(), stop=stop, file_key=progress.file_key
+            engine, same_ingestor, owner=new_owner_id(), stop=stop, file_key=progress.file_key
         )
         progress = await file_progress(engine, progress.file_key) or progress
     if finalize is not None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from exposure.clock import utcnow
 from exposure.domain.fingerprints import password_fingerprint
 from exposure.domain.policy import MatchStrength, decide
 from exposure.dumps.fastpath import RecordBlock
@@ -58,7 +59,6 @@ from exposure.store import exposures as exposure_queries
 from exposure.store import ingest as ingest_queries
 from exposure.store.exposures import ExposureKey, Observation, SightingAt
 from exposure.store.ingest import CheckKey, EnrolledMatch
-from exposure.store.types import utcnow
 
 log = logging.getLogger("exposure")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from exposure.clock import utcnow
 from exposure.report import render
 from exposure.report.figures import WeeklyFigures, compute_figures
 from exposure.report.i18n import Locale
@@ -21,7 +22,6 @@ from exposure.report.mail import mail_configured, send_report
 from exposure.report.weeks import InvalidWeek, IsoWeek, last_complete_week
 from exposure.settings import Settings
 from exposure.store import report_queries
-from exposure.store.types import utcnow
 
 log = logging.getLogger("exposure.report")
 

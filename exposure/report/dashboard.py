@@ -18,13 +18,13 @@ from typing import Any
 from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure.clock import utcnow
 from exposure.report import charts, render
 from exposure.report.builder import latest_report_json
 from exposure.report.figures import ACTIONS, OUTBOX_STATES, SLA_MAX_AGE
 from exposure.report.i18n import Locale
 from exposure.settings import Settings
 from exposure.store import report_queries as q
-from exposure.store.types import utcnow
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

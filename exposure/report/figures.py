@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.delivery.payloads import iso_utc
+from exposure.clock import iso_utc
 from exposure.report.weeks import IsoWeek
 from exposure.store import report_queries as q
 

@@ -16,12 +16,13 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.ingest.connector_runner import configured_connectors, run_connector
-from exposure.ingest.large_files import work, worker_id
+from exposure.ingest.large_files import work
 from exposure.ingest.pipeline import Ingestor
 from exposure.passwords.verifier import PasswordVerifier
 from exposure.report.builder import produce_weekly_report
 from exposure.runtime.scheduler import Job
 from exposure.settings import Settings
+from exposure.store.leases import new_owner_id
 from exposure.store.outbox import enqueue_report_event
 
 log = logging.getLogger("exposure.runtime.daemon")
@@ -78,7 +79,7 @@ def chunks_job(
     (:mod:`exposure.ingest.large_files`), one at a time until none is left. Deliberately not under
     the folder connector's advisory lock: the chunks are shared out row by row with ``FOR UPDATE
     SKIP LOCKED``, so all replicas help."""
-    owner = worker_id()
+    owner = new_owner_id()
 
     async def make_ingestor() -> Ingestor:
         # Loaded per job run, and only once a chunk was claimed: an idle tick is one query.

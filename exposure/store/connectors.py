@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from exposure.clock import iso_utc
 from exposure.errors import FatalError
 from exposure.store.dialect import in_lists, upsert
 from exposure.store.models import (
@@ -249,7 +250,7 @@ async def _last(conn: AsyncConnection, name: str, outcomes: Sequence[str]) -> di
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    return iso_utc(value, timespec="auto") if value is not None else None
 
 
 # -- HIBP e-mail range search ---------------------------------------------------------------

@@ -24,9 +24,9 @@ import numpy as np
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from exposure.clock import utcnow
 from exposure.store.dialect import is_postgres, placeholders
 from exposure.store.models import CorpusPending
-from exposure.store.types import utcnow
 
 log = logging.getLogger("exposure.corpus")
 

@@ -8,10 +8,10 @@ from typing import cast
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure.clock import utcnow
 from exposure.customers.enrolment import PreparedBatch
 from exposure.store.dialect import is_postgres, placeholders, timestamp_param
 from exposure.store.models import Customer, CustomerIdentifier
-from exposure.store.types import utcnow
 
 customers = cast(Table, Customer.__table__)
 identifiers = cast(Table, CustomerIdentifier.__table__)

@@ -13,6 +13,7 @@ from sqlalchemy import LargeBinary, Table, func, insert, literal, select, tuple_
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure.clock import utcnow
 from exposure.domain.fingerprints import FINGERPRINT_BYTES
 from exposure.store.dialect import IN_LIST_SIZE, in_lists, upsert
 from exposure.store.models import (
@@ -21,7 +22,6 @@ from exposure.store.models import (
     IngestRun,
     PasswordCheck,
 )
-from exposure.store.types import utcnow
 
 runs = cast(Table, IngestRun.__table__)
 identifiers = cast(Table, CustomerIdentifier.__table__)

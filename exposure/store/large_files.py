@@ -1,10 +1,8 @@
 """Named queries over ``ingest_chunks``: registering a large dump's byte ranges, claiming them
 with a lease, renewing, releasing and finishing them.
 
-Claiming is the outbox's pattern (:func:`exposure.store.outbox.claim_due`): one conditional
-``UPDATE ... RETURNING`` whose candidate comes from a MATERIALIZED CTE that, on PostgreSQL,
-takes ``FOR UPDATE SKIP LOCKED``, so concurrent claimers pick different rows instead of queueing
-behind each other. On SQLite the single statement takes the write lock before it reads.
+Claiming is a lease (:mod:`exposure.store.leases`), like the outbox's: concurrent claimers
+pick different chunks, and a dead claimer's chunk is claimable again once its lease ends.
 """
 
 from __future__ import annotations
@@ -14,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.store.dialect import is_postgres, upsert
+from exposure.store.dialect import upsert
+from exposure.store.leases import claim_rows, unleased
 from exposure.store.models import IngestChunk
 
 chunks = cast(Table, IngestChunk.__table__)
@@ -143,7 +142,7 @@ async def _progress(conn: AsyncConnection, where: Any) -> FileProgress | None:
 def _claimable(now: datetime, max_attempts: int) -> Any:
     return and_(
         chunks.c.state != "done",
-        or_(chunks.c.lease_until.is_(None), chunks.c.lease_until <= now),
+        unleased(chunks, now),
         chunks.c.attempts < max_attempts,
     )
 
@@ -162,39 +161,31 @@ async def claim(
     claimable = _claimable(now, max_attempts)
     if file_key is not None:
         claimable = and_(claimable, chunks.c.file_key == file_key)
-    due = select(chunks.c.id).where(claimable).order_by(chunks.c.id).limit(1)
-    if is_postgres(conn):
-        due = due.with_for_update(skip_locked=True)
-    # A CTE evaluated once; see claim_due in exposure.store.outbox for why not IN (subquery).
-    chosen = due.cte("due")
-    if is_postgres(conn):
-        chosen = chosen.prefix_with("MATERIALIZED")
-    row = (
-        await conn.execute(
-            update(chunks)
-            .where(chunks.c.id.in_(select(chosen.c.id)), claimable)
-            .values(
-                state="claimed",
-                lease_owner=owner,
-                lease_until=lease_until,
-                attempts=chunks.c.attempts + 1,
-            )
-            .returning(
-                chunks.c.id,
-                chunks.c.file_key,
-                chunks.c.path,
-                chunks.c.chunk_no,
-                chunks.c.start_byte,
-                chunks.c.end_byte,
-                chunks.c.format,
-                chunks.c.source,
-                chunks.c.attempts,
-            )
-        )
-    ).first()
-    if row is None:
-        return None
-    return ClaimedChunk(*row)
+    claimed = await claim_rows(
+        conn,
+        chunks,
+        claimable=claimable,
+        order_by=(chunks.c.id,),
+        limit=1,
+        values={
+            "state": "claimed",
+            "lease_owner": owner,
+            "lease_until": lease_until,
+            "attempts": chunks.c.attempts + 1,
+        },
+        returning=(
+            chunks.c.id,
+            chunks.c.file_key,
+            chunks.c.path,
+            chunks.c.chunk_no,
+            chunks.c.start_byte,
+            chunks.c.end_byte,
+            chunks.c.format,
+            chunks.c.source,
+            chunks.c.attempts,
+        ),
+    )
+    return ClaimedChunk(*tuple(claimed[0])) if claimed else None
 
 
 def _held(chunk_id: int, owner: str) -> Any:

@@ -22,7 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from exposure.store.types import UTCDateTime, utcnow
+from exposure.clock import utcnow
+from exposure.store.types import UTCDateTime
 
 # Explicit constraint names so migrations can alter them on every backend (SQLite batch mode).
 NAMING_CONVENTION = {

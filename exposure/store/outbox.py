@@ -1,10 +1,7 @@
 """Named queries over the outbox, delivery attempts and webhook endpoint state.
 
-Claiming is one conditional ``UPDATE ... RETURNING``: the row must still be pending, due and
-unleased when the write lands, so two senders can never both win it. On PostgreSQL the inner
-``SELECT`` also takes ``FOR UPDATE SKIP LOCKED``, so concurrent senders pick disjoint rows
-instead of queueing behind each other's locks. SQLite has one writer at a time, and a single
-``UPDATE`` statement takes the write lock before it reads, so the same statement is atomic there.
+Senders claim due rows under a lease (:mod:`exposure.store.leases`): a row must still be
+pending, due and unleased when the claim lands, so two senders never both win it.
 """
 
 from __future__ import annotations
@@ -15,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.delivery.payloads import iso_utc
-from exposure.store.dialect import is_postgres, upsert
+from exposure.clock import iso_utc, utcnow
+from exposure.store.dialect import upsert
+from exposure.store.leases import claim_rows, unleased
 from exposure.store.models import DeliveryAttempt, OutboxEvent, WebhookEndpoint
-from exposure.store.types import UTCDateTime, utcnow
+from exposure.store.types import UTCDateTime
 
 outbox = cast(Table, OutboxEvent.__table__)
 attempts = cast(Table, DeliveryAttempt.__table__)
@@ -68,10 +66,6 @@ class EndpointRow:
     disabled_reason: str | None
 
 
-def _unleased(now: datetime) -> Any:
-    return or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now)
-
-
 async def claim_due(
     conn: AsyncConnection,
     *,
@@ -83,36 +77,24 @@ async def claim_due(
 ) -> list[DueEvent]:
     """Lease up to ``limit`` pending rows due by ``due_by`` whose lease (if any) has expired."""
     claimable = and_(
-        outbox.c.state == "pending", outbox.c.next_attempt_at <= due_by, _unleased(now)
+        outbox.c.state == "pending", outbox.c.next_attempt_at <= due_by, unleased(outbox, now)
     )
-    due = (
-        select(outbox.c.id)
-        .where(claimable)
-        .order_by(outbox.c.next_attempt_at, outbox.c.id)
-        .limit(limit)
-    )
-    if is_postgres(conn):
-        due = due.with_for_update(skip_locked=True)
-    # A CTE, evaluated exactly once: as an ``IN (subquery)`` PostgreSQL may re-run the
-    # subquery per row, and each re-run skips the rows this statement already locked and so
-    # returns the NEXT ones, claiming far more than ``limit``.
-    chosen = due.cte("due")
-    if is_postgres(conn):
-        chosen = chosen.prefix_with("MATERIALIZED")
-    result = await conn.execute(
-        update(outbox)
-        .where(outbox.c.id.in_(select(chosen.c.id)), claimable)
-        .values(lease_owner=owner, lease_until=lease_until)
-        .returning(
+    claimed = await claim_rows(
+        conn,
+        outbox,
+        claimable=claimable,
+        order_by=(outbox.c.next_attempt_at, outbox.c.id),
+        limit=limit,
+        values={"lease_owner": owner, "lease_until": lease_until},
+        returning=(
             outbox.c.id,
             outbox.c.event_id,
             outbox.c.payload,
             outbox.c.attempts,
             outbox.c.created_at,
             outbox.c.next_attempt_at,
-        )
+        ),
     )
-    claimed = result.all()
     # Only a row that was attempted before can have been replayed (replay needs a final state).
     replays = await _replayed_at(conn, [row.id for row in claimed if row.attempts])
     rows = [

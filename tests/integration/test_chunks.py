@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure.clock import utcnow
 from exposure.ingest.large_files import register_file, split_ranges, work
 from exposure.ingest.pipeline import Ingestor
 from exposure.passwords.verifier import PasswordVerifier
@@ -27,7 +28,6 @@ from exposure.store import corpus as corpus_store
 from exposure.store import db
 from exposure.store import large_files as q
 from exposure.store.models import Exposure, IngestChunk, LeakedPassword, OutboxEvent, Sighting
-from exposure.store.types import utcnow
 from tests.conftest import TEST_PEPPER, run_cli
 from tests.feeds import enrol, run_now, settings_for
 from tests.integration import test_daemon as daemon

@@ -22,6 +22,7 @@ from connectors.hibp import HibpConnector, HibpSettings
 from connectors.http_feed import HttpFeedConnector
 from connectors.pwned_passwords import PwnedPasswordsConnector
 from connectors.registry import BadPlugin, Registry, UnknownConnector, load_registry
+from exposure.clock import utcnow
 from exposure.dumps.records import LeakRecord
 from exposure.errors import ConfigurationError, SkippableError
 from exposure.ingest.connector_runner import RetryPolicy, connector_status
@@ -29,7 +30,6 @@ from exposure.ingest.pipeline import Finalizer, Ingestor
 from exposure.metrics import CONNECTOR_RUNS
 from exposure.store.connectors import advisory_key
 from exposure.store.models import ConnectorRun, IngestRun
-from exposure.store.types import utcnow
 from tests.conftest import environment, run_cli
 from tests.feeds import cursor, enrol, exposures, run_now, runs, serve, settings_for, sightings
 from tests.leakgen import CURRENT
