@@ -17,152 +17,39 @@ from __future__ import annotations
 import hmac
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import aiohttp
 
 from exposure.domain.broker_sites import BrokerDomains
 from exposure.dumps.records import LeakRecord
 from exposure.errors import ConfigurationError
-from exposure.secret import Secret
+from exposure.variables import EnvironSettings
+from exposure.variables import Variable as Variable
+from exposure.variables import parse_bool as parse_bool
+from exposure.variables import parse_choice as parse_choice
+from exposure.variables import parse_http_url as parse_http_url
+from exposure.variables import parse_positive_float as parse_positive_float
+from exposure.variables import parse_positive_int as parse_positive_int
+from exposure.variables import parse_secret as parse_secret
+from exposure.variables import setting as setting
 
 Cursor = dict[str, Any] | None
 """A connector's bookmark: a JSON object (or ``None``), stored as JSON with the page it covers."""
 
 
 # -- settings -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Variable:
-    """One environment variable a connector reads (for ``exposure connectors list``)."""
-
-    name: str
-    help: str
-    default: str | None  # as shown to operators; None when required
-    required: bool
-    secret: bool
-    parse: Callable[[str], Any] = field(repr=False, compare=False)
-
-
-def setting(
-    variable: str,
-    *,
-    help: str,
-    default: Any = MISSING,
-    parse: Callable[[str], Any] = str,
-    secret: bool = False,
-) -> Any:
-    """Declare a settings field read from ``variable``; ``parse`` raises ValueError when invalid.
-
-    Without ``default`` the variable is required. Parsers never echo the value they reject.
-    """
-    meta = {
-        "variable": Variable(
-            variable,
-            help,
-            None if default is MISSING else _shown(default),
-            default is MISSING,
-            secret,
-            parse,
-        )
-    }
-    if default is MISSING:
-        return field(metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
+# The grammar is the core's own (:mod:`exposure.variables`), re-exported above: plug-ins
+# import `setting`, `Variable` and the parsers from here.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectorSettings:
-    """Base of every connector's settings: a frozen dataclass of :func:`setting` fields."""
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Self:
-        """Read every field from ``environ`` (``Settings.environ``); blank counts as unset.
-
-        Raises :class:`ConfigurationError` naming the variable that is missing or invalid.
-        """
-        values: dict[str, Any] = {}
-        for variable, name in cls._fields():
-            raw = environ.get(variable.name, "").strip()
-            if not raw:
-                if variable.required:
-                    raise ConfigurationError(variable.name, f"not set; {variable.help}")
-                continue
-            try:
-                values[name] = variable.parse(raw)
-            except ValueError as error:
-                raise ConfigurationError(variable.name, str(error)) from None
-        return cls(**values)
-
-    @classmethod
-    def variables(cls) -> list[Variable]:
-        return [variable for variable, _ in cls._fields()]
-
-    @classmethod
-    def _fields(cls) -> list[tuple[Variable, str]]:
-        return [(f.metadata["variable"], f.name) for f in fields(cls) if "variable" in f.metadata]
-
-
-def parse_positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError("must be a whole number") from None
-    if value <= 0:
-        raise ValueError("must be positive")
-    return value
-
-
-def parse_positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("must be a number") from None
-    if not value > 0:
-        raise ValueError("must be positive")
-    return value
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("must be true or false")
-
-
-def parse_http_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise ValueError("must be an http:// or https:// URL")
-    return text.rstrip("/")
-
-
-def parse_secret(text: str) -> Secret[str]:
-    return Secret(text)
-
-
-def parse_choice(*choices: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text.lower() not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}")
-        return text.lower()
-
-    return parse
+class ConnectorSettings(EnvironSettings):
+    """Base of every connector's settings: a frozen dataclass of :func:`setting` fields, read
+    from ``Settings.environ`` with :meth:`~exposure.variables.EnvironSettings.from_environ`."""
 
 
 # -- schedules ------------------------------------------------------------------------------

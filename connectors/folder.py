@@ -58,7 +58,7 @@ Signature = tuple[int, int, int]  # (files, bytes, newest mtime in ns)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FolderSettings(ConnectorSettings):
-    path: Path = setting(  # noqa: RUF009 (a dataclasses.field)
+    path: Path = setting(
         "EXPOSURE_FOLDER_PATH",
         help="the inbox folder dumps are dropped into",
         default=Path("inbox"),

@@ -63,7 +63,7 @@ _AUTH_HINT = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HibpSettings(ConnectorSettings):
-    api_key: Secret[str] = setting(  # noqa: RUF009 (a dataclasses.field)
+    api_key: Secret[str] = setting(
         "EXPOSURE_HIBP_API_KEY",
         help="the hibp-api-key of your HIBP subscription",
         parse=parse_secret,

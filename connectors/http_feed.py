@@ -89,7 +89,7 @@ class HttpFeedSettings(ConnectorSettings):
         help="header carrying the credential",
         default="Authorization",
     )
-    auth_value: Secret[str] | None = setting(  # noqa: RUF009 (a dataclasses.field)
+    auth_value: Secret[str] | None = setting(
         "EXPOSURE_HTTP_FEED_AUTH_VALUE",
         help="its value, e.g. 'Bearer <token>'",
         default=None,

@@ -1,9 +1,10 @@
 """Typed, frozen settings built once from the environment and ``.env``.
 
 Precedence: process environment > ``.env`` (python-dotenv, read from the working directory or
-``EXPOSURE_ENV_FILE``) > defaults. Every variable is documented on :class:`Settings` and in
-``.env.example``. Invalid values fail at start-up with a :class:`ConfigurationError` that names
-the variable and says what to fix.
+``EXPOSURE_ENV_FILE``) > defaults. Every variable is declared once, on :class:`Settings`, in
+the grammar connectors use too (:mod:`exposure.variables`), and documented in ``.env.example``.
+Invalid values fail at start-up with a :class:`ConfigurationError` that names the variable and
+says what to fix.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import binascii
 import os
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -24,6 +25,15 @@ from dotenv import dotenv_values
 from exposure.domain.broker_sites import BrokerDomains
 from exposure.errors import ConfigurationError
 from exposure.secret import Secret
+from exposure.variables import (
+    EnvironSettings,
+    parse_bool,
+    parse_choice,
+    parse_endpoint_url,
+    parse_list,
+    parse_positive_int,
+    setting,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./exposure.db"
 PEPPER_BYTES = 32
@@ -41,59 +51,223 @@ PEPPER_WARNING = """
 """
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Settings:
-    """Everything the monitor reads from its environment.
+# -- the core's own parsers (the generic ones are in exposure.variables): ValueError on a bad
+# value, with a message that names no secret.
 
-    database_url: ``EXPOSURE_DATABASE_URL``; SQLite (embedded default) or PostgreSQL.
-    pepper: ``EXPOSURE_PEPPER``; 32 random bytes as 64 hex characters (generated on first run).
-    broker_domains: ``EXPOSURE_BROKER_DOMAINS``; comma-separated; subdomains count too.
-    login_id_case_sensitive: ``EXPOSURE_LOGIN_ID_CASE_SENSITIVE``; default case-insensitive.
-    phone_region: ``EXPOSURE_PHONE_REGION``; region for numbers without a country code.
-    webhook_url: ``EXPOSURE_WEBHOOK_URL``; the broker's reset service.
-    webhook_secrets: ``EXPOSURE_WEBHOOK_SECRET``; one or more ``whsec_<base64>`` keys,
-        space or comma separated (the first signs; all are sent during a rotation).
-    timezone: ``EXPOSURE_TIMEZONE``; the zone report weeks follow.
-    api_listen: ``EXPOSURE_API_LISTEN``; ``host:port`` of the HTTP API.
-    api_max_body_bytes: ``EXPOSURE_API_MAX_BODY``; largest request body accepted, in bytes.
-    range_public: ``EXPOSURE_RANGE_PUBLIC``; ``/range`` needs no token (it holds only hash
-        suffixes, like the public Pwned Passwords service).
-    webhook_timeout: ``EXPOSURE_WEBHOOK_TIMEOUT``; seconds per delivery attempt.
-    webhook_retry_hours: ``EXPOSURE_WEBHOOK_RETRY_HOURS``; how long an event is retried before
-        it is dead-lettered.
-    connectors: ``EXPOSURE_CONNECTORS``; the connectors the daemon schedules (comma-separated).
-    report_dir: ``EXPOSURE_REPORT_DIR``; where weekly reports are kept.
-    report_schedule: ``EXPOSURE_REPORT_SCHEDULE``; crontab line in ``timezone`` for the report.
-    report_lang: ``EXPOSURE_REPORT_LANG``; ``ja`` or ``en``.
-    smtp_url: ``EXPOSURE_SMTP_URL``; ``smtp://user:pass@host:587`` (``smtps://`` for TLS).
-    report_recipients: ``EXPOSURE_REPORT_RECIPIENTS``; comma-separated addresses.
-    report_sender: ``EXPOSURE_REPORT_FROM``; the From address of report mail.
-    log_format: ``EXPOSURE_LOG_FORMAT``; ``json`` (default for the daemon) or ``text``.
-    environ: every ``EXPOSURE_*`` variable, for connector settings (``EXPOSURE_<NAME>_*``);
-        never shown, since it holds their API keys.
+
+def _parse_pepper(text: str) -> Secret[bytes]:
+    try:
+        pepper = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError("must be hex (64 characters for 32 bytes)") from None
+    if len(pepper) < MIN_PEPPER_BYTES:
+        raise ValueError(f"must be at least {MIN_PEPPER_BYTES} bytes of hex")
+    return Secret(pepper)
+
+
+def _parse_region(text: str) -> str:
+    if len(text) != 2 or not text.isalpha():
+        raise ValueError("must be a two-letter region code such as JP")
+    return text.upper()
+
+
+def _parse_webhook_secrets(text: str) -> tuple[Secret[bytes], ...]:
+    keys: list[Secret[bytes]] = []
+    for token in text.replace(",", " ").split():
+        if not token.startswith("whsec_"):
+            raise ValueError("each secret must start with whsec_")
+        try:
+            keys.append(Secret(base64.b64decode(token.removeprefix("whsec_"), validate=True)))
+        except binascii.Error:
+            raise ValueError("the part after whsec_ must be base64") from None
+    return tuple(keys)
+
+
+def _parse_timezone(text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {text!r}") from None
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+N = TypeVar("N", int, float)
+
+
+def _positive(kind: type[N]) -> Callable[[str], N]:
+    """The core's numbers: ``must be a int`` / ``must be a float`` as they always said."""
+
+    def parse(text: str) -> N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"must be a {kind.__name__}") from None
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    return parse
+
+
+def _parse_smtp(text: str) -> Secret[str]:
+    if not text.startswith(("smtp://", "smtps://")):
+        raise ValueError("must be smtp://host:port or smtps://host:port")
+    return Secret(text)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings(EnvironSettings):
+    """Everything the monitor reads from its environment: one :func:`setting` per variable
+    (the grammar connectors use too, :mod:`exposure.variables`).
+
+    ``environ`` holds every ``EXPOSURE_*`` variable, for connector settings
+    (``EXPOSURE_<NAME>_*``); it is never shown, since it holds their API keys.
     """
 
-    database_url: str = DEFAULT_DATABASE_URL
-    pepper: Secret[bytes]
-    broker_domains: BrokerDomains = field(default_factory=lambda: BrokerDomains(frozenset()))
-    login_id_case_sensitive: bool = False
-    phone_region: str = "JP"
-    webhook_url: str | None = None
-    webhook_secrets: tuple[Secret[bytes], ...] = ()
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Tokyo"))
-    api_listen: tuple[str, int] = ("127.0.0.1", 8080)
-    api_max_body_bytes: int = 10 << 20
-    range_public: bool = True
-    webhook_timeout: float = 10.0
-    webhook_retry_hours: float = 72.0
-    connectors: tuple[str, ...] = ("folder",)
-    report_dir: Path = Path("reports")
-    report_schedule: str = "0 8 * * mon"
-    report_lang: str = "ja"
-    smtp_url: Secret[str] | None = None
-    report_recipients: tuple[str, ...] = ()
-    report_sender: str = "exposure@localhost"
-    log_format: str = "json"
+    database_url: str = setting(
+        "EXPOSURE_DATABASE_URL",
+        help="SQLite (the embedded default) or postgresql+asyncpg://user:pass@host/db",
+        default=DEFAULT_DATABASE_URL,
+    )
+    pepper: Secret[bytes] = setting(
+        "EXPOSURE_PEPPER",
+        help="32 random bytes as 64 hex characters; keys every fingerprint",
+        parse=_parse_pepper,
+        secret=True,
+    )
+    broker_domains: BrokerDomains = setting(
+        "EXPOSURE_BROKER_DOMAINS",
+        help="the broker's domains, comma-separated; subdomains count too",
+        default=BrokerDomains(frozenset()),
+        parse=BrokerDomains.parse,
+        shown="",
+    )
+    login_id_case_sensitive: bool = setting(
+        "EXPOSURE_LOGIN_ID_CASE_SENSITIVE",
+        help="compare login IDs case-sensitively",
+        default=False,
+        parse=parse_bool,
+    )
+    phone_region: str = setting(
+        "EXPOSURE_PHONE_REGION",
+        help="region for phone numbers written without a country code",
+        default="JP",
+        parse=_parse_region,
+    )
+    webhook_url: str | None = setting(
+        "EXPOSURE_WEBHOOK_URL",
+        help="the broker's reset service",
+        default=None,
+        parse=parse_endpoint_url,
+    )
+    webhook_secrets: tuple[Secret[bytes], ...] = setting(
+        "EXPOSURE_WEBHOOK_SECRET",
+        help="whsec_<base64> keys, space or comma separated (all sign during a rotation)",
+        default=(),
+        parse=_parse_webhook_secrets,
+        secret=True,
+    )
+    timezone: ZoneInfo = setting(
+        "EXPOSURE_TIMEZONE",
+        help="the zone report weeks and crontab schedules follow",
+        default=ZoneInfo("Asia/Tokyo"),
+        parse=_parse_timezone,
+    )
+    api_listen: tuple[str, int] = setting(
+        "EXPOSURE_API_LISTEN",
+        help="host:port of the HTTP API",
+        default=("127.0.0.1", 8080),
+        parse=_parse_listen,
+        shown="127.0.0.1:8080",
+    )
+    api_max_body_bytes: int = setting(
+        "EXPOSURE_API_MAX_BODY",
+        help="largest request body accepted, in bytes",
+        default=10 << 20,
+        parse=_positive(int),
+    )
+    range_public: bool = setting(
+        "EXPOSURE_RANGE_PUBLIC",
+        help="/range needs no token (it holds only hash suffixes, like Pwned Passwords)",
+        default=True,
+        parse=parse_bool,
+    )
+    webhook_timeout: float = setting(
+        "EXPOSURE_WEBHOOK_TIMEOUT",
+        help="seconds per delivery attempt",
+        default=10.0,
+        parse=_positive(float),
+        shown="10",
+    )
+    webhook_retry_hours: float = setting(
+        "EXPOSURE_WEBHOOK_RETRY_HOURS",
+        help="how long an event is retried before it is dead-lettered",
+        default=72.0,
+        parse=_positive(float),
+        shown="72",
+    )
+    connectors: tuple[str, ...] = setting(
+        "EXPOSURE_CONNECTORS",
+        help="the connectors the daemon schedules, comma-separated",
+        default=("folder",),
+        parse=parse_list,
+    )
+    report_dir: Path = setting(
+        "EXPOSURE_REPORT_DIR",
+        help="where weekly reports are kept",
+        default=Path("reports"),
+        parse=Path,
+    )
+    report_schedule: str = setting(
+        "EXPOSURE_REPORT_SCHEDULE",
+        help="crontab line, in EXPOSURE_TIMEZONE, for the weekly report",
+        default="0 8 * * mon",
+    )
+    report_lang: str = setting(
+        "EXPOSURE_REPORT_LANG",
+        help="ja or en",
+        default="ja",
+        parse=parse_choice("ja", "en", fold_case=False),
+    )
+    smtp_url: Secret[str] | None = setting(
+        "EXPOSURE_SMTP_URL",
+        help="smtp://user:pass@host:587 (STARTTLS) or smtps://host:465",
+        default=None,
+        parse=_parse_smtp,
+        secret=True,
+    )
+    report_recipients: tuple[str, ...] = setting(
+        "EXPOSURE_REPORT_RECIPIENTS",
+        help="comma-separated addresses for the weekly report",
+        default=(),
+        parse=parse_list,
+    )
+    report_sender: str = setting(
+        "EXPOSURE_REPORT_FROM",
+        help="the From address of report mail",
+        default="exposure@localhost",
+    )
+    log_format: str = setting(
+        "EXPOSURE_LOG_FORMAT",
+        help="json (the daemon's default) or text",
+        default="json",
+        parse=parse_choice("json", "text", fold_case=False),
+    )
+    # Events per ingestion transaction: large enough to amortise the commit (its round trips,
+    # and on SQLite the WAL checkpoint it triggers: 500,000 ingests 10M lines 10% quicker than
+    # 200,000), small enough that a killed run re-reads little. Tests use tiny batches.
+    ingest_batch_events: int = setting(
+        "EXPOSURE_INGEST_BATCH_EVENTS",
+        help="events per ingestion transaction (tuning)",
+        default=500_000,
+        parse=parse_positive_int,
+    )
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -112,55 +286,14 @@ def load_settings(
     env_file = env_file or Path(environ.get("EXPOSURE_ENV_FILE", ".env"))
     file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     values: dict[str, str] = {**file_values, **environ}
-
-    def get(name: str) -> str | None:
-        value = values.get(name)
-        return value.strip() if value is not None and value.strip() else None
-
-    pepper_text = get("EXPOSURE_PEPPER")
-    if pepper_text is None:
+    if not values.get("EXPOSURE_PEPPER", "").strip():
         if not generate_pepper:
             raise ConfigurationError(
                 "EXPOSURE_PEPPER", "not set; run any exposure command once to generate it"
             )
-        pepper_text = _write_new_pepper(env_file)
-
-    return Settings(
-        database_url=get("EXPOSURE_DATABASE_URL") or DEFAULT_DATABASE_URL,
-        pepper=Secret(_parse_pepper(pepper_text)),
-        broker_domains=BrokerDomains.parse(get("EXPOSURE_BROKER_DOMAINS") or ""),
-        login_id_case_sensitive=_parse_bool(
-            "EXPOSURE_LOGIN_ID_CASE_SENSITIVE", get("EXPOSURE_LOGIN_ID_CASE_SENSITIVE")
-        ),
-        phone_region=_parse_region(get("EXPOSURE_PHONE_REGION") or "JP"),
-        webhook_url=_parse_url("EXPOSURE_WEBHOOK_URL", get("EXPOSURE_WEBHOOK_URL")),
-        webhook_secrets=_parse_webhook_secrets(get("EXPOSURE_WEBHOOK_SECRET")),
-        timezone=_parse_timezone(get("EXPOSURE_TIMEZONE") or "Asia/Tokyo"),
-        api_listen=_parse_listen(get("EXPOSURE_API_LISTEN") or "127.0.0.1:8080"),
-        api_max_body_bytes=_parse_number(
-            "EXPOSURE_API_MAX_BODY", get("EXPOSURE_API_MAX_BODY"), 10 << 20, int
-        ),
-        range_public=_parse_bool("EXPOSURE_RANGE_PUBLIC", get("EXPOSURE_RANGE_PUBLIC") or "true"),
-        webhook_timeout=_parse_number(
-            "EXPOSURE_WEBHOOK_TIMEOUT", get("EXPOSURE_WEBHOOK_TIMEOUT"), 10.0, float
-        ),
-        webhook_retry_hours=_parse_number(
-            "EXPOSURE_WEBHOOK_RETRY_HOURS", get("EXPOSURE_WEBHOOK_RETRY_HOURS"), 72.0, float
-        ),
-        connectors=_parse_list(get("EXPOSURE_CONNECTORS") or "folder"),
-        report_dir=Path(get("EXPOSURE_REPORT_DIR") or "reports"),
-        report_schedule=get("EXPOSURE_REPORT_SCHEDULE") or "0 8 * * mon",
-        report_lang=_parse_choice(
-            "EXPOSURE_REPORT_LANG", get("EXPOSURE_REPORT_LANG") or "ja", ("ja", "en")
-        ),
-        smtp_url=_parse_smtp(get("EXPOSURE_SMTP_URL")),
-        report_recipients=_parse_list(get("EXPOSURE_REPORT_RECIPIENTS") or ""),
-        report_sender=get("EXPOSURE_REPORT_FROM") or "exposure@localhost",
-        log_format=_parse_choice(
-            "EXPOSURE_LOG_FORMAT", get("EXPOSURE_LOG_FORMAT") or "json", ("json", "text")
-        ),
-        environ={k: v for k, v in values.items() if k.startswith("EXPOSURE_")},
-    )
+        values["EXPOSURE_PEPPER"] = _write_new_pepper(env_file)
+    exposure_variables = {k: v for k, v in values.items() if k.startswith("EXPOSURE_")}
+    return Settings.from_environ(values, environ=exposure_variables)
 
 
 def _write_new_pepper(env_file: Path) -> str:
@@ -177,111 +310,3 @@ def _write_new_pepper(env_file: Path) -> str:
     os.chmod(env_file, 0o600)
     print(PEPPER_WARNING.format(path=env_file.resolve()), file=sys.stderr)
     return pepper
-
-
-def _parse_pepper(text: str) -> bytes:
-    try:
-        pepper = bytes.fromhex(text)
-    except ValueError:
-        raise ConfigurationError(
-            "EXPOSURE_PEPPER", "must be hex (64 characters for 32 bytes)"
-        ) from None
-    if len(pepper) < MIN_PEPPER_BYTES:
-        raise ConfigurationError(
-            "EXPOSURE_PEPPER", f"must be at least {MIN_PEPPER_BYTES} bytes of hex"
-        )
-    return pepper
-
-
-def _parse_bool(name: str, text: str | None) -> bool:
-    if text is None:
-        return False
-    lowered = text.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigurationError(name, "must be true or false")
-
-
-def _parse_region(text: str) -> str:
-    if len(text) != 2 or not text.isalpha():
-        raise ConfigurationError(
-            "EXPOSURE_PHONE_REGION", "must be a two-letter region code such as JP"
-        )
-    return text.upper()
-
-
-def _parse_url(name: str, text: str | None) -> str | None:
-    if text is None:
-        return None
-    if not text.startswith(("http://", "https://")):
-        raise ConfigurationError(name, "must be an http:// or https:// URL")
-    return text
-
-
-def _parse_webhook_secrets(text: str | None) -> tuple[Secret[bytes], ...]:
-    if text is None:
-        return ()
-    keys: list[Secret[bytes]] = []
-    for token in text.replace(",", " ").split():
-        if not token.startswith("whsec_"):
-            raise ConfigurationError(
-                "EXPOSURE_WEBHOOK_SECRET", "each secret must start with whsec_"
-            )
-        try:
-            keys.append(Secret(base64.b64decode(token.removeprefix("whsec_"), validate=True)))
-        except binascii.Error:
-            raise ConfigurationError(
-                "EXPOSURE_WEBHOOK_SECRET", "the part after whsec_ must be base64"
-            ) from None
-    return tuple(keys)
-
-
-def _parse_timezone(text: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigurationError("EXPOSURE_TIMEZONE", f"unknown time zone {text!r}") from None
-
-
-def _parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ConfigurationError("EXPOSURE_API_LISTEN", "must be host:port, e.g. 127.0.0.1:8080")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-N = TypeVar("N", int, float)
-
-
-def _parse_number(name: str, text: str | None, default: N, kind: type[N]) -> N:
-    if text is None:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ConfigurationError(name, f"must be a {kind.__name__}") from None
-    if value <= 0:
-        raise ConfigurationError(name, "must be positive")
-    return value
-
-
-def _parse_list(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def _parse_choice(name: str, text: str, choices: tuple[str, ...]) -> str:
-    if text not in choices:
-        raise ConfigurationError(name, f"must be one of {', '.join(choices)}")
-    return text
-
-
-def _parse_smtp(text: str | None) -> Secret[str] | None:
-    if text is None:
-        return None
-    if not text.startswith(("smtp://", "smtps://")):
-        raise ConfigurationError(
-            "EXPOSURE_SMTP_URL", "must be smtp://host:port or smtps://host:port"
-        )
-    return Secret(text)

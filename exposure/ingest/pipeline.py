@@ -62,12 +62,6 @@ from exposure.store.ingest import CheckKey, EnrolledMatch
 
 log = logging.getLogger("exposure")
 
-# Events per transaction: large enough to amortise the commit (its round trips, and on SQLite
-# the WAL checkpoint it triggers: 500,000 ingests 10M lines 10% quicker than 200,000), small
-# enough that a killed run re-reads little. EXPOSURE_INGEST_BATCH_EVENTS overrides it (tests
-# use tiny batches).
-BATCH_EVENTS = int(os.environ.get("EXPOSURE_INGEST_BATCH_EVENTS", "500000"))
-
 # Batches evaluated or written while the next is read: two (one evaluating, one writing)
 # overlap the three stages; more would only hold more memory. A batch is admitted once the
 # batch two before it is written, which is what lets an evaluation trust the database for
@@ -313,7 +307,7 @@ class Ingestor:
                         stats.records += 1
                         batch.add(ordinal, member, event)
                     uncommitted += 1
-                if uncommitted >= BATCH_EVENTS:
+                if uncommitted >= self._settings.ingest_batch_events:
                     if self._on_lines is not None:
                         self._on_lines(uncommitted)
                     await self._submit(

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from exposure.ingest import pipeline
 from exposure.ingest.pipeline import Ingestor
 from exposure.metrics import REGISTRY
 from exposure.passwords.verifier import PasswordVerifier
@@ -143,8 +142,9 @@ async def test_a_pair_seen_in_consecutive_batches_is_verified_once(
         await record_checks(conn, verdicts)
 
     monkeypatch.setattr(ingest_queries, "record_checks", slow_record_checks)
-    monkeypatch.setattr(pipeline, "BATCH_EVENTS", 1)
-    settings = load_settings(env, env_file=tmp_path / "absent.env")
+    settings = load_settings(
+        {**env, "EXPOSURE_INGEST_BATCH_EVENTS": "1"}, env_file=tmp_path / "absent.env"
+    )
     async with PasswordVerifier(workers=1) as verifier:
         ingestor = Ingestor(engine, settings, await Ingestor.load_index(engine), verifier)
         summary = await ingestor.ingest(dump, source="manual")
@@ -164,7 +164,10 @@ async def test_lines_metric_counts_each_line_once_across_a_resume(
     folder.mkdir()
     for name in ("a.txt", "b.txt", "c.txt"):
         (folder / name).write_text("".join(f"u{i}@{name}.example:pw{i}\n" for i in range(5)))
-    settings = load_settings(environment(database_url), env_file=tmp_path / "absent.env")
+    settings = load_settings(
+        environment(database_url, EXPOSURE_INGEST_BATCH_EVENTS="1"),
+        env_file=tmp_path / "absent.env",
+    )
     save_checkpoint = ingest_queries.save_checkpoint
 
     async def killed_before_the_last_commit(*args: Any, done: bool) -> None:
@@ -176,7 +179,6 @@ async def test_lines_metric_counts_each_line_once_across_a_resume(
         return REGISTRY.get_sample_value("exposure_ingest_lines_total") or 0.0
 
     before = lines_metric()
-    monkeypatch.setattr(pipeline, "BATCH_EVENTS", 1)
     async with PasswordVerifier(workers=1) as verifier:
         monkeypatch.setattr(ingest_queries, "save_checkpoint", killed_before_the_last_commit)
         with pytest.raises(RuntimeError, match="killed"):

@@ -50,3 +50,23 @@ def test_env_example_values_load(tmp_path: Path) -> None:
     # Connectors whose required values (a feed URL, an API key) are left empty there.
     for name in ("folder", "pwned_passwords"):
         registry.get(name).settings_type.from_environ(settings.environ)
+
+
+def test_documented_defaults_are_the_code_defaults() -> None:
+    """The README's configuration table and .env.example say what Settings really defaults to."""
+    from exposure.settings import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / ".env.example").read_text()
+    checked = 0
+    for variable in Settings.variables():
+        if not variable.default:
+            continue  # required, or empty by default: the docs say "(none)"
+        row = re.search(rf"^\| `{variable.name}` \| ([^|]+) \|", readme, re.MULTILINE)
+        assert row is not None, f"README.md has no table row for {variable.name}"
+        assert row.group(1).strip() == f"`{variable.default}`", variable.name
+        line = re.search(rf"^#? ?{variable.name}=(.*)$", example, re.MULTILINE)
+        assert line is not None, f".env.example does not list {variable.name}"
+        assert line.group(1) == variable.default, variable.name
+        checked += 1
+    assert checked >= 15

@@ -104,3 +104,49 @@ def test_case_sensitive_login_ids_flag(tmp_path: Path) -> None:
         env_file=tmp_path / ".env",
     )
     assert settings.login_id_case_sensitive is True
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("EXPOSURE_INGEST_BATCH_EVENTS", "lots", "whole number"),
+        ("EXPOSURE_INGEST_BATCH_EVENTS", "0", "positive"),
+        ("EXPOSURE_API_MAX_BODY", "big", "must be a int"),
+        ("EXPOSURE_WEBHOOK_TIMEOUT", "-1", "positive"),
+        ("EXPOSURE_WEBHOOK_RETRY_HOURS", "three days", "must be a float"),
+        ("EXPOSURE_REPORT_LANG", "JA", "one of ja, en"),  # exact, unlike connector choices
+        ("EXPOSURE_LOG_FORMAT", "xml", "one of json, text"),
+        ("EXPOSURE_API_LISTEN", "8080", "host:port"),
+        ("EXPOSURE_SMTP_URL", "mail.example", "smtp://"),
+        ("EXPOSURE_BROKER_DOMAINS", "https://mirai-sec.co.jp/", "URL"),
+    ],
+)
+def test_more_invalid_values_name_the_variable(
+    tmp_path: Path, variable: str, value: str, fragment: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"EXPOSURE_PEPPER": PEPPER, variable: value}, env_file=tmp_path / ".env")
+    assert caught.value.variable == variable
+    assert fragment in str(caught.value)
+
+
+def test_ingest_batch_size_comes_from_the_env_file(tmp_path: Path) -> None:
+    assert (
+        load_settings({"EXPOSURE_PEPPER": PEPPER}, env_file=tmp_path / ".env").ingest_batch_events
+        == 500_000
+    )
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"EXPOSURE_PEPPER={PEPPER}\nEXPOSURE_INGEST_BATCH_EVENTS=1234\n")
+    assert load_settings({}, env_file=env_file).ingest_batch_events == 1234
+
+
+def test_core_and_connectors_share_one_grammar() -> None:
+    from connectors.base import ConnectorSettings
+    from exposure.settings import Settings
+    from exposure.variables import EnvironSettings
+
+    assert issubclass(Settings, EnvironSettings) and issubclass(ConnectorSettings, EnvironSettings)
+    names = [variable.name for variable in Settings.variables()]
+    assert len(names) == len(set(names)) and "EXPOSURE_INGEST_BATCH_EVENTS" in names
+    pepper = next(v for v in Settings.variables() if v.name == "EXPOSURE_PEPPER")
+    assert pepper.required and pepper.secret
