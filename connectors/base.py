@@ -15,10 +15,13 @@ cursor (network, 429, 5xx: see :mod:`connectors.http`), and one bad item is coun
 from __future__ import annotations
 
 import hmac
+import os
 import re
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -117,6 +120,43 @@ class FilesPage(Page):
 
     files: Sequence[Path]
     format: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LargeFilePage(FilesPage):
+    """One large plain-text file (``files`` holds it alone), to be ingested by byte ranges.
+
+    The runner splits the file into line-aligned ranges of about ``chunk_bytes`` and records
+    them, with ``done_folder``, in the database; every daemon replica then claims ranges and
+    ingests them. Whoever ingests the LAST range moves the file into ``done_folder`` with
+    :func:`move_into` (``None``: the file stays where it is), so the connector must leave a
+    file whose outcome is not yet :attr:`InputOutcome.complete` alone. A file the runner will
+    not split (a container, UTF-16, a format that is not line by line) is ingested whole, as a
+    :class:`FilesPage`.
+    """
+
+    chunk_bytes: int
+    done_folder: Path | None = None
+
+
+def move_into(entry: Path, folder: Path) -> Path | None:
+    """Move ``entry`` into ``folder`` (created if need be); a name already there gets a UTC
+    timestamp prefix. Returns where it went, or ``None`` when ``entry`` is gone: someone else
+    (another replica finishing the same large file) moved it first."""
+    if not entry.exists():
+        return None
+    folder.mkdir(exist_ok=True)
+    target = folder / entry.name
+    if target.exists():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        target = folder / f"{stamp}-{entry.name}"
+    try:
+        os.replace(entry, target)
+    except FileNotFoundError:
+        return None  # lost the race to another mover
+    except OSError:
+        shutil.move(entry, target)  # another file system
+    return target
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@
   between the commit and the move ingests the entry again on the next run: identical content
   resumes or only adds sightings, never a second exposure or webhook.
 * **Large dumps are chunked.** A plain file (not an archive or compressed: judged by its magic
-  bytes) over ``EXPOSURE_FOLDER_CHUNK_BYTES`` is yielded as a :class:`LargeFilePage`. The runner
+  bytes) over ``EXPOSURE_FOLDER_CHUNK_BYTES`` is yielded as a
+  :class:`~connectors.base.LargeFilePage` naming ``processed/`` as its done folder. The runner
   registers its line-aligned byte ranges in the database (this module never writes there) and every
   daemon replica's ``chunks`` job ingests them (see :mod:`exposure.ingest.large_files`); the file
   stays in the inbox meanwhile and whoever finishes its last chunk moves it to ``processed/``. A
@@ -27,8 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,8 +38,10 @@ from connectors.base import (
     ConnectorSettings,
     Cursor,
     FilesPage,
+    LargeFilePage,
     Page,
     Stored,
+    move_into,
     parse_positive_float,
     parse_positive_int,
     setting,
@@ -78,16 +79,6 @@ class FolderSettings(ConnectorSettings):
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LargeFilePage(FilesPage):
-    """One plain file over ``chunk_bytes``: the runner registers it as byte-range chunks instead
-    of ingesting it whole (a runner that does not know this page ingests it whole, as a
-    :class:`FilesPage`). The ``Stored`` summary carries ``chunks`` and ``chunks_done`` when it
-    was chunked."""
-
-    chunk_bytes: int
-
-
 class FolderConnector(Connector[FolderSettings]):
     """Ingests what is dropped into ``EXPOSURE_FOLDER_PATH`` (default ``./inbox``)."""
 
@@ -115,7 +106,12 @@ class FolderConnector(Connector[FolderSettings]):
                 continue
             chunk_bytes = self.settings.chunk_bytes
             if await asyncio.to_thread(_is_large_plain_file, path, chunk_bytes):
-                stored = yield LargeFilePage(files=(path,), cursor=None, chunk_bytes=chunk_bytes)
+                stored = yield LargeFilePage(
+                    files=(path,),
+                    cursor=None,
+                    chunk_bytes=chunk_bytes,
+                    done_folder=inbox / PROCESSED,
+                )
             else:
                 stored = yield FilesPage(files=(path,), cursor=None)
             # Past the yield: the ingest and its run record have committed.
@@ -123,7 +119,7 @@ class FolderConnector(Connector[FolderSettings]):
                 continue  # the chunk workers move it when its last chunk is done
             reason = _failure(stored)
             if reason is None:
-                await asyncio.to_thread(_move, path, inbox / PROCESSED)
+                await asyncio.to_thread(move_into, path, inbox / PROCESSED)
             else:
                 await asyncio.to_thread(_move_failed, inbox, path, reason)
 
@@ -214,34 +210,8 @@ def _failure(stored: Stored | None) -> str | None:
     return f"no records could be read; problems: {listed}"
 
 
-def move_processed(entry: Path) -> Path | None:
-    """Move an inbox entry to ``processed/`` beside it (``None``: someone else moved it)."""
-    return _move(entry, entry.parent / PROCESSED)
-
-
-def _move(entry: Path, folder: Path) -> Path | None:
-    """Move ``entry`` into ``folder``; a name already there gets a UTC timestamp prefix.
-
-    ``None`` when ``entry`` is gone: a chunk worker that finished it moved it first.
-    """
-    if not entry.exists():
-        return None
-    folder.mkdir(exist_ok=True)
-    target = folder / entry.name
-    if target.exists():
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = folder / f"{stamp}-{entry.name}"
-    try:
-        os.replace(entry, target)
-    except FileNotFoundError:
-        return None  # lost the race to another mover
-    except OSError:
-        shutil.move(entry, target)  # another file system
-    return target
-
-
 def _move_failed(inbox: Path, entry: Path, reason: str) -> None:
-    target = _move(entry, inbox / FAILED)
+    target = move_into(entry, inbox / FAILED)
     if target is None:
         return
     when = datetime.now(UTC).isoformat(timespec="seconds")

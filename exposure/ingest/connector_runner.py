@@ -21,7 +21,7 @@ A run:
 5. ends the row as ``success`` or ``failed`` with the error class and a message that holds no
    secret, no identifier and no URL query; bumps ``exposure_connector_runs``.
 
-A :class:`~connectors.folder.LargeFilePage` is registered as byte-range chunks for every
+A :class:`~connectors.base.LargeFilePage` is registered as byte-range chunks for every
 replica's ``chunks`` job (:mod:`exposure.ingest.large_files`); a manual run (``once``) ingests
 them itself.
 
@@ -50,12 +50,12 @@ from connectors.base import (
     Cursor,
     EmailRangePage,
     FilesPage,
+    LargeFilePage,
     Page,
     PasswordRangePage,
     RecordsPage,
     Stored,
 )
-from connectors.folder import LargeFilePage
 from connectors.registry import ConnectorClass, Registry, load_registry
 from exposure.clock import full_jitter, iso_utc, utcnow
 from exposure.domain.broker_sites import BrokerDomains
@@ -308,6 +308,7 @@ class _Run:
                         self.ingestor,
                         path,
                         chunk_bytes=page.chunk_bytes,
+                        done_folder=page.done_folder,
                         source=self.name,
                         work_now=self.work_chunks,
                         stop=self.stop,

@@ -1,7 +1,7 @@
 """Large drop-folder dumps, split into byte ranges that any replica ingests.
 
-The folder connector never reads a big plain-text dump whole. It yields a
-:class:`~connectors.folder.LargeFilePage`, and the runner
+A connector never has a big plain-text dump read whole: it yields a
+:class:`~connectors.base.LargeFilePage`, and the runner
 (:mod:`exposure.ingest.connector_runner`, the one place that writes) calls :func:`register_file`:
 
 1. the format is detected ONCE from the head of the whole file (:func:`range_format`); a
@@ -14,8 +14,9 @@ The folder connector never reads a big plain-text dump whole. It yields a
 Then :func:`work` claims one chunk at a time (``FOR UPDATE SKIP LOCKED`` + a lease that a
 background task renews), ingests exactly that range through
 :meth:`~exposure.ingest.pipeline.Ingestor.ingest_range` and marks the chunk done in the same
-transaction as the range's last batch. Whoever finishes a file's last chunk moves the file to
-``processed/``; two finishers racing for the move is harmless (the loser finds it gone).
+transaction as the range's last batch. Whoever finishes a file's last chunk moves the file into
+the done folder its record names (the page's ``done_folder``, stored with the ranges, so any
+replica can finish it); two finishers racing for the move is harmless (the loser finds it gone).
 
 Every daemon replica runs :func:`work` as its ``chunks`` job (not under the folder connector's
 advisory lock), and ``exposure connectors run folder`` runs it for the file it just registered
@@ -36,7 +37,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from connectors.folder import move_processed
+from connectors.base import move_into
 from exposure.clock import utcnow
 from exposure.dumps.reader import range_format
 from exposure.errors import RetriableError
@@ -106,10 +107,17 @@ def _after_newline(handle: BinaryIO, position: int) -> int | None:
 
 
 async def register_file(
-    engine: AsyncEngine, settings: Settings, path: Path, *, chunk_bytes: int, source: str
+    engine: AsyncEngine,
+    settings: Settings,
+    path: Path,
+    *,
+    chunk_bytes: int,
+    source: str,
+    done_folder: Path | None = None,
 ) -> FileProgress | None:
     """Register the plain file at ``path`` as chunks (idempotent) and return its progress, or
-    ``None`` when it is to be ingested whole (small, a container, or not line-local)."""
+    ``None`` when it is to be ingested whole (small, a container, or not line-local). The
+    record keeps ``done_folder``: whoever finishes the last chunk moves the file there."""
     resolved = await asyncio.to_thread(path.resolve)
     size = (await asyncio.to_thread(resolved.stat)).st_size
     if size <= chunk_bytes:
@@ -134,6 +142,7 @@ async def register_file(
             conn,
             file_key=key,
             path=where,
+            done_folder=None if done_folder is None else str(done_folder),
             file_bytes=size,
             fmt=fmt,
             source=source,
@@ -143,7 +152,7 @@ async def register_file(
         registered = await q.progress(conn, key)
     log.info("chunks: %s registered as %d chunk(s) (%d new)", path.name, len(ranges), added)
     # Just inserted, or inserted by a concurrent registrar: rows exist either way.
-    return registered or FileProgress(key, where, len(ranges), 0)
+    return registered or FileProgress(key, where, len(ranges), 0, done_folder=None)
 
 
 async def take_large_file(
@@ -153,6 +162,7 @@ async def take_large_file(
     path: Path,
     *,
     chunk_bytes: int,
+    done_folder: Path | None,
     source: str,
     work_now: bool,
     stop: asyncio.Event | None = None,
@@ -163,7 +173,9 @@ async def take_large_file(
     chunked. The summary's ``chunks`` and ``chunks_done`` tell the connector whether the file
     is finished (then it moves it, unless a chunk worker already did). ``finalize`` (the
     connector's cursor) commits once the chunks are registered and, if asked, ingested."""
-    progress = await register_file(engine, settings, path, chunk_bytes=chunk_bytes, source=source)
+    progress = await register_file(
+        engine, settings, path, chunk_bytes=chunk_bytes, source=source, done_folder=done_folder
+    )
     if progress is None:
         return None
     done: list[dict[str, Any]] = []
@@ -304,14 +316,16 @@ async def _release(engine: AsyncEngine, chunk: ClaimedChunk, owner: str) -> None
 
 
 async def _finish_file(engine: AsyncEngine, chunk: ClaimedChunk) -> None:
-    """Move the file to processed/ once every chunk is done. Checked after the commit: inside
-    the transaction two finishers of the last two chunks would each miss the other's row."""
+    """Move the file into its record's done folder once every chunk is done. Checked after the
+    commit: inside the transaction two finishers of the last two chunks would each miss the
+    other's row; two finishers racing for the move is harmless (the loser finds it gone)."""
     async with engine.connect() as conn:
         progress = await q.progress(conn, chunk.file_key)
-    if progress is not None and progress.complete:
-        moved = await asyncio.to_thread(move_processed, Path(chunk.path))
-        if moved is not None:
-            log.info("chunks: %s complete (%d chunks)", moved.name, progress.chunks)
+    if progress is None or not progress.complete:
+        return
+    log.info("chunks: %s complete (%d chunks)", Path(chunk.path).name, progress.chunks)
+    if progress.done_folder is not None:
+        await asyncio.to_thread(move_into, Path(chunk.path), Path(progress.done_folder))
 
 
 async def file_progress(engine: AsyncEngine, file_key: str) -> FileProgress | None:

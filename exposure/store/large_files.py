@@ -48,12 +48,14 @@ class ClaimedChunk:
 
 @dataclass(frozen=True, slots=True)
 class FileProgress:
-    """How far a registered file is: ``done`` of ``chunks`` ranges ingested."""
+    """How far a registered file is: ``done`` of ``chunks`` ranges ingested; once complete, the
+    file goes into ``done_folder`` (``None``: it stays where it is)."""
 
     file_key: str
     path: str
     chunks: int
     done: int
+    done_folder: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -65,6 +67,7 @@ async def register(
     *,
     file_key: str,
     path: str,
+    done_folder: str | None,
     file_bytes: int,
     fmt: str,
     source: str,
@@ -77,6 +80,7 @@ async def register(
         {
             "file_key": file_key,
             "path": path,
+            "done_folder": done_folder,
             "file_bytes": file_bytes,
             "chunk_no": spec.chunk_no,
             "start_byte": spec.start,
@@ -129,6 +133,7 @@ async def _progress(conn: AsyncConnection, where: Any) -> FileProgress | None:
                 func.min(chunks.c.path),
                 func.count(),
                 func.count().filter(chunks.c.state == "done"),
+                func.min(chunks.c.done_folder),
             )
             .where(where)
             .group_by(chunks.c.file_key)
@@ -136,7 +141,7 @@ async def _progress(conn: AsyncConnection, where: Any) -> FileProgress | None:
     ).first()
     if row is None:
         return None
-    return FileProgress(row[0], row[1], int(row[2]), int(row[3]))
+    return FileProgress(row[0], row[1], int(row[2]), int(row[3]), row[4])
 
 
 def _claimable(now: datetime, max_attempts: int) -> Any:

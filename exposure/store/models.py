@@ -373,6 +373,9 @@ class IngestChunk(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     file_key: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(String(1024))
+    # Where the file goes once its last range is ingested (the connector's LargeFilePage
+    # said so); NULL leaves it in place.
+    done_folder: Mapped[str | None] = mapped_column(String(1024))
     file_bytes: Mapped[int] = mapped_column(BigInteger)
     chunk_no: Mapped[int] = mapped_column(Integer)
     start_byte: Mapped[int] = mapped_column(BigInteger)

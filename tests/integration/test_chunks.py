@@ -326,6 +326,34 @@ async def test_a_scheduled_run_leaves_the_file_to_the_chunk_workers(
     assert {r.lease_owner for r in await _chunk_rows(engine)} == {"replica-x"}
 
 
+async def test_the_finisher_moves_the_file_where_its_record_says(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    """The done folder is the connector's word, kept with the ranges: a worker that never saw
+    the page moves the file there, or leaves it in place when there is none."""
+    settings, inbox = await _settings(engine, database_url, tmp_path)
+    data = "\n".join(_dump_lines()) + "\n"
+    (inbox / "kept.txt").write_text(data)
+    (inbox / "elsewhere.txt").write_text(data.replace("@", "+x@"))
+    archive = tmp_path / "archive"
+    for name, folder in (("kept.txt", None), ("elsewhere.txt", archive)):
+        registered = await register_file(
+            engine, settings, inbox / name, chunk_bytes=CHUNK, source="test", done_folder=folder
+        )
+        assert registered is not None and registered.done_folder == (folder and str(folder))
+    index = await Ingestor.load_index(engine)
+    async with PasswordVerifier(workers=1) as verifier:
+
+        async def make() -> Ingestor:
+            return Ingestor(engine, settings, index, verifier)
+
+        done = await work(engine, make, owner="replica-y")
+    assert len(done) == len(await _chunk_rows(engine))
+    assert (inbox / "kept.txt").exists()  # no done folder: it stays
+    assert (archive / "elsewhere.txt").exists() and not (inbox / "elsewhere.txt").exists()
+    assert not (inbox / "processed" / "kept.txt").exists()
+
+
 @pytest.mark.postgres
 async def test_two_replicas_share_the_chunks_of_one_dump(
     database_url: str, backend: str, tmp_path: Path, engine: AsyncEngine

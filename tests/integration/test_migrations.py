@@ -93,12 +93,39 @@ async def test_downgrade_refuses_to_drop_spooled_digests(tmp_path: Path) -> None
         await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
         async with engine.begin() as conn:
             await corpus.stage(conn, hashlib.sha1(b"pw", usedforsecurity=False).digest())
+            # Down to 0007 first: pysqlite autocommits DDL, so a later revision's downgrade
+            # would not roll back with 0007's refusal.
+            await conn.run_sync(_migrate, "downgrade", "0007")
         with pytest.raises(RuntimeError, match="exposure corpus compact"):
             async with engine.begin() as conn:
                 await conn.run_sync(_migrate, "downgrade", "0006")
         assert await corpus.compact(engine) == 1
         async with engine.begin() as conn:
             await conn.run_sync(_migrate, "downgrade", "0006")
+
+
+async def test_files_chunked_before_0008_keep_going_to_processed(empty_database_url: str) -> None:
+    """0008 gives ranges registered by the drop folder before it their done folder."""
+    from exposure.store import large_files
+
+    async with db.open_engine(empty_database_url) as engine:
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "upgrade", "0007")
+            for chunk_no in (0, 1):
+                await conn.execute(
+                    text(
+                        "INSERT INTO ingest_chunks (file_key, path, file_bytes, chunk_no, "
+                        "start_byte, end_byte, format, source, state, attempts, created_at) "
+                        "VALUES ('k', '/srv/inbox/big.txt', 10, :n, 0, 9, 'combo', 'folder', "
+                        "'pending', 0, :t)"
+                    ),
+                    {"n": chunk_no, "t": datetime.now(UTC)},
+                )
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
+        async with engine.connect() as conn:
+            progress = await large_files.progress(conn, "k")
+    assert progress is not None and progress.chunks == 2
+    assert progress.done_folder == "/srv/inbox/processed"
 
 
 def test_the_schema_revision_the_code_checks_is_the_shipped_head() -> None:
@@ -110,8 +137,8 @@ def test_the_schema_revision_the_code_checks_is_the_shipped_head() -> None:
 
 async def test_commands_refuse_an_outdated_schema_with_the_fix(empty_database_url: str) -> None:
     async with db.open_engine(empty_database_url) as engine:
-        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER), revision="0006")
-        with pytest.raises(db.SchemaOutdated, match=r"at revision 0006.*exposure db upgrade"):
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER), revision="0007")
+        with pytest.raises(db.SchemaOutdated, match=r"at revision 0007.*exposure db upgrade"):
             await db.check_ready(engine, bytes.fromhex(TEST_PEPPER))
         await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
         assert await db.check_ready(engine, bytes.fromhex(TEST_PEPPER)) == db.SCHEMA_REVISION
