@@ -22,13 +22,16 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from exposure.dumps.decode import TextBlock
 from exposure.dumps.formats.lists import iter_combo, iter_ulp
 from exposure.dumps.formats.sites import normalise_host
 from exposure.dumps.records import LeakRecord, LeakType, Rejected
-from exposure.ingest.matching import LookupTable
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 _fastscan: Any
 try:
@@ -45,11 +48,39 @@ _POSITION = struct.Struct("=i")
 
 _LineParser = Callable[[Iterable[tuple[int, str]]], Iterator[LeakRecord | Rejected]]
 
-# Blocks are split on this thread (the C code releases the GIL) while the reader decodes the
+# Blocks are split on one thread (the C code releases the GIL) while the reader decodes the
 # next ones, which keeps the event loop, whose thread reads, free for the batches in flight.
 # Up to _LOOKAHEAD blocks (1 MiB each) are in flight; their events still come in file order.
-_SPLITTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="split")
 _LOOKAHEAD = 4
+_splitter: ThreadPoolExecutor | None = None
+
+
+def splitter() -> ThreadPoolExecutor:
+    """The splitting thread, started on first use (importing this module starts no thread)."""
+    global _splitter
+    if _splitter is None:
+        _splitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="split")
+    return _splitter
+
+
+def shutdown_splitter() -> None:
+    """Stop the splitting thread, if it was started (the runtime calls this as it closes); a
+    later use starts a new one."""
+    global _splitter
+    pool, _splitter = _splitter, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupTable:
+    """What :meth:`RecordBlock.match` probes: sorted 64-bit prefixes of every enrolled
+    fingerprint and a bucket table over their top ``bits`` bits (built by
+    :meth:`exposure.ingest.matching.EnrolledIndex.lookup_table`)."""
+
+    prefixes: npt.NDArray[np.uint64]
+    starts: npt.NDArray[np.uint32]
+    bits: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +152,7 @@ def iter_blocks(
                 continue
             for block in cast(Iterator[TextBlock], group):
                 splitting.append(
-                    (block, _SPLITTER.submit(split, block.data, block.start, block.end))
+                    (block, splitter().submit(split, block.data, block.start, block.end))
                 )
                 if len(splitting) > _LOOKAHEAD:
                     yield from _block_events(parse, *splitting.popleft())

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from exposure.domain.identity import IdentifierKind, candidates
+from exposure.dumps.fastpath import LookupTable
 
 PREFIX_BYTES = 8
 _BIG_ENDIAN_U64 = np.dtype(">u8")
@@ -35,15 +36,6 @@ class LeakedKey:
     kind: IdentifierKind
     strength: str  # "strict" or "variant"
     fingerprint: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class LookupTable:
-    """:meth:`EnrolledIndex.lookup_table`: what the native fast path probes."""
-
-    prefixes: npt.NDArray[np.uint64]
-    starts: npt.NDArray[np.uint32]
-    bits: int
 
 
 class EnrolledIndex:
