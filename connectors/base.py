@@ -185,14 +185,39 @@ class PasswordRangePage(Page):
     unchanged: int = 0  # ranges answered 304 Not Modified
 
 
+class InputOutcome(Protocol):
+    """What storing one input of a page came to, as a connector may read it."""
+
+    @property
+    def records(self) -> int:
+        """Leak records read from it (by this call, for a large file's ranges)."""
+        ...
+
+    @property
+    def problems_total(self) -> int:
+        """Members that could not be read at all (corrupt, encrypted, unknown format...)."""
+        ...
+
+    @property
+    def problem_reasons(self) -> Mapping[str, int]:
+        """Those problems counted by reason code (never a line or a name from the input)."""
+        ...
+
+    @property
+    def complete(self) -> bool:
+        """False while ranges of a :class:`LargeFilePage` file still wait for the replicas:
+        the file is theirs to move then."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """Sent back into the generator by the runner once a page and its cursor committed: the
-    value of the ``yield`` expression. ``ingests`` holds the pipeline's summary per input."""
+    value of the ``yield`` expression. ``ingests`` holds one outcome per input of the page."""
 
     records: int = 0
     matched: int = 0
-    ingests: tuple[Mapping[str, Any], ...] = ()
+    ingests: tuple[InputOutcome, ...] = ()
 
 
 class ConnectorInputs(Protocol):

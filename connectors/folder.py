@@ -190,22 +190,17 @@ def _is_large_plain_file(entry: Path, chunk_bytes: int) -> bool:
 
 
 def _chunks_pending(stored: Stored | None) -> bool:
-    if stored is None or not stored.ingests:
-        return False
-    summary = stored.ingests[0]
-    return "chunks" in summary and int(summary["chunks_done"]) < int(summary["chunks"])
+    return stored is not None and bool(stored.ingests) and not stored.ingests[0].complete
 
 
 def _failure(stored: Stored | None) -> str | None:
     """Why nothing could be read from the entry, or None when it was ingested."""
     if stored is None or not stored.ingests:
         return None
-    summary = stored.ingests[0]
-    if int(summary.get("records", 0)) > 0 or not int(summary.get("problems_total", 0)):
+    outcome = stored.ingests[0]
+    if outcome.records > 0 or not outcome.problems_total:
         return None
-    reasons: dict[str, int] = {}
-    for problem in summary.get("problems", []):
-        reasons[problem["reason"]] = reasons.get(problem["reason"], 0) + 1
+    reasons = outcome.problem_reasons
     listed = ", ".join(f"{reason} x{count}" for reason, count in sorted(reasons.items()))
     return f"no records could be read; problems: {listed}"
 

@@ -145,11 +145,12 @@ async def run_now(
     once: bool = True,
     stop: asyncio.Event | None = None,
 ) -> dict[str, Any]:
-    """One run as the daemon would do it, with fast retries."""
+    """One run as the daemon would do it, with fast retries; its summary as
+    ``exposure connectors run`` prints it."""
     index = await Ingestor.load_index(engine)
     async with PasswordVerifier(workers=1) as verifier, aiohttp.ClientSession() as session:
         ingestor = ingestor_type(engine, settings, index, verifier)
-        return await run_connector(
+        result = await run_connector(
             engine,
             settings,
             session,
@@ -160,6 +161,7 @@ async def run_now(
             registry=registry or load_registry(),
             retry=FAST,
         )
+    return result.as_json()
 
 
 async def exposures(engine: AsyncEngine) -> list[Any]:

@@ -22,6 +22,7 @@ import click
 
 from exposure.errors import ExposureError, FatalError
 from exposure.logs import configure_logging
+from exposure.runtime.threads import worker_threads
 from exposure.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ def run(coro_fn: Callable[[Settings], Awaitable[R]], settings: Settings | None =
     # frozen, it is left out of the collector's full passes, which a long ingest triggers
     # again and again (10M lines: 0.1 s quicker, measured).
     gc.freeze()
-    return asyncio.run(coro_fn(settings))  # type: ignore[arg-type]
+    with worker_threads():  # the command owns the ingest's threads, if it starts them
+        return asyncio.run(coro_fn(settings))  # type: ignore[arg-type]
 
 
 # The module (under exposure.cli) that registers each command, imported only when that command

@@ -13,6 +13,7 @@ from exposure.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from connectors.registry import ConnectorClass
+    from exposure.ingest.results import ConnectorOutcome
 
 
 @main.group("connectors")
@@ -70,7 +71,7 @@ def status_command() -> None:
         names = load_registry().names()
         async with ready_engine(settings) as engine:
             report = await connector_status(engine, names)
-        emit({"connectors": report})
+        emit({"connectors": [status.as_json() for status in report]})
 
     run(go)
 
@@ -91,12 +92,13 @@ def run_command(name: str, once: bool) -> None:
     from connectors.registry import load_registry
     from exposure.ingest.connector_runner import run_connector
     from exposure.ingest.pipeline import Ingestor
+    from exposure.ingest.results import RunSkipped
     from exposure.passwords.verifier import PasswordVerifier
 
     # The CLI's own session: downloads may be large, so no total timeout, only stalls count.
     timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=300)
 
-    async def go(settings: Settings) -> dict[str, Any]:
+    async def go(settings: Settings) -> ConnectorOutcome:
         registry = load_registry()
         registry.get(name)  # an unknown name fails before touching anything
         async with ready_engine(settings) as engine:
@@ -110,11 +112,11 @@ def run_command(name: str, once: bool) -> None:
                     engine, settings, session, ingestor, name, once=once, registry=registry
                 )
 
-    summary = run(go)
-    emit(summary)
-    if summary["outcome"] == "skipped":
-        click.echo(f"error: {summary['reason']}", err=True)
+    result = run(go)
+    emit(result.as_json())
+    if isinstance(result, RunSkipped):
+        click.echo(f"error: {result.reason}", err=True)
         sys.exit(1)
-    if summary["outcome"] == "failed":
-        click.echo(f"error: {summary['error']}", err=True)
-        sys.exit(2 if summary["error_class"] == "fatal" else 1)
+    if result.outcome == "failed":
+        click.echo(f"error: {result.error}", err=True)
+        sys.exit(2 if result.error_class == "fatal" else 1)

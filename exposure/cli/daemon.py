@@ -8,6 +8,7 @@ import click
 
 from exposure.cli.app import emit, handle_errors, main
 from exposure.logs import configure_logging
+from exposure.runtime.threads import worker_threads
 from exposure.settings import load_settings
 
 
@@ -37,4 +38,5 @@ def demo_command() -> None:
     def say(text: str) -> None:
         click.echo(text, err=True)
 
-    emit(asyncio.run(run_demo(say)))
+    with worker_threads():
+        emit(asyncio.run(run_demo(say)))

@@ -10,9 +10,12 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
+
+if TYPE_CHECKING:
+    from exposure.ingest.results import IngestResult
 
 from exposure.clock import iso_utc
 
@@ -32,15 +35,15 @@ TABLE_COLUMNS = (
 )
 
 
-def summarise_ingest(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def summarise_ingest(results: Sequence[IngestResult]) -> dict[str, Any]:
     """One JSON object for the whole command: totals first, then each input."""
     rejected: Counter[str] = Counter()
     new: Counter[str] = Counter()
     for result in results:
-        rejected.update(result["rejected"])
-        new.update(result["new_exposures"])
+        rejected.update(dict(result.stats.rejected.most_common()))  # ties keep this order
+        new.update(result.stats.new_exposures)
     total = {
-        key: sum(result[key] for result in results)
+        key: sum(getattr(result.stats, key) for result in results)
         for key in (
             "lines",
             "records",
@@ -55,11 +58,11 @@ def summarise_ingest(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         )
     }
     return {
-        "files": sum(len(result["files"]) for result in results),
+        "files": sum(len(result.stats.files) for result in results),
         **total,
         "rejected": dict(rejected.most_common()),
         "new_exposures": {a: new.get(a, 0) for a in ("force_reset", "notify", "none")},
-        "inputs": list(results),
+        "inputs": [result.as_json() for result in results],
     }
 
 

@@ -1,19 +1,24 @@
-"""Webhook event bodies (DESIGN.md "Webhook (contract)").
+"""Webhook event bodies (docs/architecture.md, "Delivery"; the contract is the Standard
+Webhooks body in the README).
 
-Built once, when the exposure is created or escalated, and stored in the outbox as they will be
-sent. A body never holds a plaintext identifier, a password or a link: the broker's own
-systems reach the customer through channels the customer already trusts.
+Built once, when the lifecycle (:mod:`exposure.domain.lifecycle`) says an event is due, and
+stored in the outbox as they will be sent. A body never holds a plaintext identifier, a
+password or a link: the broker's own systems reach the customer through channels the customer
+already trusts.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from exposure.clock import iso_utc
+from exposure.domain.lifecycle import EventDue
+from exposure.store.outbox import NewEvent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,3 +66,49 @@ def exposure_event(facts: ExposureFacts, *, now: datetime) -> tuple[str, dict[st
         },
     }
     return event_type, body
+
+
+def _json(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def exposure_webhook(due: EventDue, *, now: datetime) -> NewEvent:
+    """The outbox event announcing a new or escalated exposure."""
+    obs = due.observation
+    facts = ExposureFacts(
+        exposure_id=due.exposure_id,
+        customer_id=obs.key.customer_id,
+        action=obs.decision.action.value,
+        severity=obs.decision.severity.value,
+        password_status=obs.password_status,
+        identifier_kind=obs.key.identifier_kind,
+        leak_type=obs.leak_type,
+        site_domain=obs.key.site_domain or None,
+        source=due.source,
+        first_seen=due.first_seen,
+        reason=obs.decision.reason,
+        recommended_actions=obs.decision.recommended_actions,
+    )
+    event_type, body = exposure_event(facts, now=now)
+    return NewEvent(
+        event_id=new_event_id(),
+        event_type=event_type,
+        payload=_json(body),
+        exposure_id=due.exposure_id,
+    )
+
+
+def report_webhook(week: object, figures: Mapping[str, Any], *, now: datetime) -> NewEvent:
+    """The ``report.weekly`` event announcing a weekly report: the week, its period and the
+    headline counts only (no exposure list, no identifier, no link). Its id is derived from
+    the week, so a second run for the same week (another replica, a restart) is recognised."""
+    body = {
+        "type": "report.weekly",
+        "timestamp": iso_utc(now),
+        "data": {
+            "week": str(week),
+            "period": figures.get("period"),
+            "headline": figures.get("headline"),
+        },
+    }
+    return NewEvent(event_id=f"msg_report_{week}", event_type="report.weekly", payload=_json(body))

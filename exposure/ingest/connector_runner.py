@@ -57,12 +57,19 @@ from connectors.base import (
     Stored,
 )
 from connectors.registry import ConnectorClass, Registry, load_registry
-from exposure.clock import full_jitter, iso_utc, utcnow
+from exposure.clock import full_jitter, utcnow
 from exposure.domain.broker_sites import BrokerDomains
 from exposure.errors import ExposureError, RetriableError, SkippableError
 from exposure.ingest import large_files
 from exposure.ingest.email_range_matches import store_email_range
 from exposure.ingest.pipeline import Finalizer, Ingestor
+from exposure.ingest.results import (
+    ConnectorOutcome,
+    ConnectorRunResult,
+    Ingested,
+    IngestResult,
+    RunSkipped,
+)
 from exposure.metrics import CONNECTOR_RUNS
 from exposure.settings import Settings
 from exposure.store import connectors as q
@@ -127,8 +134,8 @@ async def run_connector(
     stop: asyncio.Event | None = None,
     registry: Registry | None = None,
     retry: RetryPolicy = DEFAULT_RETRY,
-) -> dict[str, Any]:
-    """Run connector ``name`` now and return its summary (one JSON-able dict).
+) -> ConnectorOutcome:
+    """Run connector ``name`` now and return what it came to.
 
     ``once``: a manual run (records a ``skipped`` row when another run holds the lock); the
     scheduler passes ``False``. ``stop``: once set, the run ends after the page being stored
@@ -145,7 +152,9 @@ async def run_connector(
         return await run.execute()
 
 
-async def connector_status(engine: AsyncEngine, names: Sequence[str] = ()) -> list[dict[str, Any]]:
+async def connector_status(
+    engine: AsyncEngine, names: Sequence[str] = ()
+) -> list[q.ConnectorStatus]:
     """Per connector (every one that ever ran, plus ``names``): last success, last failure
     with its error, run counts by outcome, whether a run is in progress."""
     async with engine.connect() as conn:
@@ -165,7 +174,7 @@ def configured_connectors(
     return classes
 
 
-async def _skipped(engine: AsyncEngine, name: str, *, record: bool) -> dict[str, Any]:
+async def _skipped(engine: AsyncEngine, name: str, *, record: bool) -> RunSkipped:
     reason = "another run of this connector holds its lock (another replica or process)"
     now = utcnow()
     run_id = None
@@ -174,7 +183,7 @@ async def _skipped(engine: AsyncEngine, name: str, *, record: bool) -> dict[str,
             run_id = await q.record_skipped(conn, name, reason, now=now)
     CONNECTOR_RUNS.labels(connector=name, outcome="skipped").inc()
     log.info("connector %s: skipped, %s", name, reason)
-    return {"connector": name, "run_id": run_id, "outcome": "skipped", "reason": reason}
+    return RunSkipped(connector=name, run_id=run_id, reason=reason)
 
 
 class _Run:
@@ -203,7 +212,7 @@ class _Run:
         self.skipped: Counter[str] = Counter()
         self.started = utcnow()
 
-    async def execute(self) -> dict[str, Any]:
+    async def execute(self) -> ConnectorRunResult:
         async with self.engine.begin() as conn:
             if await q.close_interrupted(conn, self.name, now=self.started):
                 log.warning("connector %s: closed a run a dead process left running", self.name)
@@ -264,16 +273,16 @@ class _Run:
                     page = await pages.asend(outcome)
                 except StopAsyncIteration:
                     return
-                outcome = await self._store(page)
+                outcome, ingested = await self._store(page)
                 self.cursor = page.cursor
                 self.pages += 1
                 self.records += outcome.records
                 self.matched += outcome.matched
                 self.skipped.update(page.skipped)
-                for summary in outcome.ingests:
-                    self.new_exposures.update(summary.get("new_exposures", {}))
-                    self.events += int(summary.get("events", 0))
-                    self.sightings += int(summary.get("sightings", 0))
+                for result in ingested:
+                    self.new_exposures.update(result.new_exposures)
+                    self.events += result.events
+                    self.sightings += result.sightings
                 async with self.engine.begin() as conn:
                     await q.update_run(
                         conn,
@@ -290,14 +299,15 @@ class _Run:
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
-    async def _store(self, page: Page) -> Stored:
+    async def _store(self, page: Page) -> tuple[Stored, Sequence[Ingested]]:
+        """Store one page with its cursor; what the connector is told, and what the run sums."""
         if isinstance(page, RecordsPage) and page.records:
-            summary = await self.ingestor.ingest_records(
+            result = await self.ingestor.ingest_records(
                 page.records, label=page.label, source=self.name, finalize=self._saver(page)
             )
-            return Stored(len(page.records), int(summary["matched_records"]), (summary,))
+            return Stored(len(page.records), result.matched_records, (result,)), (result,)
         if isinstance(page, FilesPage) and page.files:
-            summaries = []
+            results: list[Ingested] = []
             for number, path in enumerate(page.files, 1):
                 finalize = self._saver(page) if number == len(page.files) else None
                 chunked = None
@@ -314,25 +324,27 @@ class _Run:
                         stop=self.stop,
                         finalize=finalize,
                     )
-                summaries.append(
+                results.append(
                     chunked
                     or await self.ingestor.ingest(
                         path, source=self.name, format_override=page.format, finalize=finalize
                     )
                 )
-            return Stored(
-                sum(int(s["records"]) for s in summaries),
-                sum(int(s["matched_records"]) for s in summaries),
-                tuple(summaries),
+            stored = Stored(
+                sum(r.records for r in results),
+                sum(r.matched_records for r in results),
+                tuple(results),
             )
+            return stored, results
         if isinstance(page, EmailRangePage) and page.hits:
-            return await store_email_range(self.engine, self.settings, self.name, page)
+            stored = await store_email_range(self.engine, self.settings, self.name, page)
+            return stored, [r for r in stored.ingests if isinstance(r, IngestResult)]
         async with self.engine.begin() as conn:
             written = 0
             if isinstance(page, PasswordRangePage):
                 written = await corpus.merge_corpus_max(conn, page.counts)
             await q.save_cursor(conn, self.name, page.cursor, now=utcnow())
-        return Stored(records=written)
+        return Stored(records=written), ()
 
     def _saver(self, page: Page) -> Finalizer:
         async def finalize(conn: AsyncConnection) -> None:
@@ -342,7 +354,7 @@ class _Run:
 
     async def _finish(
         self, outcome: str, error_class: str | None, error: str | None
-    ) -> dict[str, Any]:
+    ) -> ConnectorRunResult:
         now = utcnow()
         async with self.engine.begin() as conn:
             await q.update_run(
@@ -365,26 +377,24 @@ class _Run:
             self.records,
             self.matched,
         )
-        return {
-            "connector": self.name,
-            "run_id": self.run_id,
-            "outcome": outcome,
-            "started_at": iso_utc(self.started, timespec="auto"),
-            "finished_at": iso_utc(now, timespec="auto"),
-            "pages": self.pages,
-            "records": self.records,
-            "matched": self.matched,
-            "new_exposures": {
-                a: self.new_exposures.get(a, 0) for a in ("force_reset", "notify", "none")
-            },
-            "events": self.events,
-            "sightings": self.sightings,
-            "skipped": dict(sorted(self.skipped.items())),
-            "retries": self.retries,
-            "stopped": self.stopped,
-            "error_class": error_class,
-            "error": error,
-        }
+        return ConnectorRunResult(
+            connector=self.name,
+            run_id=self.run_id,
+            outcome=outcome,
+            started_at=self.started,
+            finished_at=now,
+            pages=self.pages,
+            records=self.records,
+            matched=self.matched,
+            new_exposures=dict(self.new_exposures),
+            events=self.events,
+            sightings=self.sightings,
+            skipped=dict(self.skipped),
+            retries=self.retries,
+            stopped=self.stopped,
+            error_class=error_class,
+            error=error,
+        )
 
 
 def _error_class(error: ExposureError) -> str:

@@ -7,7 +7,7 @@ enrolment filled from the customers' normalised e-mails; unmatched suffixes are 
 unseen, and nothing about them is stored or logged.
 
 A match has no login for the ordinary matcher and no password, so it is written here, through
-the same :func:`~exposure.store.exposures.apply_observations` as every ingest: one exposure
+the same :func:`~exposure.ingest.writer.write_observations` as every ingest: one exposure
 per customer, kind ``email``, no password, no site (a breach name is not a domain, and the
 range answer names no site), hence ``password_status`` ``absent`` and, by the contract table,
 action ``none`` (recorded and reported, no webhook; a broker-site leak comes through the
@@ -21,20 +21,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.base import EmailRangePage, Stored
 from exposure.clock import utcnow
 from exposure.domain.fingerprints import email_range_key
+from exposure.domain.lifecycle import ExposureKey, Observation, SightingAt
 from exposure.domain.policy import MatchStrength, PasswordStatus, decide
 from exposure.dumps.records import LeakType
+from exposure.ingest.results import IngestResult
 from exposure.ingest.stats import RunStats
+from exposure.ingest.writer import write_observations
 from exposure.settings import Settings
 from exposure.store import connectors as q
 from exposure.store import ingest as ingest_queries
-from exposure.store.exposures import ExposureKey, Observation, SightingAt, apply_observations
 
 GENERIC_HINT = "e-mail (HIBP range match)"
 UNNAMED_BREACH = "unnamed"
@@ -55,11 +56,11 @@ async def store_email_range(
             if hit is not None:
                 breaches.setdefault(customer_id, set()).update(hit.websites or (UNNAMED_BREACH,))
         observations = await _observations(conn, breaches, source)
-        summary = None
+        result = None
         if observations:
-            summary = await _apply(conn, pepper, source, page, observations, now)
+            result = await _apply(conn, pepper, source, page, observations, now)
         await q.save_cursor(conn, source, page.cursor, now=now)
-    return Stored(len(page.hits), len(breaches), (summary,) if summary else ())
+    return Stored(len(page.hits), len(breaches), (result,) if result else ())
 
 
 async def _observations(
@@ -104,7 +105,7 @@ async def _apply(
     page: EmailRangePage,
     observations: list[Observation],
     now: datetime,
-) -> dict[str, Any]:
+) -> IngestResult:
     """An ingest run (sightings need one), the exposures, and the run completed at once."""
     digest = hmac.new(pepper, b"hibp-range\x00", hashlib.sha256)
     last = 0
@@ -116,14 +117,18 @@ async def _apply(
     run = await ingest_queries.start_run(
         conn, source=source, input_name=label, content_key=digest.hexdigest()
     )
-    applied = await apply_observations(conn, observations, run_id=run.id, source=source, now=now)
-    stats = RunStats(
-        records=len(page.hits),
-        matched_records=len(observations),
-        new_exposures=applied.new_by_action,
-        escalations=applied.escalations,
-        sightings=applied.sightings,
-        events=applied.events,
+    outcome, reading = RunStats(matched_records=len(observations)), RunStats(records=len(page.hits))
+    await write_observations(
+        conn,
+        observations,
+        run_id=run.id,
+        source=source,
+        now=now,
+        outcome=outcome,
+        reading=reading,
+        ordinal=last,
+        done=True,
     )
-    await ingest_queries.save_checkpoint(conn, run.id, last, stats.as_json(), done=True)
-    return {"input": label, "source": source, **stats.as_json()}
+    return IngestResult(
+        input=label, source=source, resumed=False, stats=outcome.with_reading(reading)
+    )

@@ -29,11 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -43,6 +42,7 @@ from exposure.dumps.reader import range_format
 from exposure.errors import RetriableError
 from exposure.ingest.input_keys import content_key
 from exposure.ingest.pipeline import Finalizer, Ingestor
+from exposure.ingest.results import ChunkResult, LargeFileResult
 from exposure.settings import Settings
 from exposure.store import large_files as q
 from exposure.store.large_files import ChunkSpec, ClaimedChunk, FileProgress
@@ -167,18 +167,18 @@ async def take_large_file(
     work_now: bool,
     stop: asyncio.Event | None = None,
     finalize: Finalizer | None = None,
-) -> dict[str, Any] | None:
+) -> LargeFileResult | None:
     """The runner's side of a large file: register its chunks and, when ``work_now`` (a manual
     run), ingest them with ``ingestor`` before returning. ``None`` when the file is not to be
-    chunked. The summary's ``chunks`` and ``chunks_done`` tell the connector whether the file
-    is finished (then it moves it, unless a chunk worker already did). ``finalize`` (the
-    connector's cursor) commits once the chunks are registered and, if asked, ingested."""
+    chunked. The result says whether the file is complete (then the connector moves it, unless
+    a chunk worker already did). ``finalize`` (the connector's cursor) commits once the chunks
+    are registered and, if asked, ingested."""
     progress = await register_file(
         engine, settings, path, chunk_bytes=chunk_bytes, source=source, done_folder=done_folder
     )
     if progress is None:
         return None
-    done: list[dict[str, Any]] = []
+    done: list[ChunkResult] = []
     if work_now and not progress.complete:
 
         async def same_ingestor() -> Ingestor:
@@ -191,21 +191,13 @@ async def take_large_file(
     if finalize is not None:
         async with engine.begin() as conn:
             await finalize(conn)
-    new_exposures: Counter[str] = Counter()
-    for summary in done:
-        new_exposures.update(summary.get("new_exposures", {}))
-    return {
-        "input": path.name,
-        "source": source,
-        "chunks": progress.chunks,
-        "chunks_done": progress.done,
-        "chunks_ingested": len(done),
-        "records": sum(int(s["records"]) for s in done),
-        "matched_records": sum(int(s["matched_records"]) for s in done),
-        "new_exposures": dict(new_exposures),
-        "events": sum(int(s["events"]) for s in done),
-        "sightings": sum(int(s["sightings"]) for s in done),
-    }
+    return LargeFileResult(
+        input=path.name,
+        source=source,
+        chunks=progress.chunks,
+        chunks_done=progress.done,
+        ingested=tuple(done),
+    )
 
 
 async def work(
@@ -216,16 +208,16 @@ async def work(
     stop: asyncio.Event | None = None,
     file_key: str | None = None,
     lease_seconds: float = LEASE_SECONDS,
-) -> list[dict[str, Any]]:
+) -> list[ChunkResult]:
     """Claim and ingest chunks one at a time until none is claimable (or ``stop`` is set);
-    ``file_key`` limits the work to one file. Returns each ingested chunk's summary.
+    ``file_key`` limits the work to one file. Returns what each ingested chunk came to.
 
     The ingestor is made only once a chunk was claimed: an idle tick costs one query, not a
     load of the enrolled index. A chunk whose file cannot be read is given back for a later
     retry and the work goes on; any other error gives the chunk back and is raised.
     """
     ingestor: Ingestor | None = None
-    summaries: list[dict[str, Any]] = []
+    results: list[ChunkResult] = []
     lease = timedelta(seconds=lease_seconds)
     while stop is None or not stop.is_set():
         now = utcnow()
@@ -243,7 +235,7 @@ async def work(
         if ingestor is None:
             ingestor = await make_ingestor()
         try:
-            summaries.append(await _ingest_chunk(engine, ingestor, chunk, owner, lease))
+            results.append(await _ingest_chunk(engine, ingestor, chunk, owner, lease))
         except LeaseLost as error:
             log.warning("chunks: %s", error)
         except OSError as error:
@@ -257,7 +249,7 @@ async def work(
         except Exception:
             await _release(engine, chunk, owner)
             raise
-    return summaries
+    return results
 
 
 async def _ingest_chunk(
@@ -266,7 +258,7 @@ async def _ingest_chunk(
     chunk: ClaimedChunk,
     owner: str,
     lease: timedelta,
-) -> dict[str, Any]:
+) -> ChunkResult:
     async def finalize(conn: AsyncConnection) -> None:
         # In the range's last transaction: done exactly when its data is committed.
         if not await q.mark_done(conn, chunk.id, owner, utcnow()):
@@ -274,7 +266,7 @@ async def _ingest_chunk(
 
     renewer = asyncio.create_task(_keep_lease(engine, chunk, owner, lease))
     try:
-        summary = await ingestor.ingest_range(
+        result = await ingestor.ingest_range(
             Path(chunk.path),
             chunk.start,
             chunk.end,
@@ -291,11 +283,11 @@ async def _ingest_chunk(
         "chunks: chunk %d of %s ingested (%d records)",
         chunk.chunk_no,
         Path(chunk.path).name,
-        int(summary.get("records", 0)),
+        result.records,
         extra={"lease_owner": owner},
     )
     await _finish_file(engine, chunk)
-    return {**summary, "chunk_no": chunk.chunk_no, "file_key": chunk.file_key}
+    return ChunkResult(file_key=chunk.file_key, chunk_no=chunk.chunk_no, result=result)
 
 
 async def _keep_lease(

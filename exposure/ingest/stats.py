@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -15,6 +16,50 @@ from exposure.dumps.records import Rejected
 MAX_LISTED_PROBLEMS = 200
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileCounts:
+    """One member of the input as read: its format, the decoder used, and its counts."""
+
+    name: str
+    format: str
+    encoding: str
+    lines: int
+    records: int
+    rejected: Mapping[str, int]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "format": self.format,
+            "encoding": self.encoding,
+            "lines": self.lines,
+            "records": self.records,
+            "rejected": dict(self.rejected),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FileCounts:
+        return cls(
+            name=data["name"],
+            format=data["format"],
+            encoding=data["encoding"],
+            lines=int(data["lines"]),
+            records=int(data["records"]),
+            rejected=dict(data.get("rejected", {})),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A member that could not be read (encrypted, corrupt, a bomb...): its name and reason."""
+
+    name: str
+    reason: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"name": self.name, "reason": self.reason}
+
+
 @dataclass(slots=True)
 class RunStats:
     """Counters committed with every checkpoint (JSON), so a resumed run reports the whole input."""
@@ -22,8 +67,8 @@ class RunStats:
     lines: int = 0
     records: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
-    files: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[dict[str, str]] = field(default_factory=list)
+    files: list[FileCounts] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     problems_total: int = 0
     without_identifier: int = 0
     matched_records: int = 0
@@ -36,19 +81,26 @@ class RunStats:
     verify_seconds: float = 0.0  # wall time spent in argon2 verification
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunStats:
-        stats = cls(**{k: v for k, v in data.items() if k not in ("rejected", "new_exposures")})
+    def from_json(cls, data: Mapping[str, Any]) -> RunStats:
+        """The counters a checkpoint stored (:meth:`as_json`)."""
+        special = ("rejected", "new_exposures", "files", "problems")
+        stats = cls(**{k: v for k, v in data.items() if k not in special})
         stats.rejected = Counter(data.get("rejected", {}))
         stats.new_exposures = Counter(data.get("new_exposures", {}))
+        stats.files = [FileCounts.from_json(item) for item in data.get("files", [])]
+        stats.problems = [
+            Problem(item["name"], item["reason"]) for item in data.get("problems", [])
+        ]
         return stats
 
     def as_json(self) -> dict[str, Any]:
+        """JSON for the checkpoint and the command's summary (the same keys, in this order)."""
         return {
             "lines": self.lines,
             "records": self.records,
             "rejected": dict(self.rejected.most_common()),
-            "files": self.files,
-            "problems": self.problems,
+            "files": [item.as_json() for item in self.files],
+            "problems": [item.as_json() for item in self.problems],
             "problems_total": self.problems_total,
             "without_identifier": self.without_identifier,
             "matched_records": self.matched_records,
@@ -94,21 +146,21 @@ class RunStats:
         if isinstance(event, MemberEnd):
             self.lines += event.lines
             self.files.append(
-                {
-                    "name": event.name,
-                    "format": event.format,
-                    "encoding": event.encoding,
-                    "lines": event.lines,
-                    "records": event.records,
-                    "rejected": dict(event.rejected),
-                }
+                FileCounts(
+                    name=event.name,
+                    format=event.format,
+                    encoding=event.encoding,
+                    lines=event.lines,
+                    records=event.records,
+                    rejected=dict(event.rejected),
+                )
             )
         elif isinstance(event, Rejected):
             self.rejected[event.reason] += 1
         elif isinstance(event, MemberProblem):
             self.problems_total += 1
             if len(self.problems) < MAX_LISTED_PROBLEMS:
-                self.problems.append({"name": event.name, "reason": event.reason})
+                self.problems.append(Problem(event.name, event.reason))
 
 
 _OUTCOME_FIELDS = (

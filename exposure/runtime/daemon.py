@@ -1,8 +1,9 @@
 """``exposure run``: one asyncio process that schedules connectors, ingests what they bring,
 delivers webhooks, builds the weekly report and serves the HTTP API.
 
-Every resource has one owner: the engine, the HTTP client session and the password verifier
-are opened here, in order, on one :class:`~contextlib.AsyncExitStack`, and closed in reverse.
+Every resource has one owner: the engine, the HTTP client session, the password verifier and
+the ingest's worker threads are opened here, in order, on one
+:class:`~contextlib.AsyncExitStack`, and closed in reverse.
 SIGTERM or SIGINT sets the stop event: the scheduler stops starting jobs, running jobs finish
 their current page, the delivery loop finishes its in-flight sends, the API drains its
 requests, and the last log line carries the process's counters.
@@ -29,6 +30,7 @@ from exposure.errors import FatalError
 from exposure.passwords.verifier import PasswordVerifier
 from exposure.runtime.jobs import chunks_job, connector_jobs, report_job
 from exposure.runtime.scheduler import Job, Schedule
+from exposure.runtime.threads import worker_threads
 from exposure.settings import Settings
 from exposure.store import db
 
@@ -69,6 +71,7 @@ class Daemon:
                 )
             )
             verifier = await stack.enter_async_context(PasswordVerifier())
+            stack.enter_context(worker_threads())
             jobs = [
                 *connector_jobs(engine, settings, session, verifier, self._stop, self.counters),
                 chunks_job(engine, settings, verifier, self._stop, self.counters),

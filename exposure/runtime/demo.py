@@ -170,7 +170,7 @@ async def _flow(
         "exposures": {
             a: sum(r["action"] == a for r in rows) for a in ("force_reset", "notify", "none")
         },
-        "records": sum(r["records"] for r in ingested),
+        "records": sum(r.records for r in ingested),
         "delivery": report.as_dict(),
         "webhooks": received,
     }

@@ -15,6 +15,8 @@ from collections import Counter
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure.clock import utcnow
+from exposure.delivery.payloads import report_webhook
 from exposure.ingest.connector_runner import configured_connectors, run_connector
 from exposure.ingest.large_files import work
 from exposure.ingest.pipeline import Ingestor
@@ -22,8 +24,8 @@ from exposure.passwords.verifier import PasswordVerifier
 from exposure.report.builder import produce_weekly_report
 from exposure.runtime.scheduler import Job
 from exposure.settings import Settings
+from exposure.store import outbox
 from exposure.store.leases import new_owner_id
-from exposure.store.outbox import enqueue_report_event
 
 log = logging.getLogger("exposure.runtime.daemon")
 
@@ -50,7 +52,7 @@ def connector_jobs(
             summary = await run_connector(
                 engine, settings, session, ingestor, name, once=False, stop=stop
             )
-            counters[f"connector_runs_{summary.get('outcome', 'unknown')}"] += 1
+            counters[f"connector_runs_{summary.outcome}"] += 1
             return summary
 
         schedule = cls.schedule(settings.environ)
@@ -104,7 +106,11 @@ def report_job(engine: AsyncEngine, settings: Settings, counters: Counter[str]) 
     async def run() -> object:
         produced = await produce_weekly_report(engine, settings)
         async with engine.begin() as conn:
-            await enqueue_report_event(conn, produced.report.week, produced.report.figures)
+            report = produced.report
+            now = utcnow()
+            await outbox.enqueue_once(
+                conn, report_webhook(report.week, report.figures, now=now), now=now
+            )
         counters["reports"] += 1
         return str(produced.report.week)
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -196,7 +197,55 @@ async def record_skipped(conn: AsyncConnection, name: str, reason: str, *, now: 
     return int(result.scalar_one())
 
 
-async def status(conn: AsyncConnection, names: Iterable[str] = ()) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    """One finished connector run, as ``exposure connectors status`` shows it."""
+
+    run_id: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    pages: int
+    records: int
+    matched: int
+    error_class: str | None
+    error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "pages": self.pages,
+            "records": self.records,
+            "matched": self.matched,
+            "error_class": self.error_class,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectorStatus:
+    """How a connector fares: its last success and failure, run counts by outcome."""
+
+    connector: str
+    runs: Mapping[str, int]
+    running: bool
+    last_success: RunRecord | None
+    last_failure: RunRecord | None
+    cursor_updated_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "connector": self.connector,
+            "runs": dict(sorted(self.runs.items())),
+            "running": self.running,
+            "last_success": self.last_success.as_json() if self.last_success else None,
+            "last_failure": self.last_failure.as_json() if self.last_failure else None,
+            "cursor_updated_at": _iso(self.cursor_updated_at),
+        }
+
+
+async def status(conn: AsyncConnection, names: Iterable[str] = ()) -> list[ConnectorStatus]:
     """Per connector (those that ever ran, plus ``names``): its last success and last failure,
     run counts by outcome, whether one is running, and when its cursor last moved."""
     counts: dict[str, Counter[str]] = {}
@@ -211,22 +260,21 @@ async def status(conn: AsyncConnection, names: Iterable[str] = ()) -> list[dict[
     )
     report = []
     for name in sorted(set(counts) | set(names)):
-        success = await _last(conn, name, ("success",))
-        failure = await _last(conn, name, ("failed",))
+        outcomes = counts.get(name, Counter())
         report.append(
-            {
-                "connector": name,
-                "runs": dict(sorted(counts.get(name, Counter()).items())),
-                "running": counts.get(name, Counter())["running"] > 0,
-                "last_success": success,
-                "last_failure": failure,
-                "cursor_updated_at": _iso(moved.get(name)),
-            }
+            ConnectorStatus(
+                connector=name,
+                runs=dict(outcomes),
+                running=outcomes["running"] > 0,
+                last_success=await _last(conn, name, ("success",)),
+                last_failure=await _last(conn, name, ("failed",)),
+                cursor_updated_at=moved.get(name),
+            )
         )
     return report
 
 
-async def _last(conn: AsyncConnection, name: str, outcomes: Sequence[str]) -> dict[str, Any] | None:
+async def _last(conn: AsyncConnection, name: str, outcomes: Sequence[str]) -> RunRecord | None:
     row = (
         await conn.execute(
             select(runs)
@@ -237,16 +285,16 @@ async def _last(conn: AsyncConnection, name: str, outcomes: Sequence[str]) -> di
     ).first()
     if row is None:
         return None
-    return {
-        "run_id": row.id,
-        "started_at": _iso(row.started_at),
-        "finished_at": _iso(row.finished_at),
-        "pages": row.pages,
-        "records": row.records,
-        "matched": row.matched,
-        "error_class": row.error_class,
-        "error": row.error,
-    }
+    return RunRecord(
+        run_id=row.id,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        pages=row.pages,
+        records=row.records,
+        matched=row.matched,
+        error_class=row.error_class,
+        error=row.error,
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Named queries over exposures, their sightings and the outbox."""
+"""Named queries over exposures and their sightings: persisting what the lifecycle decides."""
 
 from __future__ import annotations
 
@@ -10,65 +10,36 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.delivery.payloads import ExposureFacts, exposure_event, new_event_id
-from exposure.domain.policy import Action, Decision, Severity, escalates
+from exposure.domain.lifecycle import (
+    OPEN,
+    Change,
+    EventDue,
+    ExposureKey,
+    ExposureState,
+    Observation,
+    on_open,
+    on_sighting,
+)
+from exposure.domain.policy import Action, Severity
 from exposure.store.dialect import in_lists, upsert
-from exposure.store.models import Exposure, OutboxEvent, Sighting
+from exposure.store.models import Exposure, Sighting
 
 exposures = cast(Table, Exposure.__table__)
 sightings = cast(Table, Sighting.__table__)
-outbox = cast(Table, OutboxEvent.__table__)
-
-
-@dataclass(frozen=True, slots=True)
-class ExposureKey:
-    """The contract's identity of an exposure (empty bytes / string for "none")."""
-
-    customer_id: str
-    identifier_kind: str
-    password_fp: bytes = field(repr=False)
-    site_domain: str
-
-
-@dataclass(frozen=True, slots=True)
-class SightingAt:
-    ordinal: int
-    file: str
-    line_no: int
-    leak_type: str
-
-
-@dataclass(slots=True)
-class Observation:
-    """Everything one batch learned about one exposure key: the strongest decision among its
-    records, and every place it was seen."""
-
-    key: ExposureKey
-    strength: str
-    password_status: str
-    decision: Decision
-    leak_type: str
-    has_pin: bool
-    hint: str
-    sightings: list[SightingAt] = field(default_factory=list)
-
-    def rank(self) -> tuple[int, int, int]:
-        return (
-            self.decision.action.rank,
-            self.decision.severity.rank,
-            1 if self.strength == "strict" else 0,
-        )
 
 
 @dataclass(slots=True)
 class Applied:
+    """What :func:`apply_observations` wrote, and the events the lifecycle decided are due
+    (the caller puts them in the outbox, in the same transaction)."""
+
     new_by_action: Counter[str] = field(default_factory=Counter)
     escalations: int = 0
     sightings: int = 0
-    events: int = 0
+    due: list[EventDue] = field(default_factory=list)
 
 
 async def apply_observations(
@@ -79,10 +50,10 @@ async def apply_observations(
     source: str,
     now: datetime,
 ) -> Applied:
-    """Create or update one exposure per observation, record its sightings, and write an outbox
-    event for each new exposure and each escalation of the action, all in the caller's
-    transaction. New exposures, events and sightings are written one statement per table (a
-    large dump brings thousands at once); updates of known exposures go one by one."""
+    """Create or update one exposure per observation and record its sightings, in the
+    caller's transaction, as the lifecycle (:mod:`exposure.domain.lifecycle`) decides. New
+    exposures and sightings are written one statement per table (a large dump brings
+    thousands at once); updates of known exposures go one by one."""
     applied = Applied()
     # Insert first: in a large dump most observations are new, and RETURNING tells which
     # were. Only the rest (known exposures, or one another ingest created meanwhile) are read
@@ -91,29 +62,53 @@ async def apply_observations(
     inserted = await _insert(conn, observations, new_ids, source=source, now=now)
     known = [o.key for o in observations if new_ids[o.key] not in inserted]
     existing = await _existing(conn, known) if known else {}
-    events: list[dict[str, Any]] = []
     seen: list[dict[str, Any]] = []
     for obs in observations:
         exposure_id = new_ids[obs.key]
         if exposure_id in inserted:
             applied.new_by_action[obs.decision.action] += 1
-            if obs.decision.action is not Action.NONE:
-                events.append(_event(exposure_id, obs, source=source, first_seen=now, now=now))
+            opened = on_open(obs)
+            if opened is not None:
+                applied.due.append(
+                    EventDue(
+                        kind=opened,
+                        exposure_id=exposure_id,
+                        observation=obs,
+                        source=source,
+                        first_seen=now,
+                    )
+                )
             seen.extend(_sightings(exposure_id, obs, run_id=run_id, source=source, now=now))
             continue
         row = existing[obs.key]
-        if await _update(conn, row, obs, now=now):
+        change = on_sighting(_state(row), obs)
+        await _update(conn, row, obs, change, now=now)
+        if change.event is not None:
             applied.escalations += 1
-            events.append(
-                _event(row.exposure_id, obs, source=row.source, first_seen=row.first_seen, now=now)
+            applied.due.append(
+                EventDue(
+                    kind=change.event,
+                    exposure_id=row.exposure_id,
+                    observation=obs,
+                    source=row.source,
+                    first_seen=row.first_seen,
+                )
             )
         seen.extend(_sightings(row.exposure_id, obs, run_id=run_id, source=source, now=now))
-    if events:
-        await conn.execute(insert(outbox), events)
     if seen:
         await conn.execute(upsert(conn, sightings).on_conflict_do_nothing(), seen)
-    applied.events, applied.sightings = len(events), len(seen)
+    applied.sightings = len(seen)
     return applied
+
+
+def _state(row: Row[Any]) -> ExposureState:
+    return ExposureState(
+        action=Action(row.action),
+        severity=Severity(row.severity),
+        strength=row.match_strength,
+        state=row.state,
+        has_pin=row.has_pin,
+    )
 
 
 async def _existing(
@@ -161,7 +156,7 @@ async def _insert(
             "recommended_actions": json.dumps(list(obs.decision.recommended_actions)),
             "source": source,
             "identifier_hint": obs.hint,
-            "state": "open",
+            "state": OPEN,
             "first_seen": now,
             "last_seen": now,
             "occurrences": len(obs.sightings),
@@ -177,74 +172,31 @@ async def _insert(
     return set(result.scalars())
 
 
-async def _update(conn: AsyncConnection, row: Row[Any], obs: Observation, *, now: datetime) -> bool:
-    """Bump the counters; adopt the new decision when it is stronger. True when the action rose."""
+async def _update(
+    conn: AsyncConnection, row: Row[Any], obs: Observation, change: Change, *, now: datetime
+) -> None:
+    """Persist ``change``: bump the counters, adopt the new decision, reopen."""
     values: dict[str, Any] = {
         "last_seen": now,
         "occurrences": exposures.c.occurrences + len(obs.sightings),
     }
-    old_rank = (
-        Action(row.action).rank,
-        Severity(row.severity).rank,
-        1 if row.match_strength == "strict" else 0,
-    )
-    if obs.rank() > old_rank:
+    if change.adopt:
         values |= {
             "match_strength": obs.strength,
             "password_status": obs.password_status,
             "action": obs.decision.action.value,
             "severity": obs.decision.severity.value,
             "leak_type": obs.leak_type,
-            "has_pin": obs.has_pin or row.has_pin,
+            "has_pin": change.has_pin,
             "reason": obs.decision.reason,
             "recommended_actions": json.dumps(list(obs.decision.recommended_actions)),
             "decided_at": now,
         }
-    escalated = escalates(Action(row.action), obs.decision.action)
-    if escalated and row.state != "open":
-        # Stronger evidence after a resolution (e.g. a dismissed notify that now proves a live
-        # password) reopens the exposure: the reset service gets a new event to act on.
-        values |= {"state": "open", "resolution": None, "resolved_at": None, "resolved_by": None}
+    if change.reopen:
+        values |= {"state": OPEN, "resolution": None, "resolved_at": None, "resolved_by": None}
     await conn.execute(
         update(exposures).where(exposures.c.exposure_id == row.exposure_id).values(**values)
     )
-    return escalated
-
-
-def _event(
-    exposure_id: str,
-    obs: Observation,
-    *,
-    source: str,
-    first_seen: datetime,
-    now: datetime,
-) -> dict[str, Any]:
-    """The outbox row announcing this exposure's (new or escalated) decision."""
-    facts = ExposureFacts(
-        exposure_id=exposure_id,
-        customer_id=obs.key.customer_id,
-        action=obs.decision.action.value,
-        severity=obs.decision.severity.value,
-        password_status=obs.password_status,
-        identifier_kind=obs.key.identifier_kind,
-        leak_type=obs.leak_type,
-        site_domain=obs.key.site_domain or None,
-        source=source,
-        first_seen=first_seen,
-        reason=obs.decision.reason,
-        recommended_actions=obs.decision.recommended_actions,
-    )
-    event_type, body = exposure_event(facts, now=now)
-    return {
-        "event_id": new_event_id(),
-        "exposure_id": exposure_id,
-        "event_type": event_type,
-        "payload": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-        "state": "pending",
-        "attempts": 0,
-        "created_at": now,
-        "next_attempt_at": now,
-    }
 
 
 def _sightings(

@@ -6,8 +6,7 @@ pending, due and unleased when the claim lands, so two senders never both win it
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -15,7 +14,6 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.clock import iso_utc, utcnow
 from exposure.store.dialect import upsert
 from exposure.store.leases import claim_rows, unleased
 from exposure.store.models import DeliveryAttempt, OutboxEvent, WebhookEndpoint
@@ -27,6 +25,17 @@ endpoints = cast(Table, WebhookEndpoint.__table__)
 
 # Marks an operator's replay in the attempt history; the retry window restarts there.
 REPLAYED = "replayed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewEvent:
+    """An event to queue: its webhook-id, type and body (JSON text, built by
+    :mod:`exposure.delivery.payloads`), and the exposure it announces, if any."""
+
+    event_id: str
+    event_type: str
+    payload: str
+    exposure_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,38 +198,34 @@ async def release(conn: AsyncConnection, owner: str, ids: Sequence[int]) -> None
         )
 
 
-async def enqueue_report_event(
-    conn: AsyncConnection, week: object, figures: Mapping[str, Any], *, now: datetime | None = None
-) -> bool:
-    """Queue the ``report.weekly`` event announcing a weekly report, in the caller's
-    transaction. The body holds the week, its period and the headline counts only: no
-    exposure list, no identifier, no link. Its event id is derived from the week, so a second
-    run for the same week (another replica, a restart) queues nothing; ``False`` then."""
-    now = now or utcnow()
-    body = {
-        "type": "report.weekly",
-        "timestamp": iso_utc(now),
-        "data": {
-            "week": str(week),
-            "period": figures.get("period"),
-            "headline": figures.get("headline"),
-        },
-    }
+async def enqueue(conn: AsyncConnection, events: Sequence[NewEvent], *, now: datetime) -> None:
+    """Queue events, due now, in the caller's transaction (the one that decided them)."""
+    if events:
+        await conn.execute(insert(outbox), [_row(event, now) for event in events])
+
+
+async def enqueue_once(conn: AsyncConnection, event: NewEvent, *, now: datetime) -> bool:
+    """Queue an event whose id is derived from what it announces (a report's week), unless
+    an event with that id is queued already; ``False`` then."""
     result = await conn.execute(
         upsert(conn, outbox)
-        .values(
-            event_id=f"msg_report_{week}",
-            exposure_id=None,
-            event_type="report.weekly",
-            payload=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-            state="pending",
-            attempts=0,
-            created_at=now,
-            next_attempt_at=now,
-        )
+        .values(**_row(event, now))
         .on_conflict_do_nothing(index_elements=[outbox.c.event_id])
     )
     return bool(result.rowcount)
+
+
+def _row(event: NewEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "exposure_id": event.exposure_id,
+        "event_type": event.event_type,
+        "payload": event.payload,
+        "state": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
 
 
 async def count_pending(conn: AsyncConnection) -> int:

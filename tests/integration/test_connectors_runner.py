@@ -27,6 +27,7 @@ from exposure.dumps.records import LeakRecord
 from exposure.errors import ConfigurationError, SkippableError
 from exposure.ingest.connector_runner import RetryPolicy, connector_status
 from exposure.ingest.pipeline import Finalizer, Ingestor
+from exposure.ingest.results import IngestResult
 from exposure.metrics import CONNECTOR_RUNS
 from exposure.store.connectors import advisory_key
 from exposure.store.models import ConnectorRun, IngestRun
@@ -53,7 +54,7 @@ class CrashAfterSecondPage(Ingestor):
         label: str,
         source: str,
         finalize: Finalizer | None = None,
-    ) -> dict[str, Any]:
+    ) -> IngestResult:
         result = await super().ingest_records(
             records, label=label, source=source, finalize=finalize
         )
@@ -75,7 +76,7 @@ class FinalizeFailsOnSecondPage(Ingestor):
         label: str,
         source: str,
         finalize: Finalizer | None = None,
-    ) -> dict[str, Any]:
+    ) -> IngestResult:
         FinalizeFailsOnSecondPage.pages += 1
         assert finalize is not None
         saver = finalize
@@ -281,12 +282,15 @@ async def test_status_reports_last_success_and_failure_and_closes_dead_runs(
     await run_now(engine, settings, "gate", registry=registry)
     failed = await run_now(engine, settings, "bad_item", registry=registry)
     assert (failed["outcome"], failed["error_class"], failed["pages"]) == ("failed", "skippable", 1)
-    report = {r["connector"]: r for r in await connector_status(engine, ["folder"])}
-    assert report["gate"]["last_success"]["pages"] == 1 and not report["gate"]["running"]
-    assert report["gate"]["last_failure"]["error"].startswith("interrupted")
-    assert report["bad_item"]["last_failure"]["error"] == "one item cannot be read"
-    assert report["bad_item"]["last_success"] is None
-    assert report["folder"] == {
+    report = {r.connector: r for r in await connector_status(engine, ["folder"])}
+    gate, bad_item = report["gate"], report["bad_item"]
+    assert gate.last_success is not None and gate.last_failure is not None
+    assert gate.last_success.pages == 1 and not gate.running
+    assert (gate.last_failure.error or "").startswith("interrupted")
+    assert bad_item.last_failure is not None
+    assert bad_item.last_failure.error == "one item cannot be read"
+    assert bad_item.last_success is None
+    assert report["folder"].as_json() == {
         "connector": "folder",
         "runs": {},
         "running": False,

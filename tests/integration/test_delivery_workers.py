@@ -14,6 +14,8 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure.clock import utcnow
+from exposure.delivery.payloads import report_webhook
 from exposure.delivery.sender import MAX_IN_FLIGHT, Deliverer, EndpointState
 from exposure.errors import ConfigurationError
 from exposure.metrics import REGISTRY
@@ -176,9 +178,11 @@ async def test_weekly_report_event_is_queued_once_and_carries_only_counts(
         "sla": {"breaches": [{"customer_id": "C-SLA-LEAK", "exposure_id": "x"}]},
     }
     async with engine.begin() as conn:
-        assert await queries.enqueue_report_event(conn, "2025-W20", figures) is True
+        event = report_webhook("2025-W20", figures, now=utcnow())
+        assert await queries.enqueue_once(conn, event, now=utcnow()) is True
     async with engine.begin() as conn:  # another replica, or a restart: nothing new
-        assert await queries.enqueue_report_event(conn, "2025-W20", figures) is False
+        again = report_webhook("2025-W20", figures, now=utcnow())
+        assert await queries.enqueue_once(conn, again, now=utcnow()) is False
     [row] = await outbox_rows(engine)
     assert row["event_type"] == "report.weekly" and row["exposure_id"] is None
     async with serving(Receiver()) as receiver, aiohttp.ClientSession() as session:

@@ -149,8 +149,8 @@ async def test_a_pair_seen_in_consecutive_batches_is_verified_once(
         ingestor = Ingestor(engine, settings, await Ingestor.load_index(engine), verifier)
         summary = await ingestor.ingest(dump, source="manual")
 
-    assert summary["matched_records"] == 6
-    assert (summary["verifications"], summary["cached_verdicts"]) == (1, 5)
+    assert summary.matched_records == 6
+    assert (summary.stats.verifications, summary.stats.cached_verdicts) == (1, 5)
     [exposure] = _exposures(env, tmp_path)
     assert (exposure["password_status"], exposure["action"]) == ("live", "force_reset")
     assert exposure["occurrences"] == 6
@@ -186,7 +186,7 @@ async def test_lines_metric_counts_each_line_once_across_a_resume(
         assert lines_metric() - before == 15  # every member ended; the last commit did not
         monkeypatch.setattr(ingest_queries, "save_checkpoint", save_checkpoint)
         summary = await Ingestor(engine, settings, None, verifier).ingest(folder, source="manual")
-    assert summary["resumed"] and summary["lines"] == 15
+    assert summary.resumed and summary.stats.lines == 15
     assert lines_metric() - before == 15
 
 

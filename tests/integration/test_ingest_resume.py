@@ -147,8 +147,9 @@ async def _ingest_in_process(url: str, dump: Path, tmp_path: Path) -> dict[str, 
         index = await Ingestor.load_index(engine)
         async with PasswordVerifier(workers=1) as verifier:
             ingestor = Ingestor(engine, settings, index, verifier)
-            summary = await ingestor.ingest(dump, source="manual")
+            result = await ingestor.ingest(dump, source="manual")
         state = await _state(engine)
+    summary = result.as_json()
     summary.pop("verify_seconds")
     # Batches end at block boundaries on the native path, so a verdict reused within a batch
     # on one path can be a cached verdict from an earlier batch on the other.

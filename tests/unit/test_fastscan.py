@@ -27,7 +27,7 @@ from exposure.dumps.fastpath import RecordBlock, iter_blocks
 from exposure.dumps.formats import combo, lines
 from exposure.dumps.formats.lists import iter_combo, iter_ulp
 from exposure.dumps.records import LeakRecord, Rejected
-from exposure.ingest import pipeline
+from exposure.ingest import evaluator
 from exposure.ingest.matching import EnrolledIndex, Fingerprinter
 from exposure.passwords.verifier import looks_like_hash
 
@@ -368,5 +368,5 @@ def test_matching_threads_yield_to_the_pipeline() -> None:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     mine = priority()
-    assert pipeline._MATCHERS.submit(priority).result() == min(mine + 10, 19)
+    assert evaluator.matchers().submit(priority).result() == min(mine + 10, 19)
     assert priority() == mine
