@@ -146,7 +146,7 @@ class HibpConnector(Connector[HibpSettings]):
         after = data.get("range_after")
         range_after = after if isinstance(after, str) else ""
 
-        def state() -> dict[str, Any]:
+        def state() -> Cursor:
             return {"stealer_logs": dict(digests), "range_after": range_after}
 
         if self.settings.stealer_logs:

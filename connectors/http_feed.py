@@ -31,7 +31,6 @@ import tempfile
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -178,7 +177,7 @@ class _State:
             text("digest"),
         )
 
-    def dump(self) -> dict[str, Any]:
+    def dump(self) -> Cursor:
         fields = ("url", "cursor", "since", "etag", "last_modified", "digest")
         return {key: getattr(self, key) for key in fields if getattr(self, key) is not None}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
+from typing import TypeAlias
 
 __version__ = "0.1.0"
 
@@ -12,3 +14,12 @@ USER_AGENT = f"exposure/{__version__} (self-hosted leaked-credential exposure mo
 # NumPy only sorts and searches here, never calls BLAS; OpenBLAS would still start a thread per
 # core at import, which then spins beside the ingest's own workers. Set before NumPy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# JSON as the CLI and the API write it: what every ``as_json()`` returns. Only the edges (the
+# command's summary, an API response, a webhook body) build it; between modules, values are
+# typed dataclasses.
+JsonValue: TypeAlias = (
+    "str | int | float | bool | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
+)
+JsonObject: TypeAlias = "dict[str, JsonValue]"
+JsonMapping: TypeAlias = "Mapping[str, JsonValue]"  # a parameter that takes any JSON object

@@ -12,7 +12,7 @@ documented.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, ClassVar, Self
 
 from exposure.errors import ConfigurationError
@@ -74,7 +74,7 @@ class EnvironSettings:
     """Base of a frozen dataclass of :func:`setting` fields (other fields are passed in)."""
 
     __slots__ = ()
-    __dataclass_fields__: ClassVar[dict[str, Any]]
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], /, **given: Any) -> Self:
@@ -82,7 +82,7 @@ class EnvironSettings:
 
         Raises :class:`ConfigurationError` naming the variable that is missing or invalid.
         """
-        values: dict[str, Any] = dict(given)
+        values: dict[str, object] = dict(given)
         for variable, name in cls._fields():
             raw = environ.get(variable.name, "").strip()
             if not raw:

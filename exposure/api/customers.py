@@ -87,11 +87,9 @@ async def enrol_customers(request: web.Request) -> web.Response:
     enroller = _enroller(request.app[keys.SETTINGS])
     # Normalising and fingerprinting thousands of records is CPU work: keep the loop free.
     items = await asyncio.to_thread(build_items, enroller, records)
-    summary = await customer_service.enrol(request.app[keys.ENGINE], items)
-    summary["rejected_rows"] = [
-        {"index": row["line"] - 1, "reason": row["reason"]} for row in summary["rejected_rows"]
-    ]
-    return web.json_response(summary)
+    result = await customer_service.enrol(request.app[keys.ENGINE], items)
+    by_index = [{"index": row.line_no - 1, "reason": row.reason} for row in result.rejected_rows]
+    return web.json_response(result.as_json() | {"rejected_rows": by_index})
 
 
 @routes.delete("/v1/customers/{customer_id}")

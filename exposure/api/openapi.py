@@ -7,10 +7,9 @@ schemathesis against it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
+from exposure import JsonMapping, JsonObject
 from exposure.api.auth import public
 from exposure.api.exposures import DEFAULT_LIMIT, MAX_LIMIT
 from exposure.api.password_range import PAD_MAX, PAD_MIN
@@ -23,15 +22,15 @@ BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 OPEN: list[dict[str, list[str]]] = []
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+def _json(schema: JsonMapping, description: str) -> JsonObject:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _error(description: str) -> dict[str, Any]:
+def _error(description: str) -> JsonObject:
     return _json(ref("Error"), description)
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def _errors(*statuses: int) -> JsonObject:
     text = {
         400: "Invalid parameter or body (the message names the field, never its value)",
         401: "Missing, malformed, unknown or revoked token (WWW-Authenticate: Bearer)",
@@ -45,7 +44,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(status): _error(text[status]) for status in statuses}
 
 
-def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+def _param(name: str, where: str, schema: JsonMapping, description: str) -> JsonObject:
     return {
         "name": name,
         "in": where,
@@ -60,8 +59,8 @@ EXPOSURE_ID = _param(
 )
 
 # Where a client (or schemathesis' stateful phase) finds ids for the follow-up operations.
-_FIRST_ID = {"exposure_id": "$response.body#/exposures/0/exposure_id"}
-PAGE_LINKS = {
+_FIRST_ID: JsonObject = {"exposure_id": "$response.body#/exposures/0/exposure_id"}
+PAGE_LINKS: JsonObject = {
     "GetExposure": {"operationId": "getExposure", "parameters": _FIRST_ID},
     "ResolveExposure": {"operationId": "resolveExposure", "parameters": _FIRST_ID},
 }
@@ -70,14 +69,14 @@ PAGE_LINKS = {
 def _op(
     operation_id: str,
     summary: str,
-    responses: dict[str, Any],
+    responses: JsonMapping,
     *,
     security: list[dict[str, list[str]]],
-    parameters: list[dict[str, Any]] | None = None,
-    body: dict[str, Any] | None = None,
+    parameters: list[JsonObject] | None = None,
+    body: JsonMapping | None = None,
     tag: str,
-) -> dict[str, Any]:
-    operation: dict[str, Any] = {
+) -> JsonObject:
+    operation: JsonObject = {
         "operationId": operation_id,
         "summary": summary,
         "tags": [tag],
@@ -94,7 +93,7 @@ def _op(
 
 
 _AUTH_ERRORS = (401, 403)
-PATHS: dict[str, Any] = {
+PATHS: JsonObject = {
     "/healthz": {
         "get": _op(
             "healthz",
@@ -285,7 +284,7 @@ _FORMAT = _param(
     {"type": "string", "enum": ["html", "csv", "json"], "default": "html"},
     "html (self-contained page), csv (the week's new exposures) or json (every figure)",
 )
-_REPORT = {
+_REPORT: JsonObject = {
     "200": {
         "description": "The report file",
         "content": {
@@ -340,7 +339,7 @@ PATHS |= {
     },
 }
 
-SPEC: dict[str, Any] = {
+SPEC: JsonObject = {
     "openapi": "3.0.3",
     "info": {
         "title": "exposure",

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from exposure import JsonObject
 from exposure.api.exposures import RESOLUTIONS
 from exposure.customers.enrolment import MAX_CUSTOMER_ID
 
-TIMESTAMP = {"type": "string", "format": "date-time"}
-NULLABLE_STRING = {"type": "string", "nullable": True}
+TIMESTAMP: JsonObject = {"type": "string", "format": "date-time"}
+NULLABLE_STRING: JsonObject = {"type": "string", "nullable": True}
 
 
-def ref(name: str) -> dict[str, str]:
+def ref(name: str) -> JsonObject:
     """A reference to one of :data:`SCHEMAS`."""
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-EXPOSURE = {
+EXPOSURE: JsonObject = {
     "type": "object",
     "description": "An exposure; identifiers appear only as masked hints.",
     "properties": {
@@ -46,7 +45,7 @@ EXPOSURE = {
     "required": ["exposure_id", "customer_id", "action", "state", "first_seen"],
 }
 
-CUSTOMER = {
+CUSTOMER: JsonObject = {
     "type": "object",
     "additionalProperties": False,
     "required": ["customer_id"],
@@ -62,7 +61,7 @@ CUSTOMER = {
     },
 }
 
-SCHEMAS: dict[str, Any] = {
+SCHEMAS: JsonObject = {
     "Error": {
         "type": "object",
         "required": ["error"],

@@ -16,10 +16,11 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import wraps
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 
+from exposure import JsonObject
 from exposure.errors import ExposureError, FatalError
 from exposure.logs import configure_logging
 from exposure.runtime.threads import worker_threads
@@ -34,7 +35,7 @@ R = TypeVar("R")
 log = logging.getLogger("exposure")
 
 
-def emit(summary: dict[str, Any]) -> None:
+def emit(summary: JsonObject) -> None:
     click.echo(json.dumps(summary, ensure_ascii=False, sort_keys=False))
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
+from exposure import JsonObject
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
 from exposure.errors import ConfigurationError
 from exposure.settings import Settings, load_settings
@@ -31,7 +32,7 @@ def list_command() -> None:
     emit({"connectors": [_describe(cls, settings) for cls in load_registry()]})
 
 
-def _describe(cls: ConnectorClass, settings: Settings) -> dict[str, Any]:
+def _describe(cls: ConnectorClass, settings: Settings) -> JsonObject:
     problem = None
     schedule = cls.default_schedule
     try:

@@ -55,7 +55,7 @@ def enroll(file: Path) -> None:
                 raise BadHeader(
                     "the file is not UTF-8; save it as UTF-8 (CSV UTF-8 in Excel)"
                 ) from None
-        emit({"file": file.name, **summary})
+        emit({"file": file.name, **summary.as_json()})
 
     run(go)
 

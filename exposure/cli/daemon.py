@@ -39,4 +39,4 @@ def demo_command() -> None:
         click.echo(text, err=True)
 
     with worker_threads():
-        emit(asyncio.run(run_demo(say)))
+        emit(asyncio.run(run_demo(say)).as_json())

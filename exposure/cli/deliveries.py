@@ -10,6 +10,7 @@ from typing import Any, TextIO
 import click
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure import JsonObject
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
 from exposure.clock import iso_utc, utcnow
 from exposure.secret import redact_url
@@ -160,11 +161,11 @@ def enable_endpoint(url: str | None) -> None:
     run(go)
 
 
-async def _endpoint_status(conn: AsyncConnection, settings: Settings) -> dict[str, Any]:
+async def _endpoint_status(conn: AsyncConnection, settings: Settings) -> JsonObject:
     """The configured endpoint's state, plus any other endpoint still marked disabled."""
     from exposure.delivery.sender import EndpointState
 
-    status: dict[str, Any] = {"url": None, "state": str(EndpointState.UNCONFIGURED)}
+    status: JsonObject = {"url": None, "state": str(EndpointState.UNCONFIGURED)}
     key = redact_url(settings.webhook_url) if settings.webhook_url else None
     others = []
     for row in await queries.all_endpoints(conn):
@@ -183,7 +184,7 @@ async def _endpoint_status(conn: AsyncConnection, settings: Settings) -> dict[st
     return status
 
 
-def _endpoint_line(endpoint: dict[str, Any], pending: int) -> str:
+def _endpoint_line(endpoint: JsonObject, pending: int) -> str:
     from exposure.delivery.sender import EndpointState
 
     if endpoint["state"] == EndpointState.UNCONFIGURED:

@@ -17,6 +17,7 @@ import click
 if TYPE_CHECKING:
     from exposure.ingest.results import IngestResult
 
+from exposure import JsonObject
 from exposure.clock import iso_utc
 
 # (field, heading, width)
@@ -35,7 +36,7 @@ TABLE_COLUMNS = (
 )
 
 
-def summarise_ingest(results: Sequence[IngestResult]) -> dict[str, Any]:
+def summarise_ingest(results: Sequence[IngestResult]) -> JsonObject:
     """One JSON object for the whole command: totals first, then each input."""
     rejected: Counter[str] = Counter()
     new: Counter[str] = Counter()

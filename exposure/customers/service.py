@@ -7,14 +7,15 @@ import asyncio
 import multiprocessing
 import os
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, TextIO
+from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure import JsonObject
 from exposure.customers.enrolment import (
     Enroller,
     EnrolmentRow,
@@ -34,8 +35,41 @@ PARALLEL_FROM_BYTES = 4 << 20
 Item = EnrolmentRow | RowRejected
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnrolmentResult:
+    """What one enrolment did: rows read, customers and identifiers by kind, rejected rows
+    (the first :data:`MAX_LISTED_REJECTIONS` listed, by line and reason, never a value), and
+    the database's totals afterwards."""
+
+    rows: int
+    customers: int
+    identifiers: Mapping[str, int]
+    rejected: int
+    rejected_by_reason: Mapping[str, int]
+    rejected_rows: tuple[RowRejected, ...]
+    database: customer_queries.EnrolmentTotals
+
+    def as_json(self) -> JsonObject:
+        """The command's summary (the API numbers rejected rows by index instead)."""
+        return {
+            "rows": self.rows,
+            "customers": self.customers,
+            "identifiers": dict(self.identifiers),
+            "rejected": self.rejected,
+            "rejected_by_reason": dict(self.rejected_by_reason),
+            "rejected_rows": [{"line": r.line_no, "reason": r.reason} for r in self.rejected_rows],
+            "rejected_rows_truncated": self.rejected > len(self.rejected_rows),
+            "database": {
+                "customers": self.database.customers,
+                "identifiers": self.database.identifiers_by_kind,
+            },
+        }
+
+
 @dataclass(slots=True)
-class EnrolmentSummary:
+class _Tally:
+    """Counts gathered batch by batch."""
+
     rows: int = 0
     customer_ids: set[str] = field(default_factory=set, repr=False)
     identifiers: Counter[str] = field(default_factory=Counter)
@@ -53,20 +87,19 @@ class EnrolmentSummary:
             if len(self.rejected) < MAX_LISTED_REJECTIONS:
                 self.rejected.append(item)
 
-    def as_json(self, totals: customer_queries.EnrolmentTotals) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "customers": len(self.customer_ids),
-            "identifiers": dict(sorted(self.identifiers.items())),
-            "rejected": self.rejected_total,
-            "rejected_by_reason": dict(self.rejected_by_reason.most_common()),
-            "rejected_rows": [{"line": r.line_no, "reason": r.reason} for r in self.rejected],
-            "rejected_rows_truncated": self.rejected_total > len(self.rejected),
-            "database": {"customers": totals.customers, "identifiers": totals.identifiers_by_kind},
-        }
+    def result(self, totals: customer_queries.EnrolmentTotals) -> EnrolmentResult:
+        return EnrolmentResult(
+            rows=self.rows,
+            customers=len(self.customer_ids),
+            identifiers=dict(sorted(self.identifiers.items())),
+            rejected=self.rejected_total,
+            rejected_by_reason=dict(self.rejected_by_reason.most_common()),
+            rejected_rows=tuple(self.rejected),
+            database=totals,
+        )
 
 
-async def enrol(engine: AsyncEngine, items: Iterable[Item]) -> dict[str, Any]:
+async def enrol(engine: AsyncEngine, items: Iterable[Item]) -> EnrolmentResult:
     """Upsert already-built rows (small inputs: the API, tests) and summarise."""
 
     async def batches() -> AsyncIterator[PreparedBatch]:
@@ -79,7 +112,7 @@ async def enrol(engine: AsyncEngine, items: Iterable[Item]) -> dict[str, Any]:
 
 async def enrol_csv(
     engine: AsyncEngine, enroller: Enroller, stream: TextIO, *, size_hint: int = 0
-) -> dict[str, Any]:
+) -> EnrolmentResult:
     """Enrol a customer CSV, fingerprinting on worker processes when the file is large."""
     records = csv_records(stream)
     # One core stays with this process: it reads the CSV and writes to the database, about as
@@ -111,21 +144,21 @@ async def enrol_csv(
 
 async def _enrol_batches(
     engine: AsyncEngine, batches: AsyncIterator[PreparedBatch]
-) -> dict[str, Any]:
+) -> EnrolmentResult:
     """Write each batch in one transaction, and summarise.
 
     A crash part-way leaves whole batches committed; enrolling the file again is idempotent,
     so re-running is always the recovery.
     """
-    summary = EnrolmentSummary()
+    tally = _Tally()
     async for batch in batches:
-        summary.add(batch)
+        tally.add(batch)
         if batch.customers:
             async with engine.begin() as conn:
                 await customer_queries.upsert_customers(conn, batch)
     async with engine.connect() as conn:
         totals = await customer_queries.totals(conn)
-    return summary.as_json(totals)
+    return tally.result(totals)
 
 
 async def offboard(engine: AsyncEngine, customer_id: str) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from exposure import JsonObject
 from exposure.clock import iso_utc
 from exposure.domain.lifecycle import EventDue
 from exposure.store.outbox import NewEvent
@@ -44,10 +45,10 @@ def new_event_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
-def exposure_event(facts: ExposureFacts, *, now: datetime) -> tuple[str, dict[str, Any]]:
+def exposure_event(facts: ExposureFacts, *, now: datetime) -> tuple[str, JsonObject]:
     """The event type and body announcing a new or escalated exposure."""
     event_type = f"exposure.{facts.action}"
-    body = {
+    body: JsonObject = {
         "type": event_type,
         "timestamp": iso_utc(now),
         "data": {
@@ -68,7 +69,7 @@ def exposure_event(facts: ExposureFacts, *, now: datetime) -> tuple[str, dict[st
     return event_type, body
 
 
-def _json(body: dict[str, Any]) -> str:
+def _json(body: JsonObject) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -102,7 +103,7 @@ def report_webhook(week: object, figures: Mapping[str, Any], *, now: datetime) -
     """The ``report.weekly`` event announcing a weekly report: the week, its period and the
     headline counts only (no exposure list, no identifier, no link). Its id is derived from
     the week, so a second run for the same week (another replica, a restart) is recognised."""
-    body = {
+    body: JsonObject = {
         "type": "report.weekly",
         "timestamp": iso_utc(now),
         "data": {

@@ -26,6 +26,7 @@ import aiohttp
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure import JsonObject
 from exposure.clock import utcnow
 from exposure.delivery.signing import (
     OUTBOX_STATE,
@@ -90,7 +91,7 @@ class DeliveryReport:
         endpoint = self.endpoint if other.endpoint is EndpointState.OK else other.endpoint
         return DeliveryReport(endpoint=endpoint, waiting=other.waiting, **counts)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         """JSON-ready: the endpoint state as its string."""
         return {f.name: getattr(self, f.name) for f in fields(self)} | {
             "endpoint": str(self.endpoint)

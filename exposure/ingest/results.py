@@ -17,8 +17,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from exposure import JsonObject
 from exposure.clock import iso_utc
 from exposure.ingest.stats import RunStats
 
@@ -68,7 +68,7 @@ class IngestResult:
     def complete(self) -> bool:
         return True
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         """The command's per-input summary."""
         return {
             "input": self.input,
@@ -151,7 +151,7 @@ class RunSkipped:
     def outcome(self) -> str:
         return "skipped"
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         return {
             "connector": self.connector,
             "run_id": self.run_id,
@@ -182,7 +182,7 @@ class ConnectorRunResult:
     error_class: str | None = None
     error: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         """``exposure connectors run``'s summary."""
         return {
             "connector": self.connector,

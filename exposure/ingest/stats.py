@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from exposure import JsonObject
 from exposure.dumps.containers import MemberProblem
 from exposure.dumps.reader import MemberEnd
 from exposure.dumps.records import Rejected
@@ -27,7 +28,7 @@ class FileCounts:
     records: int
     rejected: Mapping[str, int]
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> JsonObject:
         return {
             "name": self.name,
             "format": self.format,
@@ -93,7 +94,7 @@ class RunStats:
         ]
         return stats
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         """JSON for the checkpoint and the command's summary (the same keys, in this order)."""
         return {
             "lines": self.lines,

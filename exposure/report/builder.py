@@ -10,10 +10,10 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from exposure import JsonObject
 from exposure.clock import utcnow
 from exposure.report import render
 from exposure.report.figures import WeeklyFigures, compute_figures
@@ -45,7 +45,7 @@ class Report:
     csv_bytes: bytes
 
     @property
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> JsonObject:
         return {"lang": self.lang, **self.data.as_json()}
 
     @property
@@ -66,7 +66,7 @@ class ReportRun:
     paths: list[Path]
     emailed: bool
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> JsonObject:
         """The one-line JSON summary the CLI prints: paths and the headline figures."""
         figures = self.report.figures
         return {

@@ -30,11 +30,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure import JsonObject
 from exposure.clock import iso_utc
 from exposure.report.weeks import IsoWeek
 from exposure.store import report_queries as q
@@ -129,7 +129,7 @@ class WeeklyFigures:
             result[f.name] = Change(current=now, previous=before, delta=delta, percent=percent)
         return result
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         """Every figure, JSON-ready: times as ISO 8601 UTC, weeks as ``YYYY-Www``."""
         return {
             "week": str(self.week),

@@ -8,7 +8,6 @@ here is real data, and nothing leaves the machine.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
 import io
@@ -16,18 +15,19 @@ import json
 import secrets
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 from argon2 import PasswordHasher
 
+from exposure import JsonObject, JsonValue
 from exposure.cli.render import write_exposures
 from exposure.customers import service as customer_service
 from exposure.customers.enrolment import Enroller
-from exposure.delivery.sender import Deliverer
+from exposure.delivery.sender import Deliverer, DeliveryReport
 from exposure.delivery.signing import signature
 from exposure.ingest.pipeline import Ingestor
 from exposure.passwords.verifier import PasswordVerifier
@@ -73,7 +73,38 @@ def _dumps(folder: Path) -> list[Path]:
     return [combo, ulp, stealer, table]
 
 
-async def _receiver(key: bytes, received: list[dict[str, Any]]) -> tuple[web.AppRunner, str]:
+@dataclass(frozen=True, slots=True)
+class ReceivedWebhook:
+    """One request the stand-in reset service got: its id, whether the signature verified,
+    and the body it carried."""
+
+    webhook_id: str
+    verified: bool
+    body: JsonValue
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoResult:
+    """What the demo found and sent (the webhook bodies are invented data)."""
+
+    exposures: Mapping[str, int]
+    records: int
+    delivery: DeliveryReport
+    webhooks: tuple[ReceivedWebhook, ...]
+
+    def as_json(self) -> JsonObject:
+        return {
+            "exposures": dict(self.exposures),
+            "records": self.records,
+            "delivery": self.delivery.as_dict(),
+            "webhooks": [
+                {"webhook-id": w.webhook_id, "verified": w.verified, "body": w.body}
+                for w in self.webhooks
+            ],
+        }
+
+
+async def _receiver(key: bytes, received: list[ReceivedWebhook]) -> tuple[web.AppRunner, str]:
     """A stand-in for the broker's reset service: checks each signature, keeps each body."""
 
     async def hook(request: web.Request) -> web.Response:
@@ -83,13 +114,7 @@ async def _receiver(key: bytes, received: list[dict[str, Any]]) -> tuple[web.App
         )
         presented = request.headers["webhook-signature"].split()
         verified = any(hmac.compare_digest(expected, sig) for sig in presented)
-        received.append(
-            {
-                "webhook-id": request.headers["webhook-id"],
-                "verified": verified,
-                "body": json.loads(body),
-            }
-        )
+        received.append(ReceivedWebhook(request.headers["webhook-id"], verified, json.loads(body)))
         return web.Response(status=204 if verified else 401)
 
     app = web.Application()
@@ -101,10 +126,10 @@ async def _receiver(key: bytes, received: list[dict[str, Any]]) -> tuple[web.App
     return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/reset-hook"
 
 
-async def run_demo(say: Callable[[str], None]) -> dict[str, Any]:
+async def run_demo(say: Callable[[str], None]) -> DemoResult:
     """Run the demo; narrate with ``say``; return the summary (with the webhook bodies)."""
     key = secrets.token_bytes(24)
-    received: list[dict[str, Any]] = []
+    received: list[ReceivedWebhook] = []
     runner, url = await _receiver(key, received)
     try:
         with tempfile.TemporaryDirectory(prefix="exposure-demo-") as tmp:
@@ -125,8 +150,8 @@ async def run_demo(say: Callable[[str], None]) -> dict[str, Any]:
 
 
 async def _flow(
-    settings: Settings, work: Path, say: Callable[[str], None], received: list[dict[str, Any]]
-) -> dict[str, Any]:
+    settings: Settings, work: Path, say: Callable[[str], None], received: list[ReceivedWebhook]
+) -> DemoResult:
     pepper = settings.pepper.reveal()
     async with db.open_engine(settings.database_url) as engine:
         await db.upgrade(engine, pepper)
@@ -164,17 +189,13 @@ async def _flow(
             report = await Deliverer(engine, settings, session).drain()
     say(
         f"   {len(received)} webhook(s) received, "
-        f"{sum(r['verified'] for r in received)} with a valid signature"
+        f"{sum(r.verified for r in received)} with a valid signature"
     )
-    return {
-        "exposures": {
+    return DemoResult(
+        exposures={
             a: sum(r["action"] == a for r in rows) for a in ("force_reset", "notify", "none")
         },
-        "records": sum(r.records for r in ingested),
-        "delivery": report.as_dict(),
-        "webhooks": received,
-    }
-
-
-def main_sync(say: Callable[[str], None]) -> dict[str, Any]:
-    return asyncio.run(run_demo(say))
+        records=sum(r.records for r in ingested),
+        delivery=report,
+        webhooks=tuple(received),
+    )

@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from exposure import JsonObject
 from exposure.clock import iso_utc
 from exposure.errors import FatalError
 from exposure.store.dialect import in_lists, upsert
@@ -210,7 +211,7 @@ class RunRecord:
     error_class: str | None
     error: str | None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         return {
             "run_id": self.run_id,
             "started_at": _iso(self.started_at),
@@ -234,7 +235,7 @@ class ConnectorStatus:
     last_failure: RunRecord | None
     cursor_updated_at: datetime | None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         return {
             "connector": self.connector,
             "runs": dict(sorted(self.runs.items())),

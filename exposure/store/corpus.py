@@ -17,8 +17,10 @@ import os
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 from sqlalchemy import Table, delete, func, insert, select
@@ -45,7 +47,16 @@ ROWS_PER_FOLD = 3
 ORPHAN_SECONDS = 24 * 3600
 _DIGEST = np.dtype(f"V{DIGEST_BYTES}")
 
-PendingRow = dict[str, Any]
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    """One ``corpus_pending`` row to stage: its digests (in the row, or in a spool file) and
+    how many there are."""
+
+    digest_count: int
+    staged_at: datetime
+    digests: bytes | None = field(default=None, repr=False)
+    spool_file: str | None = None
 
 
 class Spool:
@@ -142,14 +153,14 @@ def pending_rows(digests: bytes, spool: Spool | None) -> list[PendingRow]:
     now, step, view = utcnow(), STAGE_ROW_DIGESTS * DIGEST_BYTES, memoryview(digests)
     parts = [view[start : start + step] for start in range(0, len(digests), step)]
     counts = [len(part) // DIGEST_BYTES for part in parts]
-    places: list[PendingRow]
     if spool is None:
-        places = [{"digests": bytes(part), "spool_file": None} for part in parts]
-    else:
-        places = [{"digests": None, "spool_file": name} for name in spool.write(parts)]
+        return [
+            PendingRow(count, now, digests=bytes(part))
+            for count, part in zip(counts, parts, strict=True)
+        ]
+    names = spool.write(parts)
     return [
-        {"digest_count": count, "staged_at": now, **place}
-        for count, place in zip(counts, places, strict=True)
+        PendingRow(count, now, spool_file=name) for count, name in zip(counts, names, strict=True)
     ]
 
 
@@ -161,7 +172,18 @@ async def stage(conn: AsyncConnection, digests: bytes) -> None:
 async def stage_rows(conn: AsyncConnection, rows: list[PendingRow]) -> None:
     """Insert the rows :func:`pending_rows` prepared, in the transaction that counts them."""
     if rows:
-        await conn.execute(insert(pending), rows)
+        await conn.execute(
+            insert(pending),
+            [
+                {
+                    "digest_count": row.digest_count,
+                    "staged_at": row.staged_at,
+                    "digests": row.digests,
+                    "spool_file": row.spool_file,
+                }
+                for row in rows
+            ],
+        )
 
 
 async def pending_digests(conn: AsyncConnection) -> int:

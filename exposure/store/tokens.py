@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure import JsonObject
 from exposure.store.models import ApiToken
 
 api_tokens = cast(Table, ApiToken.__table__)
@@ -27,7 +28,7 @@ class TokenRecord:
     revoked_at: datetime | None
     last_used_at: datetime | None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         """What ``exposure tokens list`` shows: everything but the hash."""
         return {
             "token_id": self.token_id,

@@ -77,9 +77,10 @@ async def snapshot(
 
 async def test_enrol_summary_and_idempotence(engine: AsyncEngine, settings: Settings) -> None:
     csv_text = sample_csv()
-    summary = await customer_service.enrol(
+    result = await customer_service.enrol(
         engine, make_enroller(settings).read_csv(io.StringIO(csv_text))
     )
+    summary = result.as_json()
     assert summary["rows"] == 5
     assert summary["customers"] == 2
     assert summary["identifiers"] == {"email": 2, "login_id": 2, "phone": 1}
@@ -98,7 +99,7 @@ async def test_enrol_summary_and_idempotence(engine: AsyncEngine, settings: Sett
     again = await customer_service.enrol(
         engine, make_enroller(settings).read_csv(io.StringIO(csv_text))
     )
-    assert again["database"] == summary["database"]
+    assert again.database == result.database
     assert await snapshot(engine) == before  # not even updated_at moves
 
 
@@ -110,9 +111,10 @@ async def test_parallel_path_matches_the_sequential_one(
     csv_text = HEADER + "\n".join(lines) + "\n"
     monkeypatch.setattr(customer_service, "BATCH_ROWS", 300)
     monkeypatch.setattr(customer_service, "PARALLEL_FROM_BYTES", 0)
-    summary = await customer_service.enrol_csv(
+    result = await customer_service.enrol_csv(
         engine, make_enroller(settings), io.StringIO(csv_text), size_hint=len(csv_text)
     )
+    summary = result.as_json()
     assert summary["rows"] == 2_501 and summary["customers"] == 2_500
     assert summary["rejected_rows"] == [{"line": 1_002, "reason": "email: no_at"}]
     parallel = await snapshot(engine)
