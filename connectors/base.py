@@ -1,4 +1,5 @@
-"""The connector protocol: what a feed connector is, what it yields, and how it fails.
+"""The connector protocol: what a feed connector is, what it yields, and how it fails
+(docs/architecture.md, "Connectors").
 
 A connector is a small class (see :class:`Connector`) with a stable ``name``, a frozen settings
 dataclass read from ``EXPOSURE_<NAME>_*`` variables, a default schedule and ONE async generator,

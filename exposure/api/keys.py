@@ -1,6 +1,6 @@
 """Typed keys through which handlers reach the process's shared resources.
 
-One engine and one settings object per process (STYLE: resources have one owner); the app
+One engine and one settings object per process (docs/architecture.md, "Resources"); the app
 holds references, the runtime that opened them closes them.
 """
 

@@ -1,4 +1,4 @@
-"""Standard Webhooks 1.0 on the wire (DESIGN.md "Webhook (contract)"): signing each attempt,
+"""Standard Webhooks 1.0 on the wire (docs/architecture.md, "Delivery"): signing each attempt,
 what the receiver's answer means, and when to try again.
 
 Any 2xx is delivered. 410 Gone disables the endpoint; the event stays pending and nothing is

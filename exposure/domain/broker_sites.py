@@ -1,6 +1,6 @@
 """The broker's own domains, and whether a leaked record's site is one of them.
 
-A *broker-site leak* (DESIGN.md "Password status and policy") is a record whose site is one of
+A *broker-site leak* (docs/architecture.md, "Policy") is a record whose site is one of
 ``EXPOSURE_BROKER_DOMAINS`` or a subdomain of one, by whole labels only:
 ``mirai-sec.co.jp.evil.example`` is not ``mirai-sec.co.jp``.
 """

@@ -1,4 +1,5 @@
-"""The exposure lifecycle: what a new observation changes, and whether an event is due.
+"""The exposure lifecycle: what a new observation changes, and whether an event is due
+(docs/architecture.md, "Exposure lifecycle").
 
 Pure decisions over values; the store (:mod:`exposure.store.exposures`) persists what they
 decide, and the webhook body is :mod:`exposure.delivery.payloads`' to build.

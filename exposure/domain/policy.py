@@ -1,6 +1,6 @@
 """What to do about one exposure: the contract table, plus severity and recommendations.
 
-Action (contract, DESIGN.md "Password status and policy")::
+Action (contract; docs/architecture.md, "Policy")::
 
     password_status | broker-site leak | any other leak
     live            | force_reset      | force_reset

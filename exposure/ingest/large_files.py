@@ -1,4 +1,5 @@
-"""Large drop-folder dumps, split into byte ranges that any replica ingests.
+"""Large dumps, split into byte ranges that any replica ingests (docs/architecture.md,
+"Large files").
 
 A connector never has a big plain-text dump read whole: it yields a
 :class:`~connectors.base.LargeFilePage`, and the runner

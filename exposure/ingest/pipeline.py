@@ -1,4 +1,5 @@
-"""One ingestion: a dump becomes exposures, sightings, outbox events and corpus digests.
+"""One ingestion: a dump becomes exposures, sightings, outbox events and corpus digests
+(docs/architecture.md, "Ingest").
 
 The reader turns the input into an ordered stream of events; records are gathered into
 batches of ``EXPOSURE_INGEST_BATCH_EVENTS`` events; the :class:`~exposure.ingest.evaluator.

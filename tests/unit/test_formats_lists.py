@@ -1,4 +1,4 @@
-"""Combo and URL:login:password lines: every shape and trap of FORMATS.md. Invented values."""
+"""Combo and URL:login:password lines: every shape and trap of docs/formats.md. Invented values."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def as_tuple(item: LeakRecord | Rejected) -> tuple[object, ...]:
 # (line, expected): expected is (login, password, leak_type, site, ambiguous) or
 # ("rejected", reason).
 COMBO_CASES: list[tuple[str, tuple[object, ...]]] = [
-    # FORMATS.md, line by line
+    # docs/formats.md, line by line
     (
         "taro.yamada@example.com:Sakura#2025",
         ("taro.yamada@example.com", "Sakura#2025", COMBO, None, False),
@@ -139,7 +139,7 @@ def test_combo_fast_path_agrees_with_the_full_grammar(line: str) -> None:
 
 
 ULP_CASES: list[tuple[str, tuple[object, ...]]] = [
-    # FORMATS.md, line by line
+    # docs/formats.md, line by line
     (
         "https://trade.sec.example/login:ABCD1234:Sakura#2025",
         ("ABCD1234", "Sakura#2025", ULP, "trade.sec.example", False),

@@ -1,6 +1,6 @@
 """Grammar of one combo-list line: ``login<d>password`` with ``d`` one of ``:`` ``;`` ``|`` TAB.
 
-Rules (where FORMATS.md leaves a choice):
+Rules (where docs/formats.md leaves a choice):
 
 * **Split on the first delimiter of any kind.** Login IDs, phone numbers and e-mail addresses
   (outside RFC quoting, which leaks never use) contain none of ``: ; | TAB``, while passwords
