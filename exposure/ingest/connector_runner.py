@@ -67,7 +67,6 @@ from exposure.ingest.results import (
     ConnectorOutcome,
     ConnectorRunResult,
     Ingested,
-    IngestResult,
     RunSkipped,
 )
 from exposure.metrics import CONNECTOR_RUNS
@@ -337,8 +336,8 @@ class _Run:
             )
             return stored, results
         if isinstance(page, EmailRangePage) and page.hits:
-            stored = await store_email_range(self.engine, self.settings, self.name, page)
-            return stored, [r for r in stored.ingests if isinstance(r, IngestResult)]
+            stored, matched = await store_email_range(self.engine, self.settings, self.name, page)
+            return stored, () if matched is None else (matched,)
         async with self.engine.begin() as conn:
             written = 0
             if isinstance(page, PasswordRangePage):

@@ -43,9 +43,10 @@ UNNAMED_BREACH = "unnamed"
 
 async def store_email_range(
     engine: AsyncEngine, settings: Settings, source: str, page: EmailRangePage
-) -> Stored:
+) -> tuple[Stored, IngestResult | None]:
     """Match one range answer and write its new sightings and the page's cursor in one
-    transaction (``source`` is the connector's name)."""
+    transaction (``source`` is the connector's name). Returns what the connector is told and
+    the ingest run the matches were written under (``None`` when nothing new matched)."""
     pepper = settings.pepper.reveal()
     by_key = {email_range_key(pepper, page.prefix + hit.suffix): hit for hit in page.hits}
     now = utcnow()
@@ -60,7 +61,7 @@ async def store_email_range(
         if observations:
             result = await _apply(conn, pepper, source, page, observations, now)
         await q.save_cursor(conn, source, page.cursor, now=now)
-    return Stored(len(page.hits), len(breaches), (result,) if result else ())
+    return Stored(len(page.hits), len(breaches), (result,) if result else ()), result
 
 
 async def _observations(
