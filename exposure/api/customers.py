@@ -88,9 +88,10 @@ async def enrol_customers(request: web.Request) -> web.Response:
     # Normalising and fingerprinting thousands of records is CPU work: keep the loop free.
     items = await asyncio.to_thread(build_items, enroller, records)
     summary = await customer_service.enrol(request.app[keys.ENGINE], items)
-    summary["rejected_rows"] = [
-        {"index": row["line"] - 1, "reason": row["reason"]} for row in summary["rejected_rows"]
-    ]
+    for listing in ("rejected_rows", "hashes_refused_rows"):
+        summary[listing] = [
+            {"index": row["line"] - 1, "reason": row["reason"]} for row in summary[listing]
+        ]
     return web.json_response(summary)
 
 

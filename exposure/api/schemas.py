@@ -57,7 +57,9 @@ CUSTOMER = {
         "phone": NULLABLE_STRING,
         "password_hash": {
             **NULLABLE_STRING,
-            "description": "argon2 PHC string of the current password",
+            "description": "hash of the current password: argon2, bcrypt, scrypt, PBKDF2 or "
+            "sha256/sha512_crypt (see the README); a refused hash enrols the identifiers "
+            "without it",
         },
     },
 }
@@ -155,6 +157,21 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "rejected_rows_truncated": {"type": "boolean"},
+            "hashes_refused": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "hashes_refused_rows": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "index": {"type": "integer", "description": "0-based"},
+                        "reason": {"type": "string"},
+                    },
+                },
+            },
+            "hash_refusal_help": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+            },
             "database": {"type": "object"},
         },
     },

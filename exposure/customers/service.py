@@ -18,11 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from exposure.customers.enrolment import (
     Enroller,
     EnrolmentRow,
+    HashRefused,
     PreparedBatch,
     RowRejected,
     csv_records,
     prepare,
 )
+from exposure.passwords.schemes import Refusal
 from exposure.store import customers as customer_queries
 
 BATCH_ROWS = 20_000
@@ -42,6 +44,8 @@ class EnrolmentSummary:
     rejected: list[RowRejected] = field(default_factory=list)
     rejected_total: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    hashes_refused: Counter[str] = field(default_factory=Counter)
+    hashes_refused_rows: list[HashRefused] = field(default_factory=list)
 
     def add(self, batch: PreparedBatch) -> None:
         self.rows += batch.rows
@@ -52,6 +56,10 @@ class EnrolmentSummary:
             self.rejected_by_reason[item.reason] += 1
             if len(self.rejected) < MAX_LISTED_REJECTIONS:
                 self.rejected.append(item)
+        for refused in batch.hashes_refused:
+            self.hashes_refused[refused.reason] += 1
+            if len(self.hashes_refused_rows) < MAX_LISTED_REJECTIONS:
+                self.hashes_refused_rows.append(refused)
 
     def as_json(self, totals: customer_queries.EnrolmentTotals) -> dict[str, Any]:
         return {
@@ -62,6 +70,15 @@ class EnrolmentSummary:
             "rejected_by_reason": dict(self.rejected_by_reason.most_common()),
             "rejected_rows": [{"line": r.line_no, "reason": r.reason} for r in self.rejected],
             "rejected_rows_truncated": self.rejected_total > len(self.rejected),
+            # Rows enrolled without their password hash (monitored as `unknown`), by reason,
+            # with what each reason means and what to do instead.
+            "hashes_refused": dict(self.hashes_refused.most_common()),
+            "hashes_refused_rows": [
+                {"line": r.line_no, "reason": r.reason} for r in self.hashes_refused_rows
+            ],
+            "hash_refusal_help": {
+                reason: Refusal(reason).message for reason in sorted(self.hashes_refused)
+            },
             "database": {"customers": totals.customers, "identifiers": totals.identifiers_by_kind},
         }
 

@@ -1,4 +1,6 @@
-"""Passwords: hash detection, argon2 PHC validation, pooled verification, password status."""
+"""Passwords: hash detection, argon2 PHC validation, pooled verification, password status.
+
+Every other scheme, refusals and cost limits: ``test_password_schemes.py``."""
 
 from __future__ import annotations
 
@@ -14,13 +16,10 @@ import pytest
 from argon2.low_level import Type, hash_secret
 
 from exposure.domain.policy import PasswordStatus
-from exposure.passwords.verifier import (
-    PasswordVerifier,
-    is_argon2_phc,
-    looks_like_hash,
-    password_status,
-)
+from exposure.passwords import argon2_lanes
 from exposure.passwords import verifier as passwords
+from exposure.passwords.errors import VerifierSelfTestError
+from exposure.passwords.verifier import PasswordVerifier, looks_like_hash, password_status
 
 FAST = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
@@ -154,7 +153,11 @@ def test_looks_like_hash_negative(value: str) -> None:
     assert not looks_like_hash(value)
 
 
-# --- is_argon2_phc ------------------------------------------------------------------------
+def is_argon2_phc(value: str) -> bool:
+    return argon2_lanes.parse_phc(value) is not None
+
+
+# --- argon2_lanes.parse_phc --------------------------------------------------------------
 
 VALID_PHC = [
     pytest.param(_fast("x"), id="fast"),
@@ -293,10 +296,10 @@ async def test_agrees_with_argon2_cffi(type_: Type, version: int, parallelism: i
 def test_self_test_fails_loudly_when_the_verification_path_breaks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    passwords._self_test()  # the installed argon2-cffi works with our path
+    argon2_lanes.self_test()  # the installed argon2-cffi works with our path
     # Simulate an argon2-cffi whose context struct lost a field.
-    monkeypatch.setattr(passwords, "_LEND", "not a callback")
-    with pytest.raises(passwords.VerifierSelfTestError):
+    monkeypatch.setattr(argon2_lanes, "_LEND", "not a callback")
+    with pytest.raises(VerifierSelfTestError):
         PasswordVerifier(workers=1)
 
 
@@ -306,7 +309,7 @@ async def test_malformed_hash_is_false_and_counted() -> None:
         ("not a hash", "pw"),
         (good.replace("m=8", "m=08"), "pw"),
         (good[:-2], "pw"),  # truncated digest: a length base64 cannot produce
-        (BCRYPT, "pw"),
+        (BCRYPT.replace("$2b$12$", "$2b$99$"), "pw"),  # a bcrypt cost that does not exist
         ("", "pw"),
         (good, "pw"),
     ]
@@ -371,7 +374,7 @@ async def test_results_follow_input_order_under_concurrency(
     assert verifier.verified == 48
     assert peak > 1
     assert len(thread_names) > 1
-    assert all(name.startswith("argon2-verify") for name in thread_names)
+    assert all(name.startswith("password-verify") for name in thread_names)
 
 
 async def test_verify_after_close_raises_without_secrets() -> None:
@@ -408,7 +411,8 @@ ENROLLED = _fast("Sakura#2025")
         (None, "Momiji!77", None, PasswordStatus.UNKNOWN),
         (None, "Momiji!77", False, PasswordStatus.UNKNOWN),
         ("not-argon2", "Momiji!77", False, PasswordStatus.UNKNOWN),  # unusable hash
-        (BCRYPT, "Momiji!77", False, PasswordStatus.UNKNOWN),
+        (MD5, "Momiji!77", False, PasswordStatus.UNKNOWN),  # refused at enrolment
+        (BCRYPT, "Momiji!77", False, PasswordStatus.STALE),  # every accepted scheme
         (ENROLLED, None, None, PasswordStatus.ABSENT),
         (None, None, None, PasswordStatus.ABSENT),
         (ENROLLED, "", False, PasswordStatus.ABSENT),
