@@ -26,6 +26,10 @@ from exposure.errors import ConfigurationError
 from exposure.secret import Secret
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./exposure.db"
+# Tweaks of a stale leaked password verified per (customer, leaked password): docs/tweaks.md
+# says why 20 (twice a typical lock-out threshold; most of the caught share at budget 50).
+DEFAULT_TWEAK_GUESSES = 20
+MAX_TWEAK_GUESSES = 1000
 PEPPER_BYTES = 32
 MIN_PEPPER_BYTES = 16
 
@@ -69,6 +73,8 @@ class Settings:
     report_recipients: ``EXPOSURE_REPORT_RECIPIENTS``; comma-separated addresses.
     report_sender: ``EXPOSURE_REPORT_FROM``; the From address of report mail.
     log_format: ``EXPOSURE_LOG_FORMAT``; ``json`` (default for the daemon) or ``text``.
+    tweak_guesses: ``EXPOSURE_TWEAK_GUESSES``; at most this many small changes of a stale leaked
+        password are verified against the customer's hash (0 turns tweak checks off).
     environ: every ``EXPOSURE_*`` variable, for connector settings (``EXPOSURE_<NAME>_*``);
         never shown, since it holds their API keys.
     """
@@ -94,6 +100,7 @@ class Settings:
     report_recipients: tuple[str, ...] = ()
     report_sender: str = "exposure@localhost"
     log_format: str = "json"
+    tweak_guesses: int = DEFAULT_TWEAK_GUESSES
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -158,6 +165,12 @@ def load_settings(
         report_sender=get("EXPOSURE_REPORT_FROM") or "exposure@localhost",
         log_format=_parse_choice(
             "EXPOSURE_LOG_FORMAT", get("EXPOSURE_LOG_FORMAT") or "json", ("json", "text")
+        ),
+        tweak_guesses=_parse_count(
+            "EXPOSURE_TWEAK_GUESSES",
+            get("EXPOSURE_TWEAK_GUESSES"),
+            DEFAULT_TWEAK_GUESSES,
+            MAX_TWEAK_GUESSES,
         ),
         environ={k: v for k, v in values.items() if k.startswith("EXPOSURE_")},
     )
@@ -265,6 +278,15 @@ def _parse_number(name: str, text: str | None, default: N, kind: type[N]) -> N:
     if value <= 0:
         raise ConfigurationError(name, "must be positive")
     return value
+
+
+def _parse_count(name: str, text: str | None, default: int, maximum: int) -> int:
+    """A whole number from 0 (off) to ``maximum``."""
+    if text is None:
+        return default
+    if not text.isdigit() or int(text) > maximum:
+        raise ConfigurationError(name, f"must be a whole number from 0 (off) to {maximum}")
+    return int(text)
 
 
 def _parse_list(text: str) -> tuple[str, ...]:

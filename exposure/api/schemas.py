@@ -25,7 +25,10 @@ EXPOSURE = {
         "identifier_kind": {"type": "string", "enum": ["email", "login_id", "phone"]},
         "identifier_hint": {"type": "string", "example": "ta***@example.jp"},
         "match_strength": {"type": "string", "enum": ["strict", "variant"]},
-        "password_status": {"type": "string", "enum": ["live", "tweaked", "stale", "unknown", "absent"]},
+        "password_status": {
+            "type": "string",
+            "enum": ["live", "tweaked", "stale", "unknown", "absent"],
+        },
         "action": {"type": "string", "enum": ["force_reset", "notify", "none"]},
         "severity": {"type": "string"},
         "leak_type": {"type": "string"},

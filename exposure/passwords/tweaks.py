@@ -247,8 +247,6 @@ _COMBINED = (
     ("first_letter_case", "delete_last"),
 )
 
-DEFAULT_BUDGET = 20
-
 
 def ranked(leaked: str, budget: int) -> list[Tweak]:
     """Up to ``budget`` distinct tweaks of ``leaked``, most likely first; never ``leaked``.

@@ -79,7 +79,9 @@ async def test_every_scheme_live_or_stale_and_a_refused_hash_still_monitored(
     assert list(enrolled["hash_refusal_help"]) == ["unsalted_fast_hash"]  # the reasons seen
     assert "stolen monitor database" in enrolled["hash_refusal_help"]["unsalted_fast_hash"]
 
-    summary = json.loads(run_cli("ingest", str(tmp_path / "dump.txt"), env=env, cwd=tmp_path).stdout)
+    summary = json.loads(
+        run_cli("ingest", str(tmp_path / "dump.txt"), env=env, cwd=tmp_path).stdout
+    )
     assert summary["matched_records"] == len(dump)
     assert summary["verifications"] == 2 * len(SCHEMES)  # every pair once; MD5 never hashed
 
