@@ -14,7 +14,7 @@ single-thread work per round; the two runs are interleaved for ``--rounds`` roun
 keeps its best round (other processes can only slow a run down). Prints verifications/s per
 scheme and the ratio; exits 1 if any ratio is below ``--min-ratio`` (1.8, the target on 2 cores).
 
-    python bench/password_schemes.py [--seconds 2] [--rounds 3] [--min-ratio 1.8] [--only bcrypt]
+    python bench/password_schemes.py [--seconds 3] [--rounds 3] [--min-ratio 1.8] [--only bcrypt]
 """
 
 from __future__ import annotations
@@ -92,11 +92,11 @@ async def _run(
 
 
 def _pairs(scheme: Scheme, seconds: float) -> tuple[list[tuple[str, str]], list[bool]]:
-    """Enough pairs for about ``seconds`` of single-thread work (at least 8, even)."""
+    """Enough pairs for about ``seconds`` of single-thread work (at least 16, even)."""
     probe_password = secrets.token_urlsafe(12)
     probe = [(scheme.make(probe_password), probe_password)] * 2
     each, _ = asyncio.run(_run(probe, [True, True], workers=1))
-    count = max(8, min(400, round(seconds / (each / 2))))
+    count = max(16, min(400, round(seconds / (each / 2))))
     count += count % 2
     pairs, expected = [], []
     for index in range(count):
@@ -109,7 +109,7 @@ def _pairs(scheme: Scheme, seconds: float) -> tuple[list[tuple[str, str]], list[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=2.0, help="single-thread work a round")
+    parser.add_argument("--seconds", type=float, default=3.0, help="single-thread work a round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
     parser.add_argument("--min-ratio", type=float, default=1.8, help="gate: pool / baseline")
     parser.add_argument("--workers", type=int, default=None, help="pool size (CPUs available)")
