@@ -20,25 +20,19 @@ import asyncio
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Self
 
 from exposure.domain.policy import PasswordStatus
 from exposure.passwords import argon2_lanes, sha_crypt
-from exposure.passwords.errors import (
-    UnusableHash,
-    VerifierResourceError,
-    VerifierSelfTestError,
-)
+from exposure.passwords.errors import UnusableHash
 from exposure.passwords.hash_shapes import looks_like_hash
 from exposure.passwords.schemes import RefusedHash, classify, is_verifiable
 
 __all__ = [
     "PasswordVerifier",
-    "VerifierResourceError",
-    "VerifierSelfTestError",
     "is_verifiable",
     "looks_like_hash",
     "password_status",
@@ -52,6 +46,10 @@ class _Outcome(Enum):
     MISMATCH = "mismatch"
     MALFORMED = "malformed"  # the enrolled hash cannot be verified against
     SKIPPED = "skipped"  # the leaked value is empty or a hash: never verified
+
+
+def _always(key: int) -> bool:
+    return True
 
 
 def _verify_one(enrolled_hash: str, leaked: str) -> _Outcome:
@@ -103,41 +101,103 @@ class PasswordVerifier:
         self.verified = 0  # pairs checked: match or mismatch
         self.malformed = 0  # enrolled hashes that could not be used
         self.skipped = 0  # leaked values not verified: empty or a hash
+        # verify_any work waits while any verify_many call runs (set: none runs).
+        self._foreground = 0
+        self._foreground_idle = asyncio.Event()
+        self._foreground_idle.set()
 
     async def verify_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
         """``(enrolled_hash, leaked_password)`` pairs -> whether each verifies, in input order.
 
-        Any pair list works, e.g. one hash against several candidate passwords. An enrolled
-        hash that is refused or unusable gives ``False`` and is counted in :attr:`malformed`;
-        an empty or hash-looking leaked value gives ``False`` without hashing (:attr:`skipped`).
+        An enrolled hash that is refused or unusable gives ``False`` and is counted in
+        :attr:`malformed`; an empty or hash-looking leaked value gives ``False`` without
+        hashing (:attr:`skipped`). Takes precedence over :meth:`verify_any` work.
         """
+        self._foreground += 1
+        self._foreground_idle.clear()
+        try:
+            # Two feeders per worker keep a job queued behind each running one, so no core
+            # idles while the event loop gets round to submitting the next.
+            outcomes = await self._run(list(enumerate(pairs)), 2 * self.workers, _always)
+        finally:
+            self._foreground -= 1
+            if not self._foreground:
+                self._foreground_idle.set()
+        counts = Counter(outcomes.values())
+        self.malformed += counts[_Outcome.MALFORMED]
+        self.skipped += counts[_Outcome.SKIPPED]
+        self.verified += counts[_Outcome.MATCH] + counts[_Outcome.MISMATCH]
+        return [outcomes.get(index) is _Outcome.MATCH for index in range(len(pairs))]
+
+    async def verify_any(self, jobs: Sequence[tuple[str, Sequence[str]]]) -> list[bool]:
+        """``(enrolled_hash, candidate_passwords)`` jobs -> whether any candidate verifies.
+
+        For checking several candidates against one hash, such as the tweaks of a stale
+        leaked password (:mod:`.tweaks`): a job's remaining candidates are dropped at its first
+        match, and the work runs behind :meth:`verify_many` (no new pair starts while a
+        ``verify_many`` call is running, and at most one waits per worker), so first
+        verifications are never delayed by more than the pairs already running. Counters as in
+        :meth:`verify_many`; an unusable enrolled hash counts once per job.
+        """
+        matched = [False] * len(jobs)
+        pairs: list[tuple[int, tuple[str, str]]] = []
+        for job, (enrolled_hash, candidates) in enumerate(jobs):
+            if isinstance(classify(enrolled_hash), RefusedHash):
+                self.malformed += 1
+                continue
+            pairs.extend((job, (enrolled_hash, candidate)) for candidate in candidates)
+
+        def still_open(job: int) -> bool:
+            return not matched[job]
+
+        def record(job: int, outcome: _Outcome) -> None:
+            if outcome is _Outcome.MATCH:
+                matched[job] = True
+
+        outcomes = await self._run(pairs, self.workers, still_open, record, background=True)
+        counts = Counter(outcomes.values())
+        self.skipped += counts[_Outcome.SKIPPED]
+        self.malformed += counts[_Outcome.MALFORMED]
+        self.verified += counts[_Outcome.MATCH] + counts[_Outcome.MISMATCH]
+        return matched
+
+    async def _run(
+        self,
+        pairs: Sequence[tuple[int, tuple[str, str]]],
+        feeders: int,
+        wanted: Callable[[int], bool],
+        record: Callable[[int, _Outcome], None] | None = None,
+        *,
+        background: bool = False,
+    ) -> dict[int, _Outcome]:
+        """Verify ``(key, (hash, password))`` pairs on the pool; a pair whose key is no longer
+        ``wanted`` when its turn comes is dropped. Returns each verified pair's outcome by
+        position in ``pairs``."""
         loop = asyncio.get_running_loop()
-        outcomes = [_Outcome.SKIPPED] * len(pairs)
+        outcomes: dict[int, _Outcome] = {}
         todo = iter(enumerate(pairs))
 
         async def feed() -> None:
             # Shared iterator: each feeder takes the next pair when its previous one is done.
-            for index, (enrolled_hash, leaked) in todo:
-                outcomes[index] = await loop.run_in_executor(
-                    self._pool, _verify_one, enrolled_hash, leaked
-                )
+            for position, (key, (enrolled_hash, leaked)) in todo:
+                if background:
+                    await self._foreground_idle.wait()
+                if not wanted(key):
+                    continue
+                outcome = await loop.run_in_executor(self._pool, _verify_one, enrolled_hash, leaked)
+                outcomes[position] = outcome
+                if record is not None:
+                    record(key, outcome)
 
-        # Two feeders per worker keep a job queued behind each running one, so no core idles
-        # while the event loop gets round to submitting the next; memory stays bounded.
-        count = min(len(pairs), 2 * self.workers)
-        feeders = [asyncio.ensure_future(feed()) for _ in range(count)]
+        tasks = [asyncio.ensure_future(feed()) for _ in range(min(len(pairs), feeders))]
         try:
-            await asyncio.gather(*feeders)
+            await asyncio.gather(*tasks)
         except BaseException:
             # One failure (or our cancellation) stops the other feeders submitting more.
-            for feeder in feeders:
-                feeder.cancel()
+            for task in tasks:
+                task.cancel()
             raise
-        counts = Counter(outcomes)
-        self.malformed += counts[_Outcome.MALFORMED]
-        self.skipped += counts[_Outcome.SKIPPED]
-        self.verified += counts[_Outcome.MATCH] + counts[_Outcome.MISMATCH]
-        return [outcome is _Outcome.MATCH for outcome in outcomes]
+        return outcomes
 
     def close(self) -> None:
         """Wait for running verifications, drop queued ones, stop the threads. Idempotent."""

@@ -4,6 +4,7 @@ Every other scheme, refusals and cost limits: ``test_password_schemes.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -441,3 +442,50 @@ async def test_status_from_verifier_end_to_end() -> None:
         verified = await verifier.verify_many([(ENROLLED, p) for p in leaked])
     statuses = [password_status(ENROLLED, p, v) for p, v in zip(leaked, verified, strict=True)]
     assert statuses == [PasswordStatus.LIVE, PasswordStatus.STALE, PasswordStatus.ABSENT]
+
+
+# --- verify_any: candidates against one hash, behind first verifications -----------------
+
+
+async def test_verify_any_stops_a_job_at_its_first_match() -> None:
+    enrolled = _fast("Sakura!2025")
+    jobs = [
+        (enrolled, ["Sakura!2024", "Sakura!2025", "never-tried-1", "never-tried-2"]),
+        (_fast("taro1234"), ["Taro1234", "taro1235"]),  # no candidate is the password
+        ("5f4dcc3b5aa765d61d8327deb882cf99", ["password"]),  # refused hash: counted once
+        (enrolled, []),
+    ]
+    with PasswordVerifier(workers=1) as verifier:  # one worker: candidates run in order
+        assert await verifier.verify_any(jobs) == [True, False, False, False]
+    assert verifier.verified == 2 + 2  # the two after the match were dropped
+    assert verifier.malformed == 1
+
+
+async def test_verify_any_waits_behind_verify_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_verify_one = passwords._verify_one
+    started: list[str] = []
+
+    def observed(enrolled: str, leaked: str) -> object:
+        started.append(leaked)
+        time.sleep(0.02)
+        return real_verify_one(enrolled, leaked)
+
+    monkeypatch.setattr(passwords, "_verify_one", observed)
+    enrolled = _fast("pw")
+    background = [(enrolled, [f"tweak-{i}" for i in range(30)])]
+    foreground = [(enrolled, f"first-{i}") for i in range(6)]
+    with PasswordVerifier(workers=2) as verifier:
+        tweak_task = asyncio.ensure_future(verifier.verify_any(background))
+        await asyncio.sleep(0.05)  # background work is under way
+        before = len(started)
+        assert 0 < before < 30
+        assert await verifier.verify_many(foreground) == [False] * 6
+        # No background pair starts while first verifications wait (without the priority,
+        # two of them start between the fourth and the fifth); < 2 leaves room for a pair
+        # handed to a worker in the instant before verify_many began.
+        window = started[before:]
+        firsts = [i for i, leaked in enumerate(window) if leaked.startswith("first-")]
+        assert len(firsts) == 6
+        assert sum(leaked.startswith("tweak-") for leaked in window[: firsts[-1]]) < 2
+        assert await tweak_task == [False]
+    assert verifier.verified == 36
