@@ -203,9 +203,14 @@ class _DjangoScrypt(EnrolledHash):
         maxmem = 128 * self.r * (self.n + self.p + 2) + (1 << 20)
         try:
             computed = hashlib.scrypt(
-                secret, salt=self.salt, n=self.n, r=self.r, p=self.p, maxmem=maxmem,
+                secret,
+                salt=self.salt,
+                n=self.n,
+                r=self.r,
+                p=self.p,
+                maxmem=maxmem,
                 dklen=len(self.digest),
-            )  # fmt: skip
+            )
         except ValueError:
             raise UnusableHash(self.scheme) from None
         return hmac.compare_digest(computed, self.digest)
