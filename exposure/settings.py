@@ -36,6 +36,10 @@ from exposure.variables import (
 )
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./exposure.db"
+# Tweaks of a stale leaked password verified per (customer, leaked password): docs/tweaks.md
+# says why 20 (twice a typical lock-out threshold; most of the caught share at budget 50).
+DEFAULT_TWEAK_GUESSES = 20
+MAX_TWEAK_GUESSES = 1000
 PEPPER_BYTES = 32
 MIN_PEPPER_BYTES = 16
 
@@ -113,6 +117,13 @@ def _positive(kind: type[N]) -> Callable[[str], N]:
         return value
 
     return parse
+
+
+def _parse_tweak_guesses(text: str) -> int:
+    """A whole number from 0 (off) to :data:`MAX_TWEAK_GUESSES`."""
+    if not text.isdigit() or int(text) > MAX_TWEAK_GUESSES:
+        raise ValueError(f"must be a whole number from 0 (off) to {MAX_TWEAK_GUESSES}")
+    return int(text)
 
 
 def _parse_smtp(text: str) -> Secret[str]:
@@ -267,6 +278,12 @@ class Settings(EnvironSettings):
         help="events per ingestion transaction (tuning)",
         default=500_000,
         parse=parse_positive_int,
+    )
+    tweak_guesses: int = setting(
+        "EXPOSURE_TWEAK_GUESSES",
+        help="small changes of a stale leaked password verified per customer (0: off)",
+        default=DEFAULT_TWEAK_GUESSES,
+        parse=_parse_tweak_guesses,
     )
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 

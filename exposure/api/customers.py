@@ -9,11 +9,12 @@ rest land.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiohttp import web
 
+from exposure import JsonValue
 from exposure.api import keys
 from exposure.api.auth import requires
 from exposure.api.errors import bad_request, not_found, safe_name
@@ -25,6 +26,7 @@ from exposure.customers.enrolment import (
     MAX_CUSTOMER_ID,
     Enroller,
     EnrolmentRow,
+    HashRefused,
     RowRejected,
 )
 from exposure.settings import Settings
@@ -88,8 +90,17 @@ async def enrol_customers(request: web.Request) -> web.Response:
     # Normalising and fingerprinting thousands of records is CPU work: keep the loop free.
     items = await asyncio.to_thread(build_items, enroller, records)
     result = await customer_service.enrol(request.app[keys.ENGINE], items)
-    by_index = [{"index": row.line_no - 1, "reason": row.reason} for row in result.rejected_rows]
-    return web.json_response(result.as_json() | {"rejected_rows": by_index})
+
+    def by_index(rows: Iterable[RowRejected | HashRefused]) -> list[JsonValue]:
+        return [{"index": row.line_no - 1, "reason": row.reason} for row in rows]
+
+    return web.json_response(
+        result.as_json()
+        | {
+            "rejected_rows": by_index(result.rejected_rows),
+            "hashes_refused_rows": by_index(result.hashes_refused_rows),
+        }
+    )
 
 
 @routes.delete("/v1/customers/{customer_id}")

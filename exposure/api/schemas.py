@@ -24,7 +24,10 @@ EXPOSURE: JsonObject = {
         "identifier_kind": {"type": "string", "enum": ["email", "login_id", "phone"]},
         "identifier_hint": {"type": "string", "example": "ta***@example.jp"},
         "match_strength": {"type": "string", "enum": ["strict", "variant"]},
-        "password_status": {"type": "string", "enum": ["live", "stale", "unknown", "absent"]},
+        "password_status": {
+            "type": "string",
+            "enum": ["live", "tweaked", "stale", "unknown", "absent"],
+        },
         "action": {"type": "string", "enum": ["force_reset", "notify", "none"]},
         "severity": {"type": "string"},
         "leak_type": {"type": "string"},
@@ -56,7 +59,9 @@ CUSTOMER: JsonObject = {
         "phone": NULLABLE_STRING,
         "password_hash": {
             **NULLABLE_STRING,
-            "description": "argon2 PHC string of the current password",
+            "description": "hash of the current password: argon2, bcrypt, scrypt, PBKDF2 or "
+            "sha256/sha512_crypt (see the README); a refused hash enrols the identifiers "
+            "without it",
         },
     },
 }
@@ -154,6 +159,21 @@ SCHEMAS: JsonObject = {
                 },
             },
             "rejected_rows_truncated": {"type": "boolean"},
+            "hashes_refused": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "hashes_refused_rows": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "index": {"type": "integer", "description": "0-based"},
+                        "reason": {"type": "string"},
+                    },
+                },
+            },
+            "hash_refusal_help": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+            },
             "database": {"type": "object"},
         },
     },

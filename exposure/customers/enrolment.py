@@ -1,8 +1,11 @@
 """Customer enrolment: turn rows of a broker's customer export into fingerprints.
 
 Pure code: no database. A row becomes an :class:`EnrolmentRow` (the customer id, an optional
-argon2 PHC hash, and keyed fingerprints with masked hints) or a :class:`RowRejected` with the
-row's line number and a reason that never quotes the offending value.
+password hash of a scheme the verifier accepts, and keyed fingerprints with masked hints) or a
+:class:`RowRejected` with the row's line number and a reason that never quotes the offending
+value. A password hash the verifier refuses (:mod:`exposure.passwords.schemes`) does not reject
+the row: its identifiers are enrolled, no hash is kept (the customer is monitored with status
+``unknown``) and the refusal is counted by reason.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from exposure.domain.fingerprints import (
 )
 from exposure.domain.identity import IdentifierKind, NormalisedIdentifier, mask, normalise
 from exposure.errors import FatalError, InvalidIdentifier
-from exposure.passwords.verifier import is_argon2_phc
+from exposure.passwords.schemes import Refusal, RefusedHash, classify
 
 COLUMNS = ("customer_id", "email", "login_id", "phone", "password_hash")
 IDENTIFIER_COLUMNS = (IdentifierKind.EMAIL, IdentifierKind.LOGIN_ID, IdentifierKind.PHONE)
@@ -51,10 +54,20 @@ class EnrolmentRow:
     identifiers: tuple[EnrolledIdentifier, ...]
     # (6-hex SHA-1 prefix, keyed full SHA-1) of each e-mail, for HIBP's range search.
     email_ranges: tuple[tuple[str, bytes], ...] = ()
+    # Why the row's password hash was refused; the stored hash is then cleared.
+    hash_refused: Refusal | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RowRejected:
+    line_no: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HashRefused:
+    """A row enrolled without its password hash, and why (a :class:`Refusal` value)."""
+
     line_no: int
     reason: str
 
@@ -65,11 +78,15 @@ class PreparedBatch:
 
     The unit that comes back from a fingerprinting worker: plain tuples pickle ten times faster
     than the row objects, which mattered more than the fingerprinting itself. Repeated customer
-    ids are merged (the last non-empty hash wins) and repeated identifiers dropped.
+    ids are merged (the last non-empty hash cell wins) and repeated identifiers dropped. A
+    customer whose last non-empty cell was refused is in :attr:`cleared`: the database forgets
+    any hash it held for them, which the broker has just said is out of date.
     """
 
     rows: int = 0
     customers: dict[str, str | None] = field(default_factory=dict)
+    cleared: set[str] = field(default_factory=set)
+    hashes_refused: list[HashRefused] = field(default_factory=list)
     identifiers: dict[tuple[bytes, str, str], tuple[bytes, str, str, str, int, str]] = field(
         default_factory=dict
     )
@@ -83,8 +100,14 @@ class PreparedBatch:
             self.rejected.append(item)
             return
         cid = item.customer_id
-        if item.password_hash is not None or cid not in self.customers:
+        if item.hash_refused is not None:
+            self.customers[cid] = None
+            self.cleared.add(cid)
+            self.hashes_refused.append(HashRefused(item.line_no, item.hash_refused.value))
+        elif item.password_hash is not None or cid not in self.customers:
             self.customers[cid] = item.password_hash
+            if item.password_hash is not None:
+                self.cleared.discard(cid)
         for ident in item.identifiers:
             kind = ident.kind.value
             self.identifiers[(ident.fingerprint, cid, ident.strength)] = (
@@ -124,8 +147,11 @@ class Enroller:
         if len(customer_id) > MAX_CUSTOMER_ID or not customer_id.isprintable():
             return RowRejected(line_no, "customer_id: too long or has control characters")
         password_hash = (record.get("password_hash") or "").strip() or None
-        if password_hash is not None and not is_argon2_phc(password_hash):
-            return RowRejected(line_no, "password_hash: not an argon2 PHC string")
+        hash_refused: Refusal | None = None
+        if password_hash is not None:
+            verdict = classify(password_hash)
+            if isinstance(verdict, RefusedHash):
+                password_hash, hash_refused = None, verdict.reason
         identifiers: list[EnrolledIdentifier] = []
         email_ranges: list[tuple[str, bytes]] = []
         for kind in IDENTIFIER_COLUMNS:
@@ -148,7 +174,12 @@ class Enroller:
                     (sha1[:EMAIL_PREFIX_LENGTH], email_range_key(self._pepper, sha1))
                 )
         return EnrolmentRow(
-            line_no, customer_id, password_hash, tuple(identifiers), tuple(email_ranges)
+            line_no,
+            customer_id,
+            password_hash,
+            tuple(identifiers),
+            tuple(email_ranges),
+            hash_refused,
         )
 
     def _fingerprints(self, identifier: NormalisedIdentifier) -> Iterator[EnrolledIdentifier]:
@@ -211,8 +242,9 @@ def csv_records(stream: TextIO) -> Iterator[tuple[int, dict[str, str | None]] | 
         line_no = start + 1  # a quoted field may span lines: report where the row starts
         start = reader.line_num
         if len(row) > len(columns) and columns[-1] == "password_hash":
-            # An unquoted PHC string ($argon2id$v=19$m=65536,t=3,p=4$...) holds two commas;
-            # when the hash is the last column, the extra fields can only be its pieces.
+            # An unquoted PHC string ($argon2id$v=19$m=65536,t=3,p=4$...) holds two commas
+            # (passlib's $scrypt$ln=16,r=8,p=1$... too); when the hash is the last column, the
+            # extra fields can only be its pieces.
             row = [*row[: len(columns) - 1], ",".join(row[len(columns) - 1 :])]
         if len(row) != len(columns):
             if not any(cell.strip() for cell in row):

@@ -19,11 +19,13 @@ from exposure import JsonObject
 from exposure.customers.enrolment import (
     Enroller,
     EnrolmentRow,
+    HashRefused,
     PreparedBatch,
     RowRejected,
     csv_records,
     prepare,
 )
+from exposure.passwords.schemes import Refusal
 from exposure.store import customers as customer_queries
 
 BATCH_ROWS = 20_000
@@ -47,6 +49,9 @@ class EnrolmentResult:
     rejected: int
     rejected_by_reason: Mapping[str, int]
     rejected_rows: tuple[RowRejected, ...]
+    # Rows enrolled without their password hash (monitored as `unknown`), by reason.
+    hashes_refused: Mapping[str, int]
+    hashes_refused_rows: tuple[HashRefused, ...]
     database: customer_queries.EnrolmentTotals
 
     def as_json(self) -> JsonObject:
@@ -59,6 +64,14 @@ class EnrolmentResult:
             "rejected_by_reason": dict(self.rejected_by_reason),
             "rejected_rows": [{"line": r.line_no, "reason": r.reason} for r in self.rejected_rows],
             "rejected_rows_truncated": self.rejected > len(self.rejected_rows),
+            # With what each reason means and what to do instead.
+            "hashes_refused": dict(self.hashes_refused),
+            "hashes_refused_rows": [
+                {"line": r.line_no, "reason": r.reason} for r in self.hashes_refused_rows
+            ],
+            "hash_refusal_help": {
+                reason: Refusal(reason).message for reason in sorted(self.hashes_refused)
+            },
             "database": {
                 "customers": self.database.customers,
                 "identifiers": self.database.identifiers_by_kind,
@@ -76,6 +89,8 @@ class _Tally:
     rejected: list[RowRejected] = field(default_factory=list)
     rejected_total: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    hashes_refused: Counter[str] = field(default_factory=Counter)
+    hashes_refused_rows: list[HashRefused] = field(default_factory=list)
 
     def add(self, batch: PreparedBatch) -> None:
         self.rows += batch.rows
@@ -86,6 +101,10 @@ class _Tally:
             self.rejected_by_reason[item.reason] += 1
             if len(self.rejected) < MAX_LISTED_REJECTIONS:
                 self.rejected.append(item)
+        for refused in batch.hashes_refused:
+            self.hashes_refused[refused.reason] += 1
+            if len(self.hashes_refused_rows) < MAX_LISTED_REJECTIONS:
+                self.hashes_refused_rows.append(refused)
 
     def result(self, totals: customer_queries.EnrolmentTotals) -> EnrolmentResult:
         return EnrolmentResult(
@@ -95,6 +114,8 @@ class _Tally:
             rejected=self.rejected_total,
             rejected_by_reason=dict(self.rejected_by_reason.most_common()),
             rejected_rows=tuple(self.rejected),
+            hashes_refused=dict(self.hashes_refused.most_common()),
+            hashes_refused_rows=tuple(self.hashes_refused_rows),
             database=totals,
         )
 

@@ -4,17 +4,21 @@ Action (contract; docs/architecture.md, "Policy")::
 
     password_status | broker-site leak | any other leak
     live            | force_reset      | force_reset
+    tweaked         | force_reset      | force_reset
     unknown         | force_reset      | notify
     absent          | force_reset      | none
     stale           | notify           | notify
 
-A variant-only match (e.g. Gmail dots) is at most ``notify`` unless the password is ``live``: a
-verified current password is proof on its own, a look-alike identifier is not. A stolen session
+A variant-only match (e.g. Gmail dots) is at most ``notify`` unless the password is ``live`` or
+``tweaked``: a verified current password (or a verified close variant of the leaked one) is
+proof on its own, a look-alike identifier is not. A stolen session
 cookie for a broker domain is a broker-site leak with status ``absent``, hence ``force_reset``.
 
 Severity (our choice, not part of the contract):
 
-* ``critical``: the leaked password is the customer's current password (always ``force_reset``).
+* ``critical``: the leaked password, or a close variant of it (``tweaked``), is the customer's
+  current password (always ``force_reset``): an attacker guesses such variants within a few
+  tries, so a tweaked password is treated as a live one.
 * ``high``: any other ``force_reset`` (broker-site leak, stolen broker session, unchecked password).
   A stolen session is not ``critical`` because we cannot tell whether it is still valid.
 * ``medium``: ``notify``.
@@ -56,8 +60,9 @@ __all__ = [
 class PasswordStatus(StrEnum):
     """How the leaked password relates to the customer's enrolled password (contract)."""
 
-    LIVE = "live"  # the leaked password verifies against the enrolled argon2 hash
-    STALE = "stale"  # a hash is enrolled and the leaked password does not verify
+    LIVE = "live"  # the leaked password verifies against the enrolled hash
+    TWEAKED = "tweaked"  # it does not, but a small, common change of it does
+    STALE = "stale"  # a hash is enrolled and neither the leaked password nor a tweak verifies
     UNKNOWN = "unknown"  # no (usable) hash is enrolled
     ABSENT = "absent"  # the leak carries no (usable) password
 
@@ -140,6 +145,8 @@ _ACTIONS: dict[tuple[PasswordStatus, bool], Action] = {
     # (password_status, broker_site) -> action; the contract table.
     (PasswordStatus.LIVE, True): Action.FORCE_RESET,
     (PasswordStatus.LIVE, False): Action.FORCE_RESET,
+    (PasswordStatus.TWEAKED, True): Action.FORCE_RESET,
+    (PasswordStatus.TWEAKED, False): Action.FORCE_RESET,
     (PasswordStatus.UNKNOWN, True): Action.FORCE_RESET,
     (PasswordStatus.UNKNOWN, False): Action.NOTIFY,
     (PasswordStatus.ABSENT, True): Action.FORCE_RESET,
@@ -147,6 +154,10 @@ _ACTIONS: dict[tuple[PasswordStatus, bool], Action] = {
     (PasswordStatus.STALE, True): Action.NOTIFY,
     (PasswordStatus.STALE, False): Action.NOTIFY,
 }
+
+
+# A verified password (the leaked one, or a tweak of it) is proof on its own.
+_PROVEN = frozenset({PasswordStatus.LIVE, PasswordStatus.TWEAKED})
 
 
 @functools.cache  # pure, over a few dozen possible inputs: a large dump decides each once
@@ -166,7 +177,7 @@ def decide(
     action = _ACTIONS[(password_status, broker_site)]
     capped = (
         strength is MatchStrength.VARIANT
-        and password_status is not PasswordStatus.LIVE
+        and password_status not in _PROVEN
         and action.rank > Action.NOTIFY.rank
     )
     if capped:
@@ -181,7 +192,7 @@ def decide(
 
 
 def _severity(action: Action, status: PasswordStatus) -> Severity:
-    if status is PasswordStatus.LIVE:
+    if status in _PROVEN:
         return Severity.CRITICAL
     if action is Action.FORCE_RESET:
         return Severity.HIGH
@@ -207,6 +218,9 @@ def _recommendations(action: Action, stolen_session: bool, has_pin: bool) -> tup
 
 _BASE_REASONS: dict[PasswordStatus, str] = {
     PasswordStatus.LIVE: "leaked password is the customer's current password",
+    # Never which variant: the reason goes into webhooks, reports and the database.
+    PasswordStatus.TWEAKED: "a close variant of a leaked password is the customer's current "
+    "password",
     PasswordStatus.STALE: "leaked password is not the customer's current password",
     PasswordStatus.UNKNOWN: "leaked password could not be checked: no password hash is enrolled",
     PasswordStatus.ABSENT: "identifier leaked without a usable password",

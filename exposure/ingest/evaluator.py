@@ -40,7 +40,7 @@ from exposure.ingest.matching import (
 from exposure.ingest.stats import RunStats
 from exposure.passwords.verifier import (
     PasswordVerifier,
-    is_argon2_phc,
+    is_verifiable,
     looks_like_hash,
     password_status,
 )
@@ -248,7 +248,7 @@ class BatchEvaluator:
         wanted: dict[tuple[int, str], CheckKey] = {}
         for position, match in matches:
             password, phc = usable[position], hashes.get(match.customer_id)
-            if password is not None and phc is not None and is_argon2_phc(phc):
+            if password is not None and phc is not None and is_verifiable(phc):
                 hash_key = hashlib.sha256(phc.encode()).digest()[:16]
                 wanted[(position, match.customer_id)] = (
                     match.customer_id,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.clock import utcnow
 from exposure.customers.enrolment import PreparedBatch
-from exposure.store.dialect import is_postgres, placeholders, timestamp_param
+from exposure.store.dialect import in_lists, is_postgres, placeholders, timestamp_param
 from exposure.store.models import Customer, CustomerIdentifier
 
 customers = cast(Table, Customer.__table__)
@@ -18,7 +18,8 @@ identifiers = cast(Table, CustomerIdentifier.__table__)
 
 
 async def upsert_customers(conn: AsyncConnection, batch: PreparedBatch) -> None:
-    """Insert new customers, add new identifiers, and update changed password hashes.
+    """Insert new customers, add new identifiers, update changed password hashes, and forget
+    the hash of customers whose new one was refused (``batch.cleared``).
 
     Idempotent: enrolling the same rows again changes nothing (not even ``updated_at``). The
     batch has repeated customer ids merged already, because PostgreSQL refuses to touch one
@@ -40,6 +41,12 @@ async def upsert_customers(conn: AsyncConnection, batch: PreparedBatch) -> None:
         f"AND customers.password_hash {distinct} excluded.password_hash",
         [(cid, phc, now, now) for cid, phc in batch.customers.items()],
     )
+    for wanted in in_lists(sorted(batch.cleared)):
+        await conn.execute(
+            update(customers)
+            .where(customers.c.customer_id.in_(wanted), customers.c.password_hash.is_not(None))
+            .values(password_hash=None, updated_at=utcnow())
+        )
     if batch.email_ranges:
         await conn.exec_driver_sql(
             "INSERT INTO email_range_keys (keyed_sha1, customer_id, prefix) "  # noqa: S608

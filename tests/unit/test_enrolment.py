@@ -5,7 +5,13 @@ import io
 import argon2
 import pytest
 
-from exposure.customers.enrolment import BadHeader, Enroller, EnrolmentRow, RowRejected
+from exposure.customers.enrolment import (
+    BadHeader,
+    Enroller,
+    EnrolmentRow,
+    RowRejected,
+    prepare,
+)
 from exposure.domain.fingerprints import identifier_fingerprint
 
 PEPPER = bytes(range(32))
@@ -65,8 +71,6 @@ def test_empty_identifier_columns_are_allowed_and_header_order_is_free() -> None
         ("C1,taro@,,,", "email: bad_domain"),
         ("C1,,,12345,", "phone: not_a_phone"),
         ("C1,,ab cd,,", "login_id: bad_login_id"),
-        ("C1,,,,$2b$12$abcdefghijklmnopqrstuu", "password_hash: not an argon2 PHC string"),
-        ("C1,,,,Sakura#2025", "password_hash: not an argon2 PHC string"),
         ("C1,taro@example.jp", "expected 5 fields, found 2"),
     ],
 )
@@ -104,3 +108,42 @@ def test_bad_header_is_fatal_and_explains(header: str, fragment: str) -> None:
 def test_bom_in_header_is_tolerated() -> None:
     [row] = read("\ufeffcustomer_id,email\nC1,a@example.jp\n")
     assert isinstance(row, EnrolmentRow)
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ("5f4dcc3b5aa765d61d8327deb882cf99", "unsalted_fast_hash"),  # MD5
+        ("$1$69uEqZWF$fS/uCKxpMlE/Oa6PfELvC0", "salted_fast_hash"),  # md5crypt
+        ("$2b$31$" + "G4WUB.SwBpf5uTOUvqBoZuz9i24/mDNYGKLXURd716Hn52LG1BT/S", "cost_too_high"),
+        ("$2b$12$abcdefghijklmnopqrstuu", "malformed"),
+        ("Sakura#2025", "not_a_hash"),  # a plaintext password is never kept
+    ],
+)
+def test_a_refused_hash_enrols_the_identifiers_without_it(cell: str, reason: str) -> None:
+    [row] = read(HEADER + f"C1,taro@example.jp,TARO01,,{cell}\n")
+    assert isinstance(row, EnrolmentRow)
+    assert row.password_hash is None
+    assert row.hash_refused is not None and row.hash_refused.value == reason
+    assert {i.kind.value for i in row.identifiers} == {"email", "login_id"}
+
+
+def test_the_last_hash_cell_of_a_repeated_customer_decides() -> None:
+    rows = read(
+        HEADER
+        + f"C1,a@example.jp,,,{PHC}\n"
+        + "C1,b@example.jp,,,5f4dcc3b5aa765d61d8327deb882cf99\n"  # refused: clears
+        + "C2,c@example.jp,,,5f4dcc3b5aa765d61d8327deb882cf99\n"
+        + f"C2,d@example.jp,,,{PHC}\n"  # a good hash after a refused one: kept
+        + "C3,e@example.jp,,,5f4dcc3b5aa765d61d8327deb882cf99\n"
+        + "C3,f@example.jp,,,\n"  # an empty cell changes nothing
+    )
+    batch = prepare(rows)
+    assert batch.customers == {"C1": None, "C2": PHC, "C3": None}
+    assert batch.cleared == {"C1", "C3"}
+    assert [(r.line_no, r.reason) for r in batch.hashes_refused] == [
+        (3, "unsalted_fast_hash"),
+        (4, "unsalted_fast_hash"),
+        (6, "unsalted_fast_hash"),
+    ]
+    assert not batch.rejected

@@ -1,7 +1,10 @@
-"""Passwords: hash detection, argon2 PHC validation, pooled verification, password status."""
+"""Passwords: hash detection, argon2 PHC validation, pooled verification, password status.
+
+Every other scheme, refusals and cost limits: ``test_password_schemes.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -14,13 +17,10 @@ import pytest
 from argon2.low_level import Type, hash_secret
 
 from exposure.domain.policy import PasswordStatus
+from exposure.passwords import argon2_lanes
 from exposure.passwords import verifier as passwords
-from exposure.passwords.verifier import (
-    PasswordVerifier,
-    is_argon2_phc,
-    looks_like_hash,
-    password_status,
-)
+from exposure.passwords.errors import VerifierSelfTestError
+from exposure.passwords.verifier import PasswordVerifier, looks_like_hash, password_status
 
 FAST = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
@@ -154,7 +154,11 @@ def test_looks_like_hash_negative(value: str) -> None:
     assert not looks_like_hash(value)
 
 
-# --- is_argon2_phc ------------------------------------------------------------------------
+def is_argon2_phc(value: str) -> bool:
+    return argon2_lanes.parse_phc(value) is not None
+
+
+# --- argon2_lanes.parse_phc --------------------------------------------------------------
 
 VALID_PHC = [
     pytest.param(_fast("x"), id="fast"),
@@ -293,10 +297,10 @@ async def test_agrees_with_argon2_cffi(type_: Type, version: int, parallelism: i
 def test_self_test_fails_loudly_when_the_verification_path_breaks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    passwords._self_test()  # the installed argon2-cffi works with our path
+    argon2_lanes.self_test()  # the installed argon2-cffi works with our path
     # Simulate an argon2-cffi whose context struct lost a field.
-    monkeypatch.setattr(passwords, "_LEND", "not a callback")
-    with pytest.raises(passwords.VerifierSelfTestError):
+    monkeypatch.setattr(argon2_lanes, "_LEND", "not a callback")
+    with pytest.raises(VerifierSelfTestError):
         PasswordVerifier(workers=1)
 
 
@@ -306,7 +310,7 @@ async def test_malformed_hash_is_false_and_counted() -> None:
         ("not a hash", "pw"),
         (good.replace("m=8", "m=08"), "pw"),
         (good[:-2], "pw"),  # truncated digest: a length base64 cannot produce
-        (BCRYPT, "pw"),
+        (BCRYPT.replace("$2b$12$", "$2b$99$"), "pw"),  # a bcrypt cost that does not exist
         ("", "pw"),
         (good, "pw"),
     ]
@@ -371,7 +375,7 @@ async def test_results_follow_input_order_under_concurrency(
     assert verifier.verified == 48
     assert peak > 1
     assert len(thread_names) > 1
-    assert all(name.startswith("argon2-verify") for name in thread_names)
+    assert all(name.startswith("password-verify") for name in thread_names)
 
 
 async def test_verify_after_close_raises_without_secrets() -> None:
@@ -408,7 +412,8 @@ ENROLLED = _fast("Sakura#2025")
         (None, "Momiji!77", None, PasswordStatus.UNKNOWN),
         (None, "Momiji!77", False, PasswordStatus.UNKNOWN),
         ("not-argon2", "Momiji!77", False, PasswordStatus.UNKNOWN),  # unusable hash
-        (BCRYPT, "Momiji!77", False, PasswordStatus.UNKNOWN),
+        (MD5, "Momiji!77", False, PasswordStatus.UNKNOWN),  # refused at enrolment
+        (BCRYPT, "Momiji!77", False, PasswordStatus.STALE),  # every accepted scheme
         (ENROLLED, None, None, PasswordStatus.ABSENT),
         (None, None, None, PasswordStatus.ABSENT),
         (ENROLLED, "", False, PasswordStatus.ABSENT),
@@ -437,3 +442,50 @@ async def test_status_from_verifier_end_to_end() -> None:
         verified = await verifier.verify_many([(ENROLLED, p) for p in leaked])
     statuses = [password_status(ENROLLED, p, v) for p, v in zip(leaked, verified, strict=True)]
     assert statuses == [PasswordStatus.LIVE, PasswordStatus.STALE, PasswordStatus.ABSENT]
+
+
+# --- verify_any: candidates against one hash, behind first verifications -----------------
+
+
+async def test_verify_any_stops_a_job_at_its_first_match() -> None:
+    enrolled = _fast("Sakura!2025")
+    jobs = [
+        (enrolled, ["Sakura!2024", "Sakura!2025", "never-tried-1", "never-tried-2"]),
+        (_fast("taro1234"), ["Taro1234", "taro1235"]),  # no candidate is the password
+        ("5f4dcc3b5aa765d61d8327deb882cf99", ["password"]),  # refused hash: counted once
+        (enrolled, []),
+    ]
+    with PasswordVerifier(workers=1) as verifier:  # one worker: candidates run in order
+        assert await verifier.verify_any(jobs) == [True, False, False, False]
+    assert verifier.verified == 2 + 2  # the two after the match were dropped
+    assert verifier.malformed == 1
+
+
+async def test_verify_any_waits_behind_verify_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_verify_one = passwords._verify_one
+    started: list[str] = []
+
+    def observed(enrolled: str, leaked: str) -> object:
+        started.append(leaked)
+        time.sleep(0.02)
+        return real_verify_one(enrolled, leaked)
+
+    monkeypatch.setattr(passwords, "_verify_one", observed)
+    enrolled = _fast("pw")
+    background = [(enrolled, [f"tweak-{i}" for i in range(30)])]
+    foreground = [(enrolled, f"first-{i}") for i in range(6)]
+    with PasswordVerifier(workers=2) as verifier:
+        tweak_task = asyncio.ensure_future(verifier.verify_any(background))
+        await asyncio.sleep(0.05)  # background work is under way
+        before = len(started)
+        assert 0 < before < 30
+        assert await verifier.verify_many(foreground) == [False] * 6
+        # No background pair starts while first verifications wait (without the priority,
+        # two of them start between the fourth and the fifth); < 2 leaves room for a pair
+        # handed to a worker in the instant before verify_many began.
+        window = started[before:]
+        firsts = [i for i, leaked in enumerate(window) if leaked.startswith("first-")]
+        assert len(firsts) == 6
+        assert sum(leaked.startswith("tweak-") for leaked in window[: firsts[-1]]) < 2
+        assert await tweak_task == [False]
+    assert verifier.verified == 36

@@ -20,8 +20,9 @@ from exposure.domain.policy import (
 from exposure.dumps.records import LeakType
 from exposure.errors import ConfigurationError
 
-LIVE, STALE, UNKNOWN, ABSENT = (
+LIVE, TWEAKED, STALE, UNKNOWN, ABSENT = (
     PasswordStatus.LIVE,
+    PasswordStatus.TWEAKED,
     PasswordStatus.STALE,
     PasswordStatus.UNKNOWN,
     PasswordStatus.ABSENT,
@@ -32,6 +33,8 @@ FORCE, NOTIFY, NONE = Action.FORCE_RESET, Action.NOTIFY, Action.NONE
 CONTRACT = {
     (LIVE, True): FORCE,
     (LIVE, False): FORCE,
+    (TWEAKED, True): FORCE,
+    (TWEAKED, False): FORCE,
     (UNKNOWN, True): FORCE,
     (UNKNOWN, False): NOTIFY,
     (ABSENT, True): FORCE,
@@ -81,6 +84,8 @@ def test_action_does_not_depend_on_leak_type(
     [
         (LIVE, True, FORCE),  # live is proof: the cap does not apply
         (LIVE, False, FORCE),
+        (TWEAKED, True, FORCE),  # a verified variant is proof too
+        (TWEAKED, False, FORCE),
         (UNKNOWN, True, NOTIFY),  # capped from force_reset
         (UNKNOWN, False, NOTIFY),
         (ABSENT, True, NOTIFY),  # capped from force_reset
@@ -89,13 +94,13 @@ def test_action_does_not_depend_on_leak_type(
         (STALE, False, NOTIFY),
     ],
 )
-def test_variant_match_is_at_most_notify_unless_live(
+def test_variant_match_is_at_most_notify_unless_live_or_tweaked(
     status: PasswordStatus, broker_site: bool, expected: Action
 ) -> None:
     decision = _decide(status, broker_site, MatchStrength.VARIANT)
     assert decision.action is expected
     capped = CONTRACT[(status, broker_site)] is not expected
-    assert ("variant" in decision.reason) is capped
+    assert ("identifier variant" in decision.reason) is capped
 
 
 def test_session_cookie_for_broker_domain_forces_reset_and_revokes_sessions() -> None:
@@ -126,6 +131,9 @@ def test_session_cookie_for_other_site_is_none() -> None:
         (LIVE, False, MatchStrength.STRICT, Severity.CRITICAL),
         (LIVE, True, MatchStrength.STRICT, Severity.CRITICAL),
         (LIVE, False, MatchStrength.VARIANT, Severity.CRITICAL),
+        (TWEAKED, False, MatchStrength.STRICT, Severity.CRITICAL),  # as for a live password
+        (TWEAKED, True, MatchStrength.STRICT, Severity.CRITICAL),
+        (TWEAKED, False, MatchStrength.VARIANT, Severity.CRITICAL),
         (UNKNOWN, True, MatchStrength.STRICT, Severity.HIGH),
         (ABSENT, True, MatchStrength.STRICT, Severity.HIGH),
         (UNKNOWN, False, MatchStrength.STRICT, Severity.MEDIUM),
@@ -147,6 +155,14 @@ def test_force_reset_recommendations_in_payload_order() -> None:
         "revoke_sessions",
         "review_login_history",
     )
+
+
+@pytest.mark.parametrize("broker_site", [True, False])
+def test_tweaked_forces_a_reset_and_says_so_without_saying_which(broker_site: bool) -> None:
+    decision = _decide(TWEAKED, broker_site)
+    assert decision.recommended_actions == _decide(LIVE, broker_site).recommended_actions
+    assert decision.reason.startswith("a close variant of a leaked password is the customer's")
+    assert decision.reason != _decide(LIVE, broker_site).reason
 
 
 def test_notify_recommendations() -> None:
@@ -199,7 +215,7 @@ def test_action_order_and_escalation() -> None:
 
 
 def test_enums_serialise_as_contract_strings() -> None:
-    assert [str(s) for s in PasswordStatus] == ["live", "stale", "unknown", "absent"]
+    assert [str(s) for s in PasswordStatus] == ["live", "tweaked", "stale", "unknown", "absent"]
     assert {str(a) for a in Action} == {"force_reset", "notify", "none"}
     assert {str(s) for s in Severity} == {"critical", "high", "medium", "low"}
     assert {str(s) for s in MatchStrength} == {"strict", "variant"}

@@ -20,6 +20,13 @@ def test_defaults_with_only_a_pepper(tmp_path: Path) -> None:
     assert settings.login_id_case_sensitive is False
     assert settings.webhook_url is None
     assert not settings.broker_domains.matches("trade.sec.example")
+    assert settings.tweak_guesses == 20
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), ("5", 5), ("1000", 1000)])
+def test_tweak_guesses_from_off_to_the_maximum(tmp_path: Path, value: str, expected: int) -> None:
+    environ = {"EXPOSURE_PEPPER": PEPPER, "EXPOSURE_TWEAK_GUESSES": value}
+    assert load_settings(environ, env_file=tmp_path / ".env").tweak_guesses == expected
 
 
 def test_first_run_generates_pepper_file_0600_and_warns(
@@ -78,6 +85,9 @@ def test_secrets_are_redacted_in_repr(tmp_path: Path) -> None:
         ("EXPOSURE_WEBHOOK_SECRET", "whsec_!!!", "base64"),
         ("EXPOSURE_TIMEZONE", "Mars/Olympus", "time zone"),
         ("EXPOSURE_PHONE_REGION", "JPN", "two-letter"),
+        ("EXPOSURE_TWEAK_GUESSES", "-1", "whole number"),
+        ("EXPOSURE_TWEAK_GUESSES", "1001", "to 1000"),
+        ("EXPOSURE_TWEAK_GUESSES", "many", "0 (off)"),
     ],
 )
 def test_invalid_values_name_the_variable(
