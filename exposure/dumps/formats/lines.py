@@ -8,6 +8,9 @@ stable reason code; the line's text is never kept in a rejection.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+
+from exposure.dumps.records import Rejected
 
 MAX_LINE_BYTES = 64 * 1024
 """Longest line (UTF-8 bytes) a credential format accepts; longer ones are ``too_long``."""
@@ -68,6 +71,23 @@ def screen(line: str, max_bytes: int = MAX_LINE_BYTES) -> tuple[str, str | None]
 def needs_screening(line: str) -> bool:
     """Cheap test: False for the common short printable line that :func:`screen` would pass."""
     return len(line) > SHORT_LINE or not line.isprintable()
+
+
+def screened(
+    lines: Iterable[tuple[int, str]], max_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, str] | Rejected]:
+    """The loop head every format reader shares: each ``(line_no, line)`` screened (see
+    :func:`screen`), as the prepared pair or as ``Rejected(line_no, reason)``.
+
+    The common short printable line costs one length test and one ``isprintable`` call.
+    """
+    for line_no, line in lines:
+        if len(line) > SHORT_LINE or not line.isprintable():
+            line, reason = screen(line, max_bytes)
+            if reason is not None:
+                yield Rejected(line_no, reason)
+                continue
+        yield line_no, line
 
 
 def is_rule(line: str) -> bool:
