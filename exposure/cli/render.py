@@ -35,9 +35,11 @@ TABLE_COLUMNS = (
 def summarise_ingest(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One JSON object for the whole command: totals first, then each input."""
     rejected: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
     new: Counter[str] = Counter()
     for result in results:
         rejected.update(result["rejected"])
+        skipped.update(result.get("skipped_files", {}))
         new.update(result["new_exposures"])
     total = {
         key: sum(result[key] for result in results)
@@ -58,6 +60,7 @@ def summarise_ingest(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "files": sum(len(result["files"]) for result in results),
         **total,
         "rejected": dict(rejected.most_common()),
+        "skipped_files": dict(skipped.most_common()),
         "new_exposures": {a: new.get(a, 0) for a in ("force_reset", "notify", "none")},
         "inputs": list(results),
     }

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from exposure.dumps.containers import MemberProblem
-from exposure.dumps.reader import MemberEnd
+from exposure.dumps.reader import MemberEnd, MemberSkipped
 from exposure.dumps.records import Rejected
 
 MAX_LISTED_PROBLEMS = 200
@@ -22,6 +22,7 @@ class RunStats:
     lines: int = 0
     records: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    skipped_files: Counter[str] = field(default_factory=Counter)  # files not read, by reason
     files: list[dict[str, Any]] = field(default_factory=list)
     problems: list[dict[str, str]] = field(default_factory=list)
     problems_total: int = 0
@@ -37,8 +38,10 @@ class RunStats:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunStats:
-        stats = cls(**{k: v for k, v in data.items() if k not in ("rejected", "new_exposures")})
+        counters = ("rejected", "skipped_files", "new_exposures")
+        stats = cls(**{k: v for k, v in data.items() if k not in counters})
         stats.rejected = Counter(data.get("rejected", {}))
+        stats.skipped_files = Counter(data.get("skipped_files", {}))
         stats.new_exposures = Counter(data.get("new_exposures", {}))
         return stats
 
@@ -47,6 +50,7 @@ class RunStats:
             "lines": self.lines,
             "records": self.records,
             "rejected": dict(self.rejected.most_common()),
+            "skipped_files": dict(self.skipped_files.most_common()),
             "files": self.files,
             "problems": self.problems,
             "problems_total": self.problems_total,
@@ -101,10 +105,13 @@ class RunStats:
                     "lines": event.lines,
                     "records": event.records,
                     "rejected": dict(event.rejected),
+                    **({"problem": event.problem} if event.problem else {}),
                 }
             )
         elif isinstance(event, Rejected):
             self.rejected[event.reason] += 1
+        elif isinstance(event, MemberSkipped):
+            self.skipped_files[event.reason] += 1
         elif isinstance(event, MemberProblem):
             self.problems_total += 1
             if len(self.problems) < MAX_LISTED_PROBLEMS:
