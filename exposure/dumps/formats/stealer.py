@@ -64,12 +64,12 @@ _ROLES: dict[str, str] = {
     ),
     **dict.fromkeys("password pass passwd pwd pw userpassword パスワード".split(), PASSWORD),
     **dict.fromkeys(
-        "soft software browser application app storage profile ブラウザ ソフト".split(), APP
+        "soft software browser application app storage ブラウザ ソフト".split(), APP
     ),
 }
 
-# A "|" that starts the next field of a one-line record (a label and its colon follow).
-_INLINE_SPLIT = re.compile(r"[ \t]*\|[ \t]*(?=[^\W_][\w $@\-]{0,29}?\s*[:：])")
+# A "|" (with the whitespace around it) that may start the next field of a one-line record.
+_INLINE_BAR = re.compile(r"[ \t]*\|[ \t]*")
 
 STEALER = LeakType.STEALER_LOG
 
@@ -147,23 +147,23 @@ def _record(fields: dict[str, str], line_no: int) -> LeakRecord | Rejected:
 
 def inline_fields(line: str) -> dict[str, str] | None:
     """The fields of a one-line record (``URL: https://x | USER: u | PASS: p``): at least two
-    of site, login and password, every part a ``Label: value``; else ``None``."""
+    of site, login and password; else ``None``. A ``|`` separates fields only where a known
+    label follows it, so a password may hold ``|`` (``PASS: a | b:c``)."""
     if "|" not in line:
         return None
-    parts = _INLINE_SPLIT.split(line)
-    if len(parts) < 2:
-        return None
+    parts: list[str] = []
+    start = 0
+    for bar in _INLINE_BAR.finditer(line):
+        if field_of(line[bar.end() :]) is not None:
+            parts.append(line[start : bar.start()])
+            start = bar.end()
+    parts.append(line[start:])
     fields: dict[str, str] = {}
     for part in parts:
         field = field_of(part)
-        if field is None:
-            if _LABEL.match(part) is None:
-                return None
-            continue  # an unknown label (``Created: ...``) is covered by the record
-        role, value = field
-        if role in fields:
+        if field is None or field[0] in fields:
             return None
-        fields[role] = value
+        fields[field[0]] = field[1]
     return fields if len(fields.keys() & CREDENTIAL_ROLES) >= 2 else None
 
 
