@@ -63,9 +63,7 @@ _ROLES: dict[str, str] = {
         LOGIN,
     ),
     **dict.fromkeys("password pass passwd pwd pw userpassword パスワード".split(), PASSWORD),
-    **dict.fromkeys(
-        "soft software browser application app storage ブラウザ ソフト".split(), APP
-    ),
+    **dict.fromkeys("soft software browser application app storage ブラウザ ソフト".split(), APP),
 }
 
 # A "|" (with the whitespace around it) that may start the next field of a one-line record.
