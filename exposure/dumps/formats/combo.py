@@ -63,7 +63,7 @@ __all__ = [
     "parse_split",
 ]
 
-DELIMITER = re.compile(r"[:;|\t：]")
+DELIMITER = re.compile(r"[:;|\t：]")  # find_delimiter in _fastscan.c: the ASCII ones but TAB
 _C = r"[^@\s:;|,<>()\[\]\\\"：]"
 _TAIL_EMAIL = re.compile(rf"[:;|\t：]\s*{_C}+@{_C}+[.。．｡]{_C}+\s*\Z")
 

@@ -34,7 +34,8 @@ SEPARATOR = re.compile(r"[ \t]*[:;|\t：][ \t]*")
 """A field delimiter with the spaces or tabs around it: those belong to no field."""
 
 MAX_LOGIN_CHARS = 320
-"""Longer "logins" are blobs (base64, tokens), not identifiers (see combo.MAX_LOGIN_CHARS)."""
+"""Longer "logins" are blobs (base64, tokens), not identifiers. Mirrored by
+``MAX_LOGIN_CHARS`` in ``_fastscan.c``."""
 
 _DOT = "[.。．｡]"
 _C = r"[^@\s:;|,<>()\[\]\\\"：]"

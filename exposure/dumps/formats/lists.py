@@ -51,6 +51,7 @@ def iter_combo(lines: Iterable[tuple[int, str]]) -> Iterator[LeakRecord | Reject
                 if line[i] != "\t":
                     yield LeakRecord(login, rest.lstrip(" \t") or None, COMBO, line_no)
                     continue
+            # A URL line in a combo list (combo_line in _fastscan.c tries ulp_line likewise).
             if rest.startswith("//") and starts_with_browser_url(line):
                 record = parse_ulp_line(line_no, line)
                 if record is not None:
