@@ -91,6 +91,8 @@ SHAPES: list[tuple[str, list[Reading]]] = [
         "Origin: https://trade.sec.example | Login: hanako@example.jp | Password: a | b",
         [("hanako@example.jp", "a | b", "trade.sec.example")],
     ),
+    # An address whose local part looks like a host is no URL line, in a URL list too.
+    ("taro.yamada@example.com:Sakura#2025", [("taro.yamada@example.com", "Sakura#2025", None)]),
     # Placeholder logins are no logins.
     ("UNKNOWN:Sakura#2025", ["placeholder_login"]),
     ("-:Sakura#2025", ["placeholder_login"]),

@@ -95,7 +95,8 @@ def parse_ulp_line(line_no: int, line: str) -> LeakRecord | Rejected | None:
             end = _end_of(_HOST, line, pos)
         host, pos = line[pos:end], end
     if m is None:
-        if not (host.startswith("[") or looks_like_host(host)):
+        # ``taro.yamada@example.com:pw``: the "host" is an address's local part.
+        if line.startswith("@", pos) or not (host.startswith("[") or looks_like_host(host)):
             return None
         ambiguous = True
     # Port, or a numeric login right after the host?
