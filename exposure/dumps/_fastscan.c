@@ -192,9 +192,9 @@ static Py_ssize_t find_delimiter(const char *s, Py_ssize_t k, Py_ssize_t b, Py_s
 }
 
 /* One plain line [a, b) of a combo list: 1 and the record's offsets when iter_combo reads it
- * on its e-mail-first fast path (a delimiter; the stripped login before it holds '@' and is
- * at most MAX_LOGIN_CHARS long; no '@' after the delimiter, where it could start a second
- * identifier; the spaces after the delimiter dropped) or as a URL line that _FAST matches;
+ * as an e-mail first (a delimiter; the stripped login before it holds '@' and is at most
+ * MAX_LOGIN_CHARS long; the spaces after the delimiter dropped; the password does not start
+ * with what could be a second e-mail address, see below) or as a URL line that _FAST matches;
  * 0 otherwise. */
 static int combo_line(const char *s, Py_ssize_t a, Py_ssize_t b, Py_ssize_t n, FastRecord *r) {
     if (!plain_line(s, a, b)) return 0;
@@ -206,9 +206,15 @@ static int combo_line(const char *s, Py_ssize_t a, Py_ssize_t b, Py_ssize_t n, F
     if (le - ls > MAX_LOGIN_CHARS || memchr(s + ls, '@', (size_t)(le - ls)) == NULL)
         /* iter_combo tries a URL line only when the text after the delimiter starts "//". */
         return delim + 2 < b && s[delim + 1] == '/' && s[delim + 2] == '/' && ulp_line(s, a, b, r);
-    if (memchr(s + delim + 1, '@', (size_t)(b - delim - 1)) != NULL) return 0;
     Py_ssize_t pw = delim + 1;
     while (pw < b && s[pw] == ' ') pw++;
+    /* combo._second_identifier reads two logins when the password's first field is an e-mail
+     * address, which needs an '@' and a '.' after it before the next delimiter: such lines
+     * go to Python, which decides ("p@ss:w0rd" stays a password without that detour). */
+    for (Py_ssize_t k = pw, at = 0; k < b && s[k] != ':' && s[k] != ';' && s[k] != '|'; k++) {
+        if (s[k] == '@') at = 1;
+        else if (s[k] == '.' && at) return 0;
+    }
     *r = (FastRecord){0, (int32_t)ls, (int32_t)le, (int32_t)pw, (int32_t)b, 0, 0};
     return 1;
 }

@@ -133,14 +133,21 @@ def test_each_shape_reads_the_same_on_both_paths(
 def test_plain_lines_still_take_the_native_path() -> None:
     """The shapes above cost the plain line nothing: an e-mail first and a URL line with a
     padded separator are still settled natively."""
-    text = "hanako@example.jp : Sakura#2025\nhttps://trade.sec.example/x:ABCD1234: pw\n"
+    text = (
+        "hanako@example.jp : Sakura#2025\nhttps://trade.sec.example/x:ABCD1234: pw\n"
+        "taro@example.jp:p@ssw0rd:x\n"  # an '@' that cannot start an address
+    )
     data = text.encode()
     blocks = [
         item
-        for item in iter_blocks("combo", [TextBlock(1, data, 2, 0, len(data))])
+        for item in iter_blocks("combo", [TextBlock(1, data, 3, 0, len(data))])
         if isinstance(item, RecordBlock)
     ]
-    assert [b.record(i).password for b in blocks for i in range(b.count)] == ["Sakura#2025", "pw"]
+    assert [b.record(i).password for b in blocks for i in range(b.count)] == [
+        "Sakura#2025",
+        "pw",
+        "p@ssw0rd:x",
+    ]
 
 
 def test_stealer_blocks_reject_placeholder_logins_and_read_location() -> None:

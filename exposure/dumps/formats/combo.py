@@ -84,8 +84,9 @@ def parse_combo_line(line_no: int, line: str) -> LineItems:
         return _without_delimiter(line_no, line)
     i = m.start()
     login = line[:i].strip()
-    # The plain case, mirrored by combo_line in _fastscan.c: an e-mail first, no '@' after it
-    # (which could start a second identifier), not a TAB-separated row.
+    # The plain case: an e-mail first, no '@' after it (which could start a second
+    # identifier), not a TAB-separated row. combo_line in _fastscan.c mirrors it (and also
+    # takes the lines whose '@' cannot start an address, which _second_identifier leaves be).
     if "@" in login and len(login) <= MAX_LOGIN_CHARS and "@" not in line[i + 1 :]:
         if line[i] != "\t":
             return LeakRecord(login, line[i + 1 :].lstrip(" \t") or None, COMBO, line_no)

@@ -40,8 +40,9 @@ def iter_combo(lines: Iterable[tuple[int, str]]) -> Iterator[LeakRecord | Reject
             if reason is not None:
                 yield Rejected(line_no, reason)
                 continue
-        # Inlined plain case of parse_combo_line (mirrored by combo_line in _fastscan.c): an
-        # e-mail first, no '@' after it, no TAB row; the delimiter's whitespace is dropped.
+        # Inlined plain case of parse_combo_line (see there; mirrored by combo_line in
+        # _fastscan.c): an e-mail first, no '@' after it, no TAB row; the delimiter's
+        # whitespace is dropped.
         m = search(line)
         if m is not None:
             i = m.start()
