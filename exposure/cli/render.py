@@ -39,9 +39,11 @@ TABLE_COLUMNS = (
 def summarise_ingest(results: Sequence[IngestResult]) -> JsonObject:
     """One JSON object for the whole command: totals first, then each input."""
     rejected: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
     new: Counter[str] = Counter()
     for result in results:
         rejected.update(dict(result.stats.rejected.most_common()))  # ties keep this order
+        skipped.update(result.stats.skipped_files)
         new.update(result.stats.new_exposures)
     total = {
         key: sum(getattr(result.stats, key) for result in results)
@@ -62,6 +64,7 @@ def summarise_ingest(results: Sequence[IngestResult]) -> JsonObject:
         "files": sum(len(result.stats.files) for result in results),
         **total,
         "rejected": dict(rejected.most_common()),
+        "skipped_files": dict(skipped.most_common()),
         "new_exposures": {a: new.get(a, 0) for a in ("force_reset", "notify", "none")},
         "inputs": [result.as_json() for result in results],
     }

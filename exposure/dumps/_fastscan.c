@@ -103,21 +103,44 @@ static int plain_line(const char *s, Py_ssize_t a, Py_ssize_t b) {
     return !outside;
 }
 
-/* Characters that end a URL's host in _FAST's [^\s:/?#|\[\]@\\] (a plain line has no other
+/* Characters that end a URL's host in _FAST's [^\s:;/?#|\[\]@\\] (a plain line has no other
  * whitespace than ' '). */
 static const unsigned char ends_host[256] = {
-    [' '] = 1, [':'] = 1, ['/'] = 1, ['?'] = 1, ['#'] = 1,
+    [' '] = 1, [':'] = 1, [';'] = 1, ['/'] = 1, ['?'] = 1, ['#'] = 1,
     ['|'] = 1, ['['] = 1, [']'] = 1, ['@'] = 1, ['\\'] = 1,
 };
+
+/* The placeholder logins of exposure.dumps.formats.placeholders.PLACEHOLDER_LOGINS that a fast
+ * URL line can hold (printable ASCII without ' ', ':', '/' or '|'): the Python path rejects
+ * them, so ulp_line leaves them to it. The tests check this list against the Python set. */
+static const char *const placeholder_logins[] = {
+    "unknown", "null", "nil", "none", "undefined", "empty", "blank", "n.a.", "-", "--", "---",
+    "?", "??", "(null)", "<null>", "[null]", "(none)", "<none>", "[none]", "(empty)",
+    "<empty>", "[empty]", "(unknown)", "[unknown]", "<unknown>", "not_saved", "[not_saved]",
+    "notsaved", "no_login", "nologin", NULL,
+};
+
+/* Whether s[a:b] is one of placeholder_logins, ignoring ASCII case. */
+static int placeholder_login(const char *s, Py_ssize_t a, Py_ssize_t b) {
+    if (b - a > 11) return 0; /* longer than the longest placeholder */
+    for (const char *const *p = placeholder_logins; *p != NULL; p++) {
+        Py_ssize_t k = 0;
+        while (a + k < b && (*p)[k] != '\0' &&
+               (s[a + k] >= 'A' && s[a + k] <= 'Z' ? s[a + k] + 32 : s[a + k]) == (*p)[k])
+            k++;
+        if (a + k == b && (*p)[k] == '\0') return 1;
+    }
+    return 0;
+}
 
 static int lower_is(const char *s, Py_ssize_t k, char c) {
     return s[k] == c || s[k] == c - ('a' - 'A');
 }
 
 /* A plain line that exposure.dumps.formats.ulp._FAST matches, read as that regex reads it:
- *   (?i:https?)://([^\s:/?#|\[\]@\\]+)(?:[/?#][^:\s|]*)?:(?!\d{1,5}:)([^:/\s|]+):(.*)
+ *   (?i:https?)://([^\s:;/?#|\[\]@\\]+)(?:[/?#][^:\s|]*)?:(?!\d{1,5}:)([^:/\s|]+):[ \t]*(.*)
  * (no backtracking can change its reading: every part stops at a character the next part
- * needs). Only ' ' is whitespace in a plain line. */
+ * needs), and whose login is no placeholder. Only ' ' is whitespace in a plain line. */
 static int ulp_line(const char *s, Py_ssize_t a, Py_ssize_t b, FastRecord *r) {
     Py_ssize_t k = a;
     if (b - a < 10 || !lower_is(s, k, 'h') || !lower_is(s, k + 1, 't') ||
@@ -138,8 +161,10 @@ static int ulp_line(const char *s, Py_ssize_t a, Py_ssize_t b, FastRecord *r) {
         digits++;
     if (digits >= 1 && digits <= 5 && login + digits < b && s[login + digits] == ':') return 0;
     while (k < b && s[k] != ':' && s[k] != '/' && s[k] != ' ' && s[k] != '|') k++;
-    if (k == login || k >= b || s[k] != ':') return 0;
-    *r = (FastRecord){0, (int32_t)login, (int32_t)k, (int32_t)(k + 1), (int32_t)b,
+    if (k == login || k >= b || s[k] != ':' || placeholder_login(s, login, k)) return 0;
+    Py_ssize_t pw = k + 1;
+    while (pw < b && s[pw] == ' ') pw++; /* the separator's whitespace is no field's */
+    *r = (FastRecord){0, (int32_t)login, (int32_t)k, (int32_t)pw, (int32_t)b,
                       (int32_t)host, (int32_t)host_end};
     return 1;
 }
@@ -167,8 +192,10 @@ static Py_ssize_t find_delimiter(const char *s, Py_ssize_t k, Py_ssize_t b, Py_s
 }
 
 /* One plain line [a, b) of a combo list: 1 and the record's offsets when iter_combo reads it
- * on its e-mail-first fast path (a delimiter; the stripped login before it holds '@' and is
- * at most MAX_LOGIN_CHARS long) or as a URL line that _FAST matches; 0 otherwise. */
+ * as an e-mail first (a delimiter; the stripped login before it holds '@' and is at most
+ * MAX_LOGIN_CHARS long; the spaces after the delimiter dropped; the password does not start
+ * with what could be a second e-mail address, see below) or as a URL line that _FAST matches;
+ * 0 otherwise. */
 static int combo_line(const char *s, Py_ssize_t a, Py_ssize_t b, Py_ssize_t n, FastRecord *r) {
     if (!plain_line(s, a, b)) return 0;
     Py_ssize_t delim = find_delimiter(s, a, b, n);
@@ -179,7 +206,16 @@ static int combo_line(const char *s, Py_ssize_t a, Py_ssize_t b, Py_ssize_t n, F
     if (le - ls > MAX_LOGIN_CHARS || memchr(s + ls, '@', (size_t)(le - ls)) == NULL)
         /* iter_combo tries a URL line only when the text after the delimiter starts "//". */
         return delim + 2 < b && s[delim + 1] == '/' && s[delim + 2] == '/' && ulp_line(s, a, b, r);
-    *r = (FastRecord){0, (int32_t)ls, (int32_t)le, (int32_t)(delim + 1), (int32_t)b, 0, 0};
+    Py_ssize_t pw = delim + 1;
+    while (pw < b && s[pw] == ' ') pw++;
+    /* combo._second_identifier reads two logins when the password's first field is an e-mail
+     * address, which needs an '@' and a '.' after it before the next delimiter: such lines
+     * go to Python, which decides ("p@ss:w0rd" stays a password without that detour). */
+    for (Py_ssize_t k = pw, at = 0; k < b && s[k] != ':' && s[k] != ';' && s[k] != '|'; k++) {
+        if (s[k] == '@') at = 1;
+        else if (s[k] == '.' && at) return 0;
+    }
+    *r = (FastRecord){0, (int32_t)ls, (int32_t)le, (int32_t)pw, (int32_t)b, 0, 0};
     return 1;
 }
 
@@ -833,5 +869,19 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
         Py_DECREF(m);
         return NULL;
     }
+    Py_ssize_t count = 0;
+    while (placeholder_logins[count] != NULL) count++;
+    PyObject *placeholders = PyTuple_New(count);
+    for (Py_ssize_t i = 0; placeholders != NULL && i < count; i++) {
+        PyObject *word = PyUnicode_FromString(placeholder_logins[i]);
+        if (word == NULL) Py_CLEAR(placeholders);
+        else PyTuple_SET_ITEM(placeholders, i, word);
+    }
+    if (placeholders == NULL || PyModule_AddObjectRef(m, "PLACEHOLDER_LOGINS", placeholders) < 0) {
+        Py_XDECREF(placeholders);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_DECREF(placeholders);
     return m;
 }

@@ -10,7 +10,11 @@ Limits are enforced on the bytes actually produced, never on sizes that headers 
 wrong with one member or archive becomes a :class:`MemberProblem` (or, while a member is being
 read, a :class:`MemberError`) with a stable reason, and the walk goes on: ``encrypted``,
 ``corrupt``, ``truncated``, ``unsupported`` (a method or format such as RAR), ``bomb_ratio``,
-``too_large`` (one member), ``total_too_large`` (the walk's budget; the rest is skipped),
+``too_large`` (one member), ``archive_too_large`` (one zip or 7z archive's entries together;
+its other entries are skipped), ``total_too_large`` (the walk's budget; the rest is skipped),
+``overlapping_entries`` (a zip whose entries share their data, or list one member many times:
+the shape of a zip bomb that no ratio catches; the archive is not read),
+``duplicate_entry`` (a zip entry whose name an earlier one has; the first is read),
 ``too_many_members``, ``too_deep``, ``path_traversal`` (``..`` or absolute), ``symlink``
 (symbolic or hard link: never followed), ``special_file`` (device, FIFO), ``unreadable`` (OS).
 
@@ -37,11 +41,13 @@ from exposure.dumps.streams import (
     COPY_BYTES,
     DATA_ERRORS,
     DECOMPRESSORS,
+    ArchiveBudget,
     ArchiveLimits,
     Budget,
     MemberError,
     Spill7z,
     Stream,
+    TarEntry,
     reason_for,
 )
 
@@ -127,6 +133,24 @@ def _zip_name(info: zipfile.ZipInfo) -> str:
     return name.replace("\\", "/")
 
 
+# A local file header without its name and extra field: the least an entry occupies before
+# its data.
+_LOCAL_HEADER_BYTES = 30
+
+
+def _overlapping(archive: zipfile.ZipFile) -> bool:
+    """Whether two entries' data share bytes, or an entry runs into the central directory:
+    the layout of a non-recursive zip bomb (one deflated member listed a thousand times
+    expands a thousandfold, each entry within every per-member limit). A real archive stores
+    its entries one after the other."""
+    infos = sorted(archive.infolist(), key=lambda info: info.header_offset)
+    ends = [info.header_offset for info in infos[1:]] + [archive.start_dir]
+    return any(
+        info.header_offset + _LOCAL_HEADER_BYTES + info.compress_size > end
+        for info, end in zip(infos, ends, strict=True)
+    )
+
+
 def _checked_tarinfo(end: list[str]) -> type[tarfile.TarInfo]:
     class _CheckedTarInfo(tarfile.TarInfo):
         @classmethod
@@ -145,11 +169,19 @@ def _checked_tarinfo(end: list[str]) -> type[tarfile.TarInfo]:
     return _CheckedTarInfo
 
 
-class _Walk:
-    """One walk: the limits, and the byte budget shared by every container in it."""
+Listener = Callable[[str, list[str]], None]
+"""``on_listing(prefix, names)``: a folder's or an archive's entry names (relative to
+``prefix``, which ends with ``/`` or ``!`` or is empty; folders end with ``/``), told before
+any of its members is yielded."""
 
-    def __init__(self, limits: ArchiveLimits) -> None:
+
+class _Walk:
+    """One walk: the limits, the byte budget shared by every container in it, and who hears
+    of each listing."""
+
+    def __init__(self, limits: ArchiveLimits, on_listing: Listener | None) -> None:
         self.limits, self.budget = limits, Budget(limits)
+        self.on_listing: Listener = on_listing or (lambda _prefix, _names: None)
 
     def folder(self, folder: Path, prefix: str) -> Iterator[Item]:
         try:
@@ -158,6 +190,9 @@ class _Walk:
         except OSError:
             yield MemberProblem(prefix.rstrip("/") or folder.name, "unreadable")
             return
+        self.on_listing(
+            prefix, [e.name + "/" if e.is_dir(follow_symlinks=False) else e.name for e in entries]
+        )
         for entry in entries:
             name = prefix + entry.name
             if entry.is_symlink():  # never followed: links loop or point outside the input
@@ -212,8 +247,11 @@ class _Walk:
         else:
             yield from self._random_access(kind, stream, name, depth + 1, on_disk)
 
-    def _container(self, name: str, entries: _Entries, depth: int) -> Iterator[Item]:
-        """Walk one archive's entries; an error of the archive itself ends it as a problem."""
+    def _container(
+        self, name: str, entries: _Entries, depth: int, share: ArchiveBudget | None = None
+    ) -> Iterator[Item]:
+        """Walk one archive's entries; an error of the archive itself ends it as a problem,
+        and so does reaching the archive's ``share`` of the budget."""
         with closing(entries):
             try:
                 for index, (member, skip, stream, size) in enumerate(entries):
@@ -225,6 +263,9 @@ class _Walk:
                     else:
                         yield from self.node(stream, f"{name}!{member}", depth, size)
                     if self.budget.exhausted:
+                        return
+                    if share is not None and share.exhausted:
+                        yield MemberProblem(name, "archive_too_large")
                         return
             except DATA_ERRORS as exc:
                 yield MemberProblem(name, reason_for(exc))
@@ -239,6 +280,7 @@ class _Walk:
             except MemberError as exc:
                 yield MemberProblem(name, exc.reason)
                 return
+            out.soft_eof = is_tar  # the tar walk reports a cut: see _tar_entries
             # x.tar.gz is one container to the reader: its members are x.tar.gz!member
             yield from self.node(out, name if is_tar else f"{name}!{inner_name}", depth, None)
 
@@ -252,11 +294,16 @@ class _Walk:
                     continue
                 link = info.issym() or info.islnk()
                 skip = _skip_reason(info.name, link=link, regular=info.isfile())
-                raw = None if skip else tar.extractfile(info)
-                entry = None if raw is None else Stream(raw, f"{name}!{info.name}")
+                member = f"{name}!{info.name}"
+                raw: IO[bytes] | None = None
+                if skip is None and info.sparse is None:  # the data follows the header
+                    raw = cast(IO[bytes], TarEntry(cast(IO[bytes], tar.fileobj), info.size, member))
+                elif skip is None:
+                    raw = tar.extractfile(info)
+                entry = None if raw is None else Stream(raw, member)
                 yield info.name, skip, entry, info.size
-        if end:
-            raise MemberError(name, end[0])
+        if end or stream.cut:
+            raise MemberError(name, end[0] if end else "truncated")
 
     def _random_access(
         self, kind: str, stream: Stream, name: str, depth: int, on_disk: bool
@@ -277,14 +324,26 @@ class _Walk:
                     return
                 spill.seek(0)
                 fp = Stream(cast(IO[bytes], spill), name, "unreadable")
-            entries = self._zip_entries(fp, name) if kind == "zip" else self._7z_entries(fp, name)
-            yield from self._container(name, entries, depth)
+            share = ArchiveBudget(self.budget)
+            if kind == "zip":
+                entries = self._zip_entries(fp, name, share)
+            else:
+                entries = self._7z_entries(fp, name, share)
+            yield from self._container(name, entries, depth, share)
 
-    def _zip_entries(self, fp: Stream, name: str) -> _Entries:
+    def _zip_entries(self, fp: Stream, name: str, share: ArchiveBudget) -> _Entries:
         with zipfile.ZipFile(cast(IO[bytes], fp)) as archive:
+            if _overlapping(archive):
+                raise MemberError(name, "overlapping_entries")
             infos = [(_zip_name(info), info) for info in archive.infolist() if not info.is_dir()]
-            # Sorted: deterministic, and each folder's files come out together.
+            self.on_listing(name + "!", [member for member, _ in infos])
+            seen: set[str] = set()
+            # Sorted (stably): deterministic, and each folder's files come out together.
             for member, info in sorted(infos, key=lambda pair: pair[0]):
+                if member in seen:
+                    yield member, "duplicate_entry", None, None
+                    continue
+                seen.add(member)
                 link = stat.S_ISLNK(info.external_attr >> 16)
                 skip = _skip_reason(info.filename) or _skip_reason(
                     member, link=link, encrypted=bool(info.flag_bits & 0x1)
@@ -299,18 +358,19 @@ class _Walk:
                     yield member, reason_for(exc), None, None
                     continue
                 with raw:
-                    entry = Stream(raw, f"{name}!{member}", guard=(self.budget, fp, base))
+                    entry = Stream(raw, f"{name}!{member}", guard=(share, fp, base))
                     yield member, None, entry, info.file_size
 
-    def _7z_entries(self, fp: Stream, name: str) -> _Entries:
+    def _7z_entries(self, fp: Stream, name: str, share: ArchiveBudget) -> _Entries:
         size = fp.seek(0, os.SEEK_END)
         fp.seek(0)
         with ExitStack() as stack:
             archive = stack.enter_context(py7zr.SevenZipFile(cast(IO[bytes], fp)))
-            spill = Spill7z(
-                self.budget, Path(stack.enter_context(tempfile.TemporaryDirectory())), size
-            )
+            spill = Spill7z(share, Path(stack.enter_context(tempfile.TemporaryDirectory())), size)
             encrypted, targets = archive.needs_password(), []
+            self.on_listing(
+                name + "!", [str(item.filename) for item in archive.files if not item.is_directory]
+            )
             for item in sorted(archive.files, key=lambda item: str(item.filename)):
                 link, regular = item.is_symlink or item.is_junction, not item.is_socket
                 skip = _skip_reason(item.filename, link=link, regular=regular, encrypted=encrypted)
@@ -339,15 +399,18 @@ class _Walk:
                 raise failure
 
 
-def iter_members(path: Path, limits: ArchiveLimits | None = None) -> Iterator[Item]:
+def iter_members(
+    path: Path, limits: ArchiveLimits | None = None, on_listing: Listener | None = None
+) -> Iterator[Item]:
     """Yield every readable member under ``path``, and a problem for everything else.
 
     The order is deterministic for the same input (folders and zip/7z entries sorted by name,
     tar entries in stream order). Read each :class:`Member` before advancing. Names are
     relative to ``path`` for a folder, else start with its file name; ``!`` separates a
-    container from what is inside it.
+    container from what is inside it. ``on_listing`` hears of each folder's and each zip or
+    7z archive's names before their members come (a tar is streamed: it has no listing).
     """
-    walk = _Walk(limits or ArchiveLimits())
+    walk = _Walk(limits or ArchiveLimits(), on_listing)
     name = path.name or str(path)
     if path.is_dir():
         yield from walk.folder(path, "")

@@ -15,6 +15,11 @@ Lines end at ``\\n`` or ``\\r\\n``; exactly one terminator is removed and nothin
 (passwords may end in spaces). A lone ``\\r`` is not a line break: old-Mac files read as one
 long line and are reported ``too_long`` rather than guessed at.
 
+A stream that fails mid-way (a truncated or corrupt compressed file, a limit reached) raises
+:class:`~exposure.dumps.streams.MemberError`; the lines read before it are still yielded, the
+line the failure cut in two is a ``truncated`` problem (its end, maybe a password's, is
+missing), and :attr:`DecodedLines.error` holds the failure for the caller to report.
+
 The hot path (plain ASCII/UTF-8) decodes a whole chunk of complete lines at once and splits
 it in C; the per-line fallback only runs for the lines of a chunk that are not UTF-8. With
 :attr:`DecodedLines.text_blocks` set (a native parser reads the member), a valid UTF-8 chunk
@@ -39,6 +44,8 @@ except ImportError:  # pragma: no cover - only without the extension, when no bl
         block = data[start:end] if end >= 0 else data[start:]
         return block.count(b"\n"), block.isascii() and b"\x00" not in block
 
+
+from exposure.dumps.streams import MemberError
 
 __all__ = ["DEFAULT_MAX_LINE_BYTES", "DecodedLines", "LineProblem", "TextBlock", "decode_lines"]
 
@@ -71,6 +78,7 @@ class LineProblem(Enum):
     TOO_LONG = "too_long"
     UNDECODABLE = "undecodable"
     BINARY = "binary"
+    TRUNCATED = "truncated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +137,8 @@ class DecodedLines:
     ``utf-16-be``, ``cp932``, or ``utf-8+cp932`` / ``utf-8-sig+cp932`` when both UTF-8
     (non-ASCII) and cp932 lines were found. It is final once iteration is done. ``bytes_read``
     counts raw bytes consumed from the stream; ``lines`` counts lines yielded so far.
+    ``error``: the :class:`~exposure.dumps.streams.MemberError` that ended the stream early,
+    once iteration met it (``None`` for a stream read to its end).
     """
 
     def __init__(
@@ -154,6 +164,7 @@ class DecodedLines:
         self.text_blocks = False  # set to receive TextBlock items from the next chunk on
         self._utf8_non_ascii = False
         self._used_cp932 = False
+        self.error: MemberError | None = None
         head = self._read_head()
         self._base = "utf-8"
         for bom, name in _BOMS:
@@ -189,7 +200,13 @@ class DecodedLines:
     # -- reading -------------------------------------------------------------------------
 
     def _read(self, size: int) -> bytes:
-        data = self._stream.read(size)
+        if self.error is not None:
+            return b""
+        try:
+            data = self._stream.read(size)
+        except MemberError as exc:
+            self.error = exc  # the end of what can be read: what came before stands
+            return b""
         if data:
             self.bytes_read += len(data)
             if self._on_read is not None:
@@ -288,8 +305,11 @@ class DecodedLines:
                 yield from part
             out.clear()
         if carry and not skipping:
-            carry += b"\n"
-            self._block(bytes(carry), 0, len(carry), sink, out)
+            if self.error is not None:  # the line the failure cut: its end is missing
+                self._problem(LineProblem.TRUNCATED, sink, out)
+            else:
+                carry += b"\n"
+                self._block(bytes(carry), 0, len(carry), sink, out)
             for part in out:
                 yield from part
 

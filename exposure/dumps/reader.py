@@ -10,17 +10,21 @@ first lines (or forced), and its lines parsed (:mod:`~exposure.dumps.formats`). 
 the same input always in the same order (the pipeline checkpoints by event ordinal):
 
 * ``MemberStart`` - records and rejections - ``MemberEnd`` for each member read. A member
-  that fails mid-way (a corrupt stream, a bomb) gets a ``MemberProblem`` just before its
-  ``MemberEnd``; what it yielded before stands. With the native fast path built, the plain
-  lines of a combo or URL list come packed a block at a time as one
+  that fails mid-way (a truncated or corrupt stream, a bomb) yields every line read before
+  the failure, then a ``MemberProblem`` just before its ``MemberEnd``, whose ``problem``
+  names the failure too (and a warning is logged). With the native fast path built, the
+  plain lines of a combo or URL list come packed a block at a time as one
   :class:`~exposure.dumps.fastpath.RecordBlock` (one event per record it holds).
 * A lone ``MemberProblem`` for a member or container that could not be read at all: the
   reasons of :mod:`~exposure.dumps.containers`, plus ``empty`` and ``unrecognised_format``.
+* A ``MemberSkipped`` for a file deliberately not read: inside a stealer-log tree
+  (:mod:`~exposure.dumps.trees`), every file but the password and cookie files, with the
+  reason ``not_credentials``.
 
 Stealer logs: a session cookie for a broker site is an exposure without a password. Its
-``CookieHit`` is attributed to every login of the same infected-machine folder (see
-:func:`machine_folder`) once the walk leaves that folder, as a synthetic member of format
-``stealer_session`` named after the folder, holding one ``LeakRecord(login, None,
+``CookieHit`` is attributed to every login of the same infected machine (its tree's root, or
+else its folder: see :func:`machine_folder`) once the walk leaves that machine, as a synthetic
+member of format ``stealer_session`` named after the folder, holding one ``LeakRecord(login, None,
 SESSION_COOKIE, line_no=<first cookie line>, site=<cookie site>)`` per (login, site) pair.
 Broker cookies that find no login are counted there as ``cookie_unattributed``; cookies for
 other sites are counted in their own member as ``cookie_not_broker``.
@@ -28,6 +32,7 @@ other sites are counted in their own member as ``cookie_not_broker``.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -51,6 +56,7 @@ from exposure.dumps.decode import DEFAULT_MAX_LINE_BYTES, LineProblem, decode_li
 from exposure.dumps.fastpath import RecordBlock, iter_blocks
 from exposure.dumps.formats import FORMATS, Parsed, detect_format, parse_lines
 from exposure.dumps.records import CookieHit, LeakRecord, LeakType, Rejected
+from exposure.dumps.trees import COOKIES, TreeIndex, member_role
 
 __all__ = [
     "RANGE_FORMATS",
@@ -58,6 +64,7 @@ __all__ = [
     "DumpEvent",
     "MemberEnd",
     "MemberProblem",
+    "MemberSkipped",
     "MemberStart",
     "is_container",
     "machine_folder",
@@ -65,6 +72,8 @@ __all__ = [
     "read_dump",
     "read_range",
 ]
+
+log = logging.getLogger("exposure")
 
 SESSION_FORMAT = "stealer_session"
 DEFAULT_LIMITS = ArchiveLimits()
@@ -105,9 +114,21 @@ class MemberEnd:
     records: int
     rejected: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     broker_cookies: int = 0
+    problem: str | None = None  # why the member ended early (``truncated``, ...), if it did
 
 
-DumpEvent = MemberStart | LeakRecord | RecordBlock | Rejected | MemberEnd | MemberProblem
+@dataclass(frozen=True, slots=True)
+class MemberSkipped:
+    """A file deliberately not read, and why (``not_credentials``: a stealer-log file that
+    holds no credentials, such as ``ImportantAutofills.txt`` or ``keychain.txt``)."""
+
+    name: str
+    reason: str
+
+
+DumpEvent = (
+    MemberStart | LeakRecord | RecordBlock | Rejected | MemberEnd | MemberProblem | MemberSkipped
+)
 
 
 def machine_folder(member_name: str) -> str:
@@ -171,16 +192,22 @@ class _Reader:
         self._fmt, self._is_broker_site, self._limits = fmt, is_broker_site, limits
         self._progress, self._max_line_bytes = progress, max_line_bytes
         self._machine: _Machine | None = None
+        self._trees = TreeIndex()
 
     def events(self, path: Path) -> Iterator[DumpEvent]:
-        for item in iter_members(path, self._limits):
-            key = machine_folder(item.name)
+        for item in iter_members(path, self._limits, on_listing=self._trees.add_listing):
+            root = self._trees.root_of(item.name)
+            key = machine_folder(item.name) if root is None else root
             if self._machine is not None and self._machine.key != key:
                 yield from self._leave_machine()
             if isinstance(item, MemberProblem):
                 yield item
-            else:
+            elif root is None:
                 yield from self._member(item, key)
+            elif (role := member_role(item.name[len(root) :])) is None:
+                yield MemberSkipped(item.name, "not_credentials")
+            else:
+                yield from self._member(item, key, role)
         yield from self._leave_machine()
 
     def range_events(self, handle: BinaryIO, size: int, name: str) -> Iterator[DumpEvent]:
@@ -199,12 +226,15 @@ class _Reader:
             self._machine = _Machine(key)
         return self._machine
 
-    def _member(self, member: Member, key: str) -> Iterator[DumpEvent]:
+    def _member(self, member: Member, key: str, role: str | None = None) -> Iterator[DumpEvent]:
+        """The events of one member; ``role``: what it holds in a stealer-log tree (password
+        or cookie file), which bounds the formats it may be read as."""
         name, fmt = member.name, self._fmt
         rejected: Counter[str] = Counter()
         pending: list[Rejected] = []  # decoder problems, emitted in line order
         records = broker_cookies = 0
         started = False
+        failure: MemberError | None = None
 
         def on_problem(line_no: int, problem: LineProblem) -> None:
             pending.append(Rejected(line_no, problem.value))
@@ -217,10 +247,12 @@ class _Reader:
                 texts = lines.texts(on_problem)
                 head = _head(texts)
                 if not head and not pending:
-                    yield MemberProblem(name, "empty")
+                    yield MemberProblem(name, lines.error.reason if lines.error else "empty")
                     return
                 fmt = fmt or detect_format(name, [text for _, text in head])
-                if fmt is None:
+                if fmt is None or (
+                    role is not None and (fmt == "stealer_cookies") != (role == COOKIES)
+                ):
                     yield MemberProblem(name, "unrecognised_format")
                     return
                 yield MemberStart(name, fmt, lines.encoding)
@@ -254,12 +286,25 @@ class _Reader:
                         rejected[item.reason] += 1
                         yield item
                 yield from _drain(pending, rejected)
+                failure = lines.error
         except MemberError as exc:
             yield from _drain(pending, rejected)
-            yield MemberProblem(name, exc.reason)
+            failure = exc
+        if failure is not None:
+            log.warning("dump member %s ended early: %s", name, failure.reason)
+            yield MemberProblem(name, failure.reason)
         if started and fmt is not None:
             counts = MappingProxyType(dict(rejected))
-            yield MemberEnd(name, fmt, lines.encoding, lines.lines, records, counts, broker_cookies)
+            yield MemberEnd(
+                name,
+                fmt,
+                lines.encoding,
+                lines.lines,
+                records,
+                counts,
+                broker_cookies,
+                None if failure is None else failure.reason,
+            )
 
 
 def _head(texts: Iterator[tuple[int, str]]) -> list[tuple[int, str]]:

@@ -34,11 +34,13 @@ __all__ = [
     "COPY_BYTES",
     "DATA_ERRORS",
     "DECOMPRESSORS",
+    "ArchiveBudget",
     "ArchiveLimits",
     "Budget",
     "MemberError",
     "Spill7z",
     "Stream",
+    "TarEntry",
     "reason_for",
 ]
 
@@ -53,14 +55,17 @@ class ArchiveLimits:
     ``max_ratio``: output / input bytes of one decompression step, checked past
     ``ratio_grace_bytes`` (small repetitive files are legitimate). Deflate tops out near 1032:1
     and text rarely passes 20:1, so 200 stops a zero-filled bomb long before it matters.
-    ``max_member_bytes``: one decompressed stream or spilled archive. ``max_total_bytes``:
-    everything decompressed in one walk. ``max_depth``: layers of archives and compression
-    (``a.zip!b.tar.gz!c.txt`` has three: zip, gz, tar). ``max_members``: entries of one archive.
+    ``max_member_bytes``: one decompressed stream or spilled archive. ``max_archive_bytes``:
+    everything the entries of one zip or 7z archive expand to (many members each within the
+    limits can still add up). ``max_total_bytes``: everything decompressed in one walk.
+    ``max_depth``: layers of archives and compression (``a.zip!b.tar.gz!c.txt`` has three:
+    zip, gz, tar). ``max_members``: entries of one archive.
     """
 
     max_ratio: float = 200.0
     ratio_grace_bytes: int = 16 << 20
     max_member_bytes: int = 8 << 30
+    max_archive_bytes: int = 32 << 30
     max_total_bytes: int = 64 << 30
     max_depth: int = 4
     max_members: int = 1_000_000
@@ -115,6 +120,23 @@ class Budget:
             raise MemberError(name, "bomb_ratio")
 
 
+class ArchiveBudget(Budget):
+    """One zip or 7z archive's share of the walk's budget: what its entries expand to, bounded
+    by ``max_archive_bytes``; once that is reached the archive is ``exhausted`` and the walk
+    reads none of its remaining entries."""
+
+    def __init__(self, walk: Budget) -> None:
+        super().__init__(walk.limits)
+        self.walk = walk
+
+    def charge(self, name: str, added: int, size: int, produced: int, compressed: int) -> None:
+        self.used += added
+        if self.used > self.limits.max_archive_bytes:
+            self.exhausted = True
+            raise MemberError(name, "archive_too_large")
+        self.walk.charge(name, added, size, produced, compressed)
+
+
 class Stream(io.BufferedIOBase):
     """Read-through wrapper: replays a peeked head, counts bytes, turns library errors into
     :class:`MemberError` (a bare ``OSError`` means ``failure``). With a ``guard`` (budget,
@@ -137,6 +159,10 @@ class Stream(io.BufferedIOBase):
         self.count = self._head_pos = 0
         self._head: bytes | None = None
         self._error: MemberError | None = None
+        # Set for a decompressed tar: a cut ends the stream quietly, so that tarfile hands
+        # over what it read before it (it drops a short read's data when the read raises).
+        self.soft_eof = False
+        self.cut = False
 
     def peek_head(self) -> bytes:
         """The first bytes (up to 512); reads replay them."""
@@ -169,6 +195,8 @@ class Stream(io.BufferedIOBase):
     read1 = read
 
     def _pull(self, size: int) -> bytes:
+        if self.cut:
+            return b""
         if self._error is not None:
             raise self._error  # once a limit trips, nothing after it is trusted
         try:
@@ -182,8 +210,35 @@ class Stream(io.BufferedIOBase):
             raise
         except DATA_ERRORS as exc:
             reason = self._failure if type(exc) is OSError else reason_for(exc)
+            if self.soft_eof and reason == "truncated":
+                self.cut = True
+                return b""
             self._error = MemberError(self.name, reason)
             raise self._error from exc
+        return data
+
+
+class TarEntry(io.RawIOBase):
+    """The data of one regular tar member, read straight from the tar stream: ``size`` bytes
+    from where the stream stands after the member's header. Unlike ``TarFile.extractfile``,
+    which drops a short read's data, it hands over every byte before a cut and then raises
+    :class:`MemberError` ``truncated``."""
+
+    def __init__(self, source: IO[bytes], size: int, name: str) -> None:
+        super().__init__()
+        self._source, self._remaining, self._name = source, size, name
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if self._remaining <= 0:
+            return b""
+        want = self._remaining if size is None or size < 0 else min(size, self._remaining)
+        data = self._source.read(want)
+        if not data:
+            raise MemberError(self._name, "truncated")
+        self._remaining -= len(data)
         return data
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from exposure import JsonObject
 from exposure.dumps.containers import MemberProblem
-from exposure.dumps.reader import MemberEnd
+from exposure.dumps.reader import MemberEnd, MemberSkipped
 from exposure.dumps.records import Rejected
 
 MAX_LISTED_PROBLEMS = 200
@@ -27,9 +27,10 @@ class FileCounts:
     lines: int
     records: int
     rejected: Mapping[str, int]
+    problem: str | None = None  # e.g. "truncated": read up to a cut
 
     def as_json(self) -> JsonObject:
-        return {
+        item: JsonObject = {
             "name": self.name,
             "format": self.format,
             "encoding": self.encoding,
@@ -37,6 +38,9 @@ class FileCounts:
             "records": self.records,
             "rejected": dict(self.rejected),
         }
+        if self.problem:
+            item["problem"] = self.problem
+        return item
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FileCounts:
@@ -47,6 +51,7 @@ class FileCounts:
             lines=int(data["lines"]),
             records=int(data["records"]),
             rejected=dict(data.get("rejected", {})),
+            problem=data.get("problem"),
         )
 
 
@@ -68,6 +73,7 @@ class RunStats:
     lines: int = 0
     records: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    skipped_files: Counter[str] = field(default_factory=Counter)  # files not read, by reason
     files: list[FileCounts] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     problems_total: int = 0
@@ -84,9 +90,10 @@ class RunStats:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunStats:
         """The counters a checkpoint stored (:meth:`as_json`)."""
-        special = ("rejected", "new_exposures", "files", "problems")
+        special = ("rejected", "skipped_files", "new_exposures", "files", "problems")
         stats = cls(**{k: v for k, v in data.items() if k not in special})
         stats.rejected = Counter(data.get("rejected", {}))
+        stats.skipped_files = Counter(data.get("skipped_files", {}))
         stats.new_exposures = Counter(data.get("new_exposures", {}))
         stats.files = [FileCounts.from_json(item) for item in data.get("files", [])]
         stats.problems = [
@@ -100,6 +107,7 @@ class RunStats:
             "lines": self.lines,
             "records": self.records,
             "rejected": dict(self.rejected.most_common()),
+            "skipped_files": dict(self.skipped_files.most_common()),
             "files": [item.as_json() for item in self.files],
             "problems": [item.as_json() for item in self.problems],
             "problems_total": self.problems_total,
@@ -154,10 +162,13 @@ class RunStats:
                     lines=event.lines,
                     records=event.records,
                     rejected=dict(event.rejected),
+                    problem=event.problem or None,
                 )
             )
         elif isinstance(event, Rejected):
             self.rejected[event.reason] += 1
+        elif isinstance(event, MemberSkipped):
+            self.skipped_files[event.reason] += 1
         elif isinstance(event, MemberProblem):
             self.problems_total += 1
             if len(self.problems) < MAX_LISTED_PROBLEMS:

@@ -7,7 +7,9 @@ import gzip
 import io
 import lzma
 import os
+import struct
 import tarfile
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -210,6 +212,78 @@ def test_zip_bomb_is_stopped_while_streaming(tmp_path: Path) -> None:
     # Without the ratio limit, the absolute member limit still holds.
     sized = ArchiveLimits(max_member_bytes=1 << 20)
     assert ("error", "bomb.zip!zeros.txt", "too_large") in walk(path, sized)
+
+
+def repeated_entry_zip(member: bytes, times: int, offset_shift: int = 0) -> bytes:
+    """A zip whose central directory lists its one deflated member ``times`` times (each copy
+    pointing ``offset_shift`` bytes further into the file): the non-recursive zip bomb."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.txt", member)
+    data = buf.getvalue()
+    eocd = data.rindex(b"PK\x05\x06")
+    cd_size, cd_offset = struct.unpack_from("<II", data, eocd + 12)
+    record = data[cd_offset : cd_offset + cd_size]
+    copies = []
+    for n in range(times):
+        copy = bytearray(record)
+        struct.pack_into("<I", copy, 42, n * offset_shift)  # the local header's offset
+        copies.append(bytes(copy))
+    central = b"".join(copies)
+    end = bytearray(data[eocd:])
+    struct.pack_into("<HHII", end, 8, times, times, len(central), cd_offset)
+    return data[:cd_offset] + central + bytes(end)
+
+
+def test_a_member_listed_a_thousand_times_is_refused_unread(tmp_path: Path) -> None:
+    """One 16 MiB member (within every per-member limit) listed 1,000 times would expand to
+    16 GiB: the archive is refused before a byte is inflated."""
+    path = tmp_path / "bomb.zip"
+    path.write_bytes(repeated_entry_zip(b"\0" * (16 << 20), 1000))
+    assert path.stat().st_size < 200_000
+    assert walk(path) == [("problem", "bomb.zip", "overlapping_entries")]
+    # An entry whose header lies inside another's data is refused the same way.
+    path.write_bytes(repeated_entry_zip(COMBO * 500, 2, offset_shift=40))
+    assert walk(path) == [("problem", "bomb.zip", "overlapping_entries")]
+
+
+def test_a_repeated_zip_entry_is_read_once(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name it writes
+        archive.writestr("a.txt", COMBO)
+        archive.writestr("a.txt", PASSWORDS)
+        archive.writestr("b.txt", COOKIES)
+    path = tmp_path / "twice.zip"
+    path.write_bytes(buf.getvalue())
+    assert walk(path) == [
+        ("member", "twice.zip!a.txt", COMBO),
+        ("problem", "twice.zip!a.txt", "duplicate_entry"),
+        ("member", "twice.zip!b.txt", COOKIES),
+    ]
+
+
+def test_one_archives_entries_are_bounded_in_total(tmp_path: Path) -> None:
+    """Each entry is within the member limit; together they pass the archive's limit, and
+    the entries after that point are not read."""
+    parts = {f"{n}.txt": os.urandom(20_000).hex().encode() for n in range(4)}  # 40,000 bytes each
+    path = tmp_path / "many.zip"
+    path.write_bytes(zip_bytes(parts))
+    limits = ArchiveLimits(max_member_bytes=50_000, max_archive_bytes=100_000)
+    assert walk(path, limits) == [
+        ("member", "many.zip!0.txt", parts["0.txt"]),
+        ("member", "many.zip!1.txt", parts["1.txt"]),
+        ("error", "many.zip!2.txt", "archive_too_large"),
+        ("problem", "many.zip", "archive_too_large"),
+    ]
+    # 7z members are spilled under the same limit.
+    seven = tmp_path / "many.7z"
+    with py7zr.SevenZipFile(seven, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(data, name)
+    result = walk(seven, limits)
+    assert ("problem", "many.7z", "archive_too_large") in result
+    assert sum(kind == "member" for kind, _, _ in result) < 4
 
 
 def test_gz_bomb_stops_before_reading_everything(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from exposure.domain import identity
 from exposure.domain.fingerprints import identifier_fingerprint
@@ -26,6 +28,7 @@ from exposure.dumps.decode import TextBlock, scan_lines
 from exposure.dumps.fastpath import RecordBlock, iter_blocks
 from exposure.dumps.formats import combo, lines
 from exposure.dumps.formats.lists import iter_combo, iter_ulp
+from exposure.dumps.formats.placeholders import PLACEHOLDER_LOGINS
 from exposure.dumps.records import LeakRecord, Rejected
 from exposure.ingest import evaluator
 from exposure.ingest.matching import EnrolledIndex, Fingerprinter
@@ -197,6 +200,79 @@ def test_constants_mirror_the_python_rules() -> None:
     assert scan.SHORT_LINE == lines.SHORT_LINE
     assert scan.MAX_LOGIN_CHARS == combo.MAX_LOGIN_CHARS
     assert scan.MAX_EMAIL == identity._MAX_EMAIL
+    # Every placeholder a fast URL line's login can be (printable ASCII, no ' ', ':', '/', '|').
+    reachable = {
+        p
+        for p in PLACEHOLDER_LOGINS
+        if p and p.isascii() and p.isprintable() and not set(p) & set(" :/|")
+    }
+    assert set(scan.PLACEHOLDER_LOGINS) == reachable
+
+
+# Generated lines of every shape the rules turn on (docs/formats.md, "Messy lines from
+# compilations"): separators with and without padding, several identifiers, the e-mail after
+# a user name, TAB rows, URL lines with ':' '|' ';' and ports, placeholder logins, one-line
+# stealer records, '@' and hash-like values in passwords.
+_LOCAL = st.text("abcXY.+_-19", min_size=1, max_size=8)
+_EMAIL = st.builds(
+    "{}@{}".format, _LOCAL, st.sampled_from(["example.jp", "Gmail.com", "ex-a.co.jp", "x", "b.c"])
+)
+_LOGIN_ID = st.sampled_from(["ABCD1234", "taro_y", "12345", "Fuji-San_3776", "#Sakura"])
+_PLACEHOLDER = st.sampled_from(["UNKNOWN", "null", "-", "N/A", "(none)", "Not_Saved", "??"])
+_LOGIN = st.one_of(_EMAIL, _LOGIN_ID, _PLACEHOLDER, st.just(""))
+_PASSWORD = st.one_of(
+    st.text("abcXYZ0129@.:;|#-$*{}/ ", max_size=14),
+    st.sampled_from(["5f4dcc3b5aa765d61d8327deb882cf99", "p@ss.example.jp", " padded "]),
+    _EMAIL,
+)
+_SEP = st.sampled_from([":", ";", "|", "\t", "：", " : ", " | ", ": ", " ;", "\t "])
+_META = st.sampled_from(["2019-04-01", "", "42", "203.0.113.9", "2019/4/1 12"])
+_URL = st.builds(
+    "{}{}{}".format,
+    st.sampled_from(["https://", "HTTP://", "http://", "android://k==@", ""]),
+    st.sampled_from(["trade.sec.example", "h", "[::1]", "h:8443", "u@h", "h.example."]),
+    st.sampled_from(["", "/", "/login", "/a?b=c#d", "/x;jsessionid=1", "?next=http://z/"]),
+)
+
+
+def _joined(parts: list[str], seps: list[str]) -> str:
+    line = parts[0]
+    for part, sep in zip(parts[1:], seps, strict=False):
+        line += sep + part
+    return line
+
+
+_COMBO_LINE = st.builds(lambda *p: _joined([p[0], p[2]], [p[1]]), _LOGIN, _SEP, _PASSWORD)
+_TWO_IDS = st.builds(lambda a, s, b, t, p: a + s + b + t + p, _EMAIL, _SEP, _EMAIL, _SEP, _PASSWORD)
+_EMAIL_LATER = st.builds(
+    lambda parts, seps: _joined(parts, seps),
+    st.tuples(_LOGIN, _META, _META, _EMAIL, _PASSWORD).map(list),
+    st.lists(_SEP, min_size=4, max_size=4),
+)
+_ULP_LINE = st.builds(
+    lambda url, s1, login, s2, pw: url + s1 + login + s2 + pw, _URL, _SEP, _LOGIN, _SEP, _PASSWORD
+)
+_INLINE = st.builds("URL: {} | USER: {} | PASS: {}".format, _URL, _LOGIN, _PASSWORD)
+_LINE = st.one_of(_COMBO_LINE, _TWO_IDS, _EMAIL_LATER, _ULP_LINE, _INLINE)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(texts=st.lists(_LINE, min_size=1, max_size=40))
+@pytest.mark.parametrize(("fmt", "parse"), [("combo", iter_combo), ("ulp", iter_ulp)])
+def test_generated_shapes_read_the_same_natively(fmt: str, parse: Any, texts: list[str]) -> None:
+    texts = [t.replace("\n", " ").replace("\r", " ") for t in texts]
+    fast = _expand(list(iter_blocks(fmt, [_block(1, texts)])))
+    assert fast == list(parse(enumerate(texts, 1)))
+
+
+def test_generated_shapes_keep_the_native_path_busy() -> None:
+    """The differential test above means something only if the native path takes lines."""
+    texts = [f"user{n}@example.jp{sep}pw{n}" for n in range(50) for sep in (":", " | ", " : ")]
+    texts += [f"https://trade.sec.example/p:ID{n}: pw{n}" for n in range(50)]
+    fast = [i for i in iter_blocks("combo", [_block(1, texts)]) if isinstance(i, RecordBlock)]
+    assert sum(b.count for b in fast) == len(texts)
 
 
 @pytest.mark.parametrize(("fmt", "parse"), [("combo", iter_combo), ("ulp", iter_ulp)])
@@ -298,8 +374,9 @@ def test_every_password_length_digests_like_hashlib() -> None:
     """Passwords of 1 to 70 characters (one SHA-1 block holds 55), hashed two at a time and
     one by one: each digest is hashlib's, in line order."""
     tails = ["".join(chr(33 + (n * 7 + i) % 90) for i in range(n)) for n in range(70)]
-    # Printable, and nothing that looks like a hash ('$', or '*' / '{' first).
-    passwords = ["p" + t.replace(":", ";").replace("$", "S") for t in tails]
+    # Printable, nothing that looks like a hash ('$', or '*' / '{' first), and no '@' (which
+    # could start a second identifier: such lines take the Python path).
+    passwords = ["p" + t.replace(":", ";").replace("$", "S").replace("@", "a") for t in tails]
     texts = [f"user{n}@example.jp:{p}" for n, p in enumerate(passwords)]
     block = next(i for i in iter_blocks("combo", [_block(1, texts)]) if isinstance(i, RecordBlock))
     assert [block.record(i).password for i in range(block.count)] == passwords

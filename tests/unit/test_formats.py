@@ -130,7 +130,7 @@ def test_sql_accepts_a_mysqldump_line_longer_than_64_kib() -> None:
 
 
 def test_tab_is_not_a_control_character() -> None:
-    (record,) = parse_lines("combo", [(1, "a@example.jp\tpa\tss")])
+    (record,) = parse_lines("combo", [(1, "a@example.jp:pa\tss")])
     assert isinstance(record, LeakRecord)
     assert record.password == "pa\tss"
 

@@ -148,7 +148,7 @@ def test_blocks_back_to_back_split_on_a_repeated_label() -> None:
     ("password_line", "expected"),
     [
         ("Password: Sakura#2025", "Sakura#2025"),
-        ("Password:  two leading", " two leading"),  # only the one space after ':' goes
+        ("Password:  two leading", "two leading"),  # the colon's whitespace is no value's
         ("Password: trailing  ", "trailing  "),
         ("Password:nospace", "nospace"),
         ("Password: pa:ss: word", "pa:ss: word"),

@@ -9,8 +9,10 @@ reader, which owns encodings and containers. Output is a stream of
 multi-line unit, and every unit yields at least one item.
 
 * Line-oriented formats (``combo``, ``ulp``, ``stealer_cookies``, ``jsonl``): each line is a
-  unit. ``combo``, ``ulp`` and ``stealer_cookies`` yield exactly one item per line; ``jsonl``
-  and ``csv`` may yield several records for one row (one per identifier column, see
+  unit. ``stealer_cookies`` yields exactly one item per line; ``combo`` and ``ulp`` one item,
+  or one record per identifier when a line names several (``email:email:pw``, the e-mail
+  after a user name: :mod:`~exposure.dumps.formats.combo`); ``jsonl`` and ``csv`` may yield
+  several records for one row (one per identifier column, see
   :mod:`~exposure.dumps.formats.columns`).
 * Multi-line units (a stealer block, a CSV row with a quoted newline, an SQL statement, a
   COPY block) yield their items at the line where the unit starts (for SQL: where each VALUES
@@ -55,9 +57,10 @@ FORMATS: tuple[str, ...] = (
 
 _SCREENING = ("blank", "too_long", "binary", "undecodable")
 _LIST_NOISE = ("comment", "html", "separator", "banner")
+_LIST = ("no_delimiter", "no_login", "placeholder_login", "bad_login", "bad_url")
 REASONS: Mapping[str, tuple[str, ...]] = {
-    "combo": (*_SCREENING, *_LIST_NOISE, "no_delimiter", "no_login", "bad_login", "bad_url"),
-    "ulp": (*_SCREENING, *_LIST_NOISE, "no_delimiter", "no_login", "bad_login", "bad_url"),
+    "combo": (*_SCREENING, *_LIST_NOISE, *_LIST),
+    "ulp": (*_SCREENING, *_LIST_NOISE, *_LIST),
     "stealer_passwords": (
         *_SCREENING,
         "comment",
@@ -65,12 +68,28 @@ REASONS: Mapping[str, tuple[str, ...]] = {
         "separator",
         "banner",
         "no_login",
+        "placeholder_login",
         "no_credential",
         "unknown_line",
     ),
     "stealer_cookies": (*_SCREENING, "comment", "bad_cookie", "bad_domain"),
-    "csv": (*_SCREENING, "comment", "header", "preamble", "no_header", "no_login"),
-    "jsonl": (*_SCREENING, "bad_json", "not_object", "json_wrapper", "no_login"),
+    "csv": (
+        *_SCREENING,
+        "comment",
+        "header",
+        "preamble",
+        "no_header",
+        "no_login",
+        "placeholder_login",
+    ),
+    "jsonl": (
+        *_SCREENING,
+        "bad_json",
+        "not_object",
+        "json_wrapper",
+        "no_login",
+        "placeholder_login",
+    ),
     "sql": (
         *_SCREENING,
         "sql_other",
@@ -83,6 +102,7 @@ REASONS: Mapping[str, tuple[str, ...]] = {
         "column_mismatch",
         "bad_sql",
         "no_login",
+        "placeholder_login",
     ),
 }
 """Every reason code each format can give (stable: reports and metrics group by them)."""

@@ -7,8 +7,9 @@ in one table shared by CSV, JSON lines and SQL, English and Japanese alike
 **One record per identifier.** A row may carry several identifier columns (``email`` *and*
 ``login_id``, or a phone number): it yields one :class:`LeakRecord` per distinct non-empty
 identifier value, in column order, all with the same password, site and ``has_pin``. The
-matcher then tries each as every kind it could be. A row without any non-empty identifier is
-rejected ``no_login``.
+matcher then tries each as every kind it could be. Placeholder values (``NULL``, ``N/A``,
+``-``: :mod:`~exposure.dumps.formats.placeholders`) are no identifier. A row without any
+identifier is rejected ``placeholder_login`` if it held a placeholder, else ``no_login``.
 
 **Password column.** Plain-text names (``password``, ``パスワード``) are preferred over hash
 names (``password_hash``, ``hash``); the first non-empty value wins. Hash values are passed on
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from exposure.dumps.formats.placeholders import is_placeholder_login
 from exposure.dumps.formats.sites import site_from_url
 from exposure.dumps.records import LeakRecord, LeakType, Rejected
 
@@ -99,12 +101,15 @@ class ColumnMap:
         """Records of one row (see the module docstring), or ``Rejected(line_no, "no_login")``."""
         n = len(values)
         logins: list[str] = []
+        placeholders = 0
         for i in self.identifiers:
             value = (values[i] or "").strip() if i < n else ""
-            if value and value not in logins:
+            if is_placeholder_login(value):
+                placeholders += value != ""
+            elif value not in logins:
                 logins.append(value)
         if not logins:
-            return Rejected(line_no, "no_login")
+            return Rejected(line_no, "placeholder_login" if placeholders else "no_login")
         password = next((values[i] for i in self.passwords if i < n and values[i]), None)
         has_pin = any(i < n and (values[i] or "").strip() for i in self.pins)
         raw_site = next((values[i] for i in self.sites if i < n and values[i]), None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from exposure.dumps.formats.lines import needs_screening, screen
+from exposure.dumps.formats.lines import screened
 from exposure.dumps.formats.sites import normalise_host
 from exposure.dumps.records import CookieHit, Rejected
 
@@ -61,10 +61,5 @@ def parse_cookie_line(line_no: int, line: str) -> CookieHit | Rejected:
 
 def iter_cookies(lines: Iterable[tuple[int, str]]) -> Iterator[CookieHit | Rejected]:
     """One item per line of a cookie file."""
-    for line_no, line in lines:
-        if needs_screening(line):
-            line, reason = screen(line)
-            if reason is not None:
-                yield Rejected(line_no, reason)
-                continue
-        yield parse_cookie_line(line_no, line)
+    for item in screened(lines):
+        yield item if isinstance(item, Rejected) else parse_cookie_line(*item)

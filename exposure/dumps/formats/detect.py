@@ -22,7 +22,7 @@ from exposure.dumps.formats.combo import parse_combo_line
 from exposure.dumps.formats.cookies import is_cookie_line
 from exposure.dumps.formats.lines import noise, screen
 from exposure.dumps.formats.sql import is_sql_line
-from exposure.dumps.formats.stealer import CREDENTIAL_ROLES, field_of
+from exposure.dumps.formats.stealer import CREDENTIAL_ROLES, field_of, inline_fields
 from exposure.dumps.formats.tables import MAX_PREAMBLE_ROWS, sniff_delimiter
 from exposure.dumps.formats.ulp import parse_ulp_line
 from exposure.dumps.records import LeakRecord, LeakType
@@ -34,6 +34,7 @@ _PASSWORD_FILE = re.compile(
 _COOKIE_FILE = re.compile(r"_?(?:all[\s_-]*)?cookies?.*\.txt", re.IGNORECASE)
 _NOT_CREDENTIALS = re.compile(
     r"(?:user[\s_-]*information|information|system(?:[\s_-]*info)?|process[\s_-]*list|"
+    r"important[\s_-]*autofills?|"
     r"installed[\s_-]*(?:software|programs?|browsers?)|autofills?.*|history.*|"
     r"credit[\s_-]*cards?.*|domain[\s_-]*detects?|screenshot.*)\.(?:txt|png|jpe?g)",
     re.IGNORECASE,
@@ -47,6 +48,8 @@ def _kind(line: str) -> str:
     """What one non-blank, screened head line looks like."""
     if is_cookie_line(line):
         return "cookie"
+    if "|" in line and inline_fields(line) is not None:
+        return "label:inline"  # a one-line stealer record: several roles at once
     field = field_of(line)
     if field is not None and field[0] in CREDENTIAL_ROLES:
         return "label:" + field[0]
@@ -63,7 +66,7 @@ def _kind(line: str) -> str:
     ulp = parse_ulp_line(0, line)
     if isinstance(ulp, LeakRecord):
         return "ulp" if ulp.leak_type is LeakType.ULP and not ulp.ambiguous else "host"
-    return "combo" if isinstance(parse_combo_line(0, line), LeakRecord) else "other"
+    return "combo" if isinstance(parse_combo_line(0, line), LeakRecord | tuple) else "other"
 
 
 def _is_header(line: str) -> bool:
@@ -93,7 +96,7 @@ def detect_format(member_name: str, head: Sequence[str]) -> str | None:
     kinds = Counter(_kind(line) for line in lines)
     data = sum(kinds.values()) - kinds["noise"]
     labels = sum(n for k, n in kinds.items() if k.startswith("label:"))
-    label_roles = sum(1 for k in kinds if k.startswith("label:"))
+    label_roles = sum(1 for k in kinds if k.startswith("label:")) + kinds["label:inline"]
     cookie_name = "cookies" in folders or _COOKIE_FILE.fullmatch(base) is not None
     password_name = _PASSWORD_FILE.fullmatch(base) is not None
 

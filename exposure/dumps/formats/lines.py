@@ -8,12 +8,16 @@ stable reason code; the line's text is never kept in a rejection.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+
+from exposure.dumps.records import Rejected
 
 MAX_LINE_BYTES = 64 * 1024
 """Longest line (UTF-8 bytes) a credential format accepts; longer ones are ``too_long``."""
 
 SHORT_LINE = MAX_LINE_BYTES // 4
-"""A str this short is under 64 KiB in UTF-8 whatever it holds: no need to measure it."""
+"""A str this short is under 64 KiB in UTF-8 whatever it holds: no need to measure it.
+Mirrored by ``SHORT_LINE`` in ``_fastscan.c`` (a longer line always takes this path)."""
 
 # C0 controls except TAB, DEL, and C1 controls (the latter are what a UTF-8 file read as
 # latin-1 turns into): a line holding one is binary or mis-decoded, not text.
@@ -39,7 +43,8 @@ _CHANNEL = re.compile(r"t\.me/|telegram\.(?:me|org)/|discord\.(?:gg|com)/", re.I
 _HANDLE_OR_LINK = re.compile(r"\s*@\w|.*(?:https?://|t\.me/|discord\.gg/)", re.IGNORECASE)
 
 NOISE_FIRST = frozenset("#/<=-*_~+>|[━─═╔╚║• \t\u3000")
-"""First characters of the lines :func:`noise` may reject (besides the empty line)."""
+"""First characters of the lines :func:`noise` may reject (besides the empty line). Its ASCII
+part is mirrored by ``noise_first`` in ``_fastscan.c``."""
 
 
 def screen(line: str, max_bytes: int = MAX_LINE_BYTES) -> tuple[str, str | None]:
@@ -68,6 +73,24 @@ def screen(line: str, max_bytes: int = MAX_LINE_BYTES) -> tuple[str, str | None]
 def needs_screening(line: str) -> bool:
     """Cheap test: False for the common short printable line that :func:`screen` would pass."""
     return len(line) > SHORT_LINE or not line.isprintable()
+
+
+def screened(
+    lines: Iterable[tuple[int, str]], max_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, str] | Rejected]:
+    """The loop head every format reader shares: each ``(line_no, line)`` screened (see
+    :func:`screen`), as the prepared pair or as ``Rejected(line_no, reason)``.
+
+    The common short printable line costs one length test and one ``isprintable`` call.
+    ``plain_line`` in ``_fastscan.c`` mirrors the test (for ASCII: bytes 0x20 to 0x7e).
+    """
+    for line_no, line in lines:
+        if len(line) > SHORT_LINE or not line.isprintable():
+            line, reason = screen(line, max_bytes)
+            if reason is not None:
+                yield Rejected(line_no, reason)
+                continue
+        yield line_no, line
 
 
 def is_rule(line: str) -> bool:

@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from exposure.dumps.formats.columns import ColumnMap
-from exposure.dumps.formats.lines import needs_screening, screen
+from exposure.dumps.formats.lines import screened
 from exposure.dumps.formats.sqlvalues import ValuesLexer, copy_field
 from exposure.dumps.records import LeakRecord, Rejected
 
@@ -296,11 +296,9 @@ class _SqlReader:
 def iter_sql(lines: Iterable[tuple[int, str]]) -> Iterator[LeakRecord | Rejected]:
     """Items of an SQL dump (see the module docstring for the accounting)."""
     reader = _SqlReader()
-    for line_no, line in lines:
-        if needs_screening(line):
-            line, reason = screen(line, MAX_SQL_LINE_BYTES)
-            if reason is not None:
-                yield Rejected(line_no, reason)
-                continue
-        yield from reader.feed(line_no, line)
+    for item in screened(lines, MAX_SQL_LINE_BYTES):
+        if isinstance(item, Rejected):
+            yield item
+        else:
+            yield from reader.feed(*item)
     yield from reader.finish()

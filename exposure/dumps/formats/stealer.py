@@ -23,9 +23,14 @@ lines. Blank and rule lines between blocks are ``blank`` / ``separator``; seller
 (``Seller:``, ``Free Logs:``, Telegram links) ``banner``; lines that are not ``Label: value``
 ``unknown_line``.
 
-Values: the site and login are trimmed; the password keeps everything after the label's colon
-except one space (or tab) directly after it. Placeholders (``NOT_SAVED``, ``(null)``, empty)
-give ``password=None``.
+One-line records (Raccoon and older dialects): ``URL: https://x | USER: u | PASS: p``, fields
+split at a ``|`` that is followed by a label. Such a line is a block of its own.
+
+Values: the whitespace around the label's colon (and around a one-line record's ``|``) is part
+of the separator, as in every format (``docs/decisions/separator-whitespace.md``); the site and
+login are trimmed; the password keeps everything else, trailing spaces included. Placeholder
+passwords (``NOT_SAVED``, ``(null)``, empty) give ``password=None``; a placeholder login
+(``UNKNOWN``, ``N/A``, ``-``) rejects the block ``placeholder_login``, an empty one ``no_login``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
-from exposure.dumps.formats.lines import is_banner, needs_screening, noise, screen
+from exposure.dumps.formats.lines import is_banner, noise, screened
+from exposure.dumps.formats.placeholders import PLACEHOLDER_PASSWORDS, is_placeholder_login
 from exposure.dumps.formats.sites import site_from_url
 from exposure.dumps.records import LeakRecord, LeakType, Rejected
 
@@ -49,7 +55,7 @@ _FOLD = str.maketrans("", "", " _-.")
 
 _ROLES: dict[str, str] = {
     **dict.fromkeys(
-        "url uri host hostname site website origin link domain サイト ホスト".split(), SITE
+        "url uri host hostname site website origin location link domain サイト ホスト".split(), SITE
     ),
     **dict.fromkeys(
         """username user login userlogin loginname loginid userid email mail emailaddress account
@@ -57,19 +63,11 @@ _ROLES: dict[str, str] = {
         LOGIN,
     ),
     **dict.fromkeys("password pass passwd pwd pw userpassword パスワード".split(), PASSWORD),
-    **dict.fromkeys(
-        "soft software browser application app storage profile ブラウザ ソフト".split(), APP
-    ),
+    **dict.fromkeys("soft software browser application app storage ブラウザ ソフト".split(), APP),
 }
 
-# Compared after strip() and lower().
-_PLACEHOLDERS = frozenset(
-    (
-        *"not_saved [not_saved] notsaved (null) <null> [null] (none) <none>".split(),
-        *"(empty) <empty> [empty]".split(),
-        "not saved",
-    )
-)
+# A "|" (with the whitespace around it) that may start the next field of a one-line record.
+_INLINE_BAR = re.compile(r"[ \t]*\|[ \t]*")
 
 STEALER = LeakType.STEALER_LOG
 
@@ -127,31 +125,67 @@ class _Block:
         yield from items
 
     def _record(self) -> LeakRecord | Rejected:
-        login = self.fields.get(LOGIN, "").strip()
-        if not login:
-            return Rejected(self.start, "no_login")
-        password: str | None = self.fields.get(PASSWORD, "")
-        if password and password[0] in " \t":
-            password = password[1:]
-        if not password or password.strip().lower() in _PLACEHOLDERS:
-            password = None
-        url = self.fields.get(SITE)
-        site = site_from_url(url) if url else None
-        return LeakRecord(login, password, STEALER, self.start, site=site)
+        return _record(self.fields, self.start)
+
+
+def _record(fields: dict[str, str], line_no: int) -> LeakRecord | Rejected:
+    """The record of a block's fields (raw values after the label's colon)."""
+    login = fields.get(LOGIN, "").strip()
+    if not login:
+        return Rejected(line_no, "no_login")
+    if is_placeholder_login(login):
+        return Rejected(line_no, "placeholder_login")
+    password: str | None = fields.get(PASSWORD, "").lstrip(" \t")
+    if not password or password.strip().lower() in PLACEHOLDER_PASSWORDS:
+        password = None
+    url = fields.get(SITE, "").strip()
+    site = site_from_url(url) if url else None
+    return LeakRecord(login, password, STEALER, line_no, site=site)
+
+
+def inline_fields(line: str) -> dict[str, str] | None:
+    """The fields of a one-line record (``URL: https://x | USER: u | PASS: p``): at least two
+    of site, login and password; else ``None``. A ``|`` separates fields only where a known
+    label follows it, so a password may hold ``|`` (``PASS: a | b:c``)."""
+    if "|" not in line:
+        return None
+    parts: list[str] = []
+    start = 0
+    for bar in _INLINE_BAR.finditer(line):
+        if field_of(line[bar.end() :]) is not None:
+            parts.append(line[start : bar.start()])
+            start = bar.end()
+    parts.append(line[start:])
+    fields: dict[str, str] = {}
+    for part in parts:
+        field = field_of(part)
+        if field is None or field[0] in fields:
+            return None
+        fields[field[0]] = field[1]
+    return fields if len(fields.keys() & CREDENTIAL_ROLES) >= 2 else None
+
+
+def inline_record(line_no: int, line: str) -> LeakRecord | Rejected | None:
+    """The item of a one-line record, or ``None`` when ``line`` is not one."""
+    fields = inline_fields(line)
+    return None if fields is None else _record(fields, line_no)
 
 
 def iter_stealer_passwords(lines: Iterable[tuple[int, str]]) -> Iterator[LeakRecord | Rejected]:
     """Items of a stealer password file (see the module docstring for the accounting)."""
     block = _Block()
-    for line_no, line in lines:
-        if needs_screening(line):
-            line, reason = screen(line)
-            if reason is not None:
-                yield from block.reject(line_no, reason)
-                continue
+    for item in screened(lines):
+        if isinstance(item, Rejected):
+            yield from block.reject(item.line_no, item.reason)
+            continue
+        line_no, line = item
         if not line.strip():
             yield from block.close()
             yield Rejected(line_no, "blank")
+            continue
+        if "|" in line and (one_line := inline_record(line_no, line)) is not None:
+            yield from block.close()
+            yield one_line
             continue
         field = field_of(line)
         if field is not None:
@@ -159,7 +193,7 @@ def iter_stealer_passwords(lines: Iterable[tuple[int, str]]) -> Iterator[LeakRec
             if role in block.fields:
                 yield from block.close()
             block.hold(line_no, "no_credential")
-            block.fields[role] = value if role == PASSWORD else value.strip()
+            block.fields[role] = value
             continue
         reason = noise(line)
         if reason in ("separator", "comment"):

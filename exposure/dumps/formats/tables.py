@@ -36,7 +36,7 @@ from functools import lru_cache
 from typing import Any
 
 from exposure.dumps.formats.columns import ColumnMap
-from exposure.dumps.formats.lines import needs_screening, screen
+from exposure.dumps.formats.lines import needs_screening, screen, screened
 from exposure.dumps.records import LeakRecord, Rejected
 
 MAX_ROW_LINES = 32
@@ -86,13 +86,12 @@ class _Rows:
         return next(self._source, None)
 
     def __iter__(self) -> Iterator[tuple[int, list[str], bool] | Rejected]:
-        while (item := self._next()) is not None:
+        # Pulled one at a time: _continue takes the lines after an open quote from _next too.
+        for item in screened(iter(self._next, None)):
+            if isinstance(item, Rejected):
+                yield item
+                continue
             line_no, line = item
-            if needs_screening(line):
-                line, reason = screen(line)
-                if reason is not None:
-                    yield Rejected(line_no, reason)
-                    continue
             stripped = line.strip()
             if not stripped:
                 yield Rejected(line_no, "blank")
@@ -235,13 +234,11 @@ def parse_json_line(line_no: int, line: str) -> list[LeakRecord] | Rejected:
 
 def iter_jsonl(lines: Iterable[tuple[int, str]]) -> Iterator[LeakRecord | Rejected]:
     """Items of a JSON-lines file: every line yields at least one item."""
-    for line_no, line in lines:
-        if needs_screening(line):
-            line, reason = screen(line)
-            if reason is not None:
-                yield Rejected(line_no, reason)
-                continue
-        result = parse_json_line(line_no, line)
+    for item in screened(lines):
+        if isinstance(item, Rejected):
+            yield item
+            continue
+        result = parse_json_line(*item)
         if isinstance(result, Rejected):
             yield result
         else:

@@ -13,9 +13,15 @@ the rest: the login is the next field and *all* the rest is the password, untouc
   could be the login); otherwise the digits are the login (``https://h:12345678:pw``).
 * Path, query and fragment run to the first ``:`` that does not start ``://`` (so
   ``?next=https://x/`` stays in the URL), or to whitespace or ``|``.
-* Separator: ``:`` or ``|``, optionally padded with spaces/tabs, or a run of spaces/tabs
-  (``URL login password`` dumps). The login ends at the next occurrence of the same
-  separator; the password is everything after it.
+* Separator: ``:``, ``|`` or ``;``, with the spaces/tabs around it (they belong to no field:
+  ``docs/decisions/separator-whitespace.md``), or a run of spaces/tabs (``URL login
+  password`` dumps). The login ends at the next occurrence of the same separator; the
+  password is everything after it (less that separator's whitespace).
+* ``;`` separators (``https://site/login;ABCD1234;pw``): a path may hold ``;`` too
+  (``;jsessionid=...``), so when the path runs to the end of the line it ends instead at the
+  first ``;`` that is followed by a login (no ``=`` or ``/`` in it) and another ``;``; such a
+  record is ``ambiguous``.
+* A placeholder login (``UNKNOWN``, ``N/A``, ``-``) rejects the line ``placeholder_login``.
 * Without a scheme the first field must look like a domain or IP (``trade.sec.example:ID:pw``)
   and at least login *and* password must follow; such records are ``ambiguous`` (the line
   could be a combo line whose login contains a dot).
@@ -27,6 +33,7 @@ from __future__ import annotations
 import re
 
 from exposure.dumps.formats.lines import mentions_channel
+from exposure.dumps.formats.placeholders import is_placeholder_login
 from exposure.dumps.formats.sites import looks_like_host, normalise_host
 from exposure.dumps.records import LeakRecord, LeakType, Rejected
 
@@ -34,17 +41,18 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,30})://")
 _BROWSER_SCHEME = re.compile(
     r"(?:https?|android|ftps?|wss?|chrome-extension|moz-extension)://", re.IGNORECASE
 )
-_HOST = re.compile(r"[^\s:/?#|\[\]@\\]*")
+_HOST = re.compile(r"[^\s:;/?#|\[\]@\\]*")
 _PORT = re.compile(r"\d{1,5}")
 _PATH = re.compile(r"[/?#](?:[^:\s|]|:(?=//))*")
 # The common shape, in one match: http(s)://host[/path]:login:password with a plain host, no
 # port, no ``://`` in the path and a login without ``/``, blanks or a leading ``digits:``. Any
 # line it matches gets the same reading from the general grammar below, only faster.
+# Mirrored by ulp_line in _fastscan.c (which also leaves placeholder logins to this module).
 _FAST = re.compile(
-    r"(?i:https?)://([^\s:/?#|\[\]@\\]+)(?:[/?#][^:\s|]*)?:(?!\d{1,5}:)([^:/\s|]+):(.*)",
+    r"(?i:https?)://([^\s:;/?#|\[\]@\\]+)(?:[/?#][^:\s|]*)?:(?!\d{1,5}:)([^:/\s|]+):[ \t]*(.*)",
     re.DOTALL,
 )
-_SEPARATOR = re.compile(r"[ \t]*[:|][ \t]*|[ \t]+")
+_SEPARATOR = re.compile(r"[ \t]*[:|;][ \t]*|[ \t]+")
 _WHITESPACE = re.compile(r"[ \t]+")
 _AFTER_PORT = frozenset(("/", "?", "#", "", " ", "\t", "|"))
 
@@ -62,6 +70,8 @@ def parse_ulp_line(line_no: int, line: str) -> LeakRecord | Rejected | None:
     fast = _FAST.match(line)
     if fast is not None:
         host, login, password = fast.groups()
+        if is_placeholder_login(login):
+            return Rejected(line_no, "placeholder_login")
         return LeakRecord(login, password or None, ULP, line_no, site=normalise_host(host))
     ambiguous = False
     m = _SCHEME.match(line)
@@ -85,7 +95,8 @@ def parse_ulp_line(line_no: int, line: str) -> LeakRecord | Rejected | None:
             end = _end_of(_HOST, line, pos)
         host, pos = line[pos:end], end
     if m is None:
-        if not (host.startswith("[") or looks_like_host(host)):
+        # ``taro.yamada@example.com:pw``: the "host" is an address's local part.
+        if line.startswith("@", pos) or not (host.startswith("[") or looks_like_host(host)):
             return None
         ambiguous = True
     # Port, or a numeric login right after the host?
@@ -99,7 +110,10 @@ def parse_ulp_line(line_no: int, line: str) -> LeakRecord | Rejected | None:
             elif nxt == ":" and int(pm.group()) <= 65535 and _has_two_fields(line[after:]):
                 pos, ambiguous = after, True
     if line[pos : pos + 1] in ("/", "?", "#"):
+        path = pos
         pos = _end_of(_PATH, line, pos)
+        if pos == len(line) and (cut := _semicolon_cut(line, path)) is not None:
+            pos, ambiguous = cut, True
     sm = _SEPARATOR.match(line, pos)
     if sm is None:
         if pos < len(line):
@@ -117,6 +131,8 @@ def _credential(
     login = login.strip()
     if not login:
         return Rejected(line_no, "no_login")
+    if is_placeholder_login(login):
+        return Rejected(line_no, "placeholder_login")
     return LeakRecord(
         login,
         password or None,
@@ -136,8 +152,23 @@ def _split_login(rest: str, separator: str) -> tuple[str, str | None]:
     for sep in (separator, separator.strip()):
         login, found, password = rest.partition(sep)
         if found:
-            return login, password
+            return login, password.lstrip(" \t")
     return rest, None
+
+
+def _semicolon_cut(line: str, path: int) -> int | None:
+    """Where a path that ran to the end of the line ends if ``;`` separates its login and
+    password: the first ``;`` followed by a login without ``=`` or ``/`` and another ``;``."""
+    cut = line.find(";", path)
+    while cut != -1:
+        after = line.find(";", cut + 1)
+        if after == -1:
+            return None
+        login = line[cut + 1 : after]
+        if login.strip() and "=" not in login and "/" not in login:
+            return cut
+        cut = after
+    return None
 
 
 def _end_of(pattern: re.Pattern[str], line: str, pos: int) -> int:
