@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -69,6 +70,13 @@ class Settings:
     report_recipients: ``EXPOSURE_REPORT_RECIPIENTS``; comma-separated addresses.
     report_sender: ``EXPOSURE_REPORT_FROM``; the From address of report mail.
     log_format: ``EXPOSURE_LOG_FORMAT``; ``json`` (default for the daemon) or ``text``.
+    console_url: ``EXPOSURE_CONSOLE_URL``; the console's address as browsers reach it (e.g.
+        ``https://exposure.example.internal`` behind a TLS proxy): https makes session cookies
+        Secure, and forms are accepted only from this origin. Unset: taken from each request.
+    console_idle_minutes: ``EXPOSURE_CONSOLE_IDLE_MINUTES``; a console session unused this
+        long ends.
+    console_session_hours: ``EXPOSURE_CONSOLE_SESSION_HOURS``; a console session ends this
+        long after sign-in, however active.
     environ: every ``EXPOSURE_*`` variable, for connector settings (``EXPOSURE_<NAME>_*``);
         never shown, since it holds their API keys.
     """
@@ -94,6 +102,9 @@ class Settings:
     report_recipients: tuple[str, ...] = ()
     report_sender: str = "exposure@localhost"
     log_format: str = "json"
+    console_url: str | None = None
+    console_idle_minutes: float = 30.0
+    console_session_hours: float = 12.0
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -158,6 +169,13 @@ def load_settings(
         report_sender=get("EXPOSURE_REPORT_FROM") or "exposure@localhost",
         log_format=_parse_choice(
             "EXPOSURE_LOG_FORMAT", get("EXPOSURE_LOG_FORMAT") or "json", ("json", "text")
+        ),
+        console_url=_parse_console_url(get("EXPOSURE_CONSOLE_URL")),
+        console_idle_minutes=_parse_number(
+            "EXPOSURE_CONSOLE_IDLE_MINUTES", get("EXPOSURE_CONSOLE_IDLE_MINUTES"), 30.0, float
+        ),
+        console_session_hours=_parse_number(
+            "EXPOSURE_CONSOLE_SESSION_HOURS", get("EXPOSURE_CONSOLE_SESSION_HOURS"), 12.0, float
         ),
         environ={k: v for k, v in values.items() if k.startswith("EXPOSURE_")},
     )
@@ -275,6 +293,18 @@ def _parse_choice(name: str, text: str, choices: tuple[str, ...]) -> str:
     if text not in choices:
         raise ConfigurationError(name, f"must be one of {', '.join(choices)}")
     return text
+
+
+def _parse_console_url(text: str | None) -> str | None:
+    if text is None:
+        return None
+    parsed = urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
+        raise ConfigurationError(
+            "EXPOSURE_CONSOLE_URL",
+            "must be the console's origin, e.g. https://exposure.example.internal (no path)",
+        )
+    return f"{parsed.scheme}://{parsed.netloc.lower()}"
 
 
 def _parse_smtp(text: str | None) -> Secret[str] | None:

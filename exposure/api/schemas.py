@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from exposure.api.exposures import RESOLUTIONS
 from exposure.customers.enrolment import MAX_CUSTOMER_ID
+from exposure.triage.resolution import MAX_REASON, RESOLUTIONS
 
 TIMESTAMP = {"type": "string", "format": "date-time"}
 NULLABLE_STRING = {"type": "string", "nullable": True}
@@ -122,6 +122,11 @@ SCHEMAS: dict[str, Any] = {
                 "description": "Who or what resolved it (printable characters, not blank)",
             },
             "resolved_at": {**TIMESTAMP, "description": "Default: now"},
+            "reason": {
+                "type": "string",
+                "maxLength": MAX_REASON,
+                "description": "Why (kept in the audit log; the console asks for one to dismiss)",
+            },
         },
     },
     "Customer": CUSTOMER,

@@ -14,8 +14,9 @@ from exposure.cli.app import emit, handle_errors, main, ready_engine, run
 from exposure.delivery.payloads import iso_utc
 from exposure.secret import redact_url
 from exposure.settings import Settings
+from exposure.store import audit as audit_log
 from exposure.store import outbox as queries
-from exposure.store.types import utcnow
+from exposure.store.audit import Actor, AuditAction
 
 STATES = ("pending", "failed", "dead", "delivered")
 # (field, heading, width)
@@ -104,9 +105,11 @@ def replay(event_ids: tuple[str, ...], dead: bool) -> None:
     if bool(event_ids) == dead:
         raise click.UsageError("give one or more EVENT_IDS, or --dead (not both)")
 
+    from exposure.triage.replay import replay_events
+
     async def go(settings: Settings) -> None:
-        async with ready_engine(settings) as engine, engine.begin() as conn:
-            replayed = await queries.replay(conn, now=utcnow(), event_ids=event_ids, dead=dead)
+        async with ready_engine(settings) as engine:
+            replayed = await replay_events(engine, Actor.cli(), event_ids=event_ids, dead=dead)
         missing = sorted(set(event_ids) - set(replayed))
         emit({"replayed": len(replayed), "event_ids": replayed, "not_replayed": missing})
         if missing:
@@ -153,6 +156,8 @@ def enable_endpoint(url: str | None) -> None:
         key = redact_url(target)
         async with ready_engine(settings) as engine, engine.begin() as conn:
             enabled = await queries.enable_endpoint(conn, key)
+            if enabled:
+                await audit_log.record(conn, Actor.cli(), AuditAction.ENDPOINT_ENABLED, target=key)
             waiting = await queries.count_pending(conn)
         emit({"url": key, "enabled": enabled, "waiting": waiting})
         if not enabled:

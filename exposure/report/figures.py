@@ -12,7 +12,9 @@ Definitions (all over the report week ``[start, end)``, local Monday 00:00 to th
   ``resolved_at`` in the week; time to reset is ``resolved_at - first_seen``, median and p90
   by linear interpolation between closest ranks (numpy's default), in hours.
 * SLA breaches: force_reset exposures not resolved at the end of the week and first seen more
-  than 24 hours before it, oldest first.
+  than 24 hours before it, oldest first. For the week in progress (``in_progress``) "the end"
+  is now (``as_of``): an exposure two minutes old is no breach. A week that has not started
+  is refused (:class:`~exposure.report.weeks.WeekNotStarted`).
 * sources: ingest runs started in the week per source (runs, incomplete runs, lines, records,
   matched records) and its last completed run before the end of the week; connectors: runs
   started in the week (records, matched, failed, skipped) and the last successful run.
@@ -36,7 +38,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.delivery.payloads import iso_utc
-from exposure.report.weeks import IsoWeek
+from exposure.report.weeks import IsoWeek, WeekNotStarted
 from exposure.store import report_queries as q
 
 ACTIONS = ("force_reset", "notify", "none")
@@ -106,6 +108,11 @@ class WeeklyFigures:
     start: datetime
     end: datetime
     generated_at: datetime
+    # The moment figures run to: the week's end, or now for the week in progress.
+    as_of: datetime
+    in_progress: bool
+    # The monitor's first recorded activity (exposure or ingest), None before any.
+    first_activity: datetime | None
     headline: Headline
     previous: Headline
     by_action: Mapping[str, int]
@@ -118,6 +125,16 @@ class WeeklyFigures:
     delivery_by_state: Mapping[str, int]
     attempts_by_outcome: Mapping[str, int]
     trend: Sequence[TrendPoint]
+
+    @property
+    def notice(self) -> str | None:
+        """Why an empty report is empty: ``no_data`` (nothing ingested yet) or ``before_data``
+        (the monitor's first data came after this week); None when the week had data."""
+        if self.first_activity is None:
+            return "no_data"
+        if self.first_activity >= self.end:
+            return "before_data"
+        return None
 
     def changes(self) -> dict[str, Change]:
         """Each headline figure against the previous week (percent is None from zero)."""
@@ -136,6 +153,9 @@ class WeeklyFigures:
             "timezone": self.timezone,
             "period": {"start": iso_utc(self.start), "end": iso_utc(self.end)},
             "generated_at": iso_utc(self.generated_at),
+            "in_progress": self.in_progress,
+            "as_of": iso_utc(self.as_of),
+            "notice": self.notice,
             "headline": asdict(self.headline),
             "previous_week": {"week": str(self.week.shift(-1)), **asdict(self.previous)},
             "changes": {name: asdict(change) for name, change in self.changes().items()},
@@ -196,7 +216,9 @@ def _complete(counts: Mapping[str, int], known: Sequence[str]) -> dict[str, int]
     return result
 
 
-async def _headline(conn: AsyncConnection, start: datetime, end: datetime) -> Headline:
+async def _headline(
+    conn: AsyncConnection, start: datetime, end: datetime, as_of: datetime
+) -> Headline:
     totals = await q.new_exposure_totals(conn, start, end)
     hours = [
         (resolved - seen).total_seconds() / 3600
@@ -211,7 +233,7 @@ async def _headline(conn: AsyncConnection, start: datetime, end: datetime) -> He
         resets_confirmed=len(hours),
         median_hours_to_reset=_rounded(percentile(hours, 0.5)),
         p90_hours_to_reset=_rounded(percentile(hours, 0.9)),
-        sla_breaches=len(await q.sla_breaches(conn, end, SLA_MAX_AGE)),
+        sla_breaches=len(await q.sla_breaches(conn, as_of, SLA_MAX_AGE)),
         undelivered_events=delivery.get("failed", 0) + delivery.get("dead", 0),
     )
 
@@ -239,14 +261,18 @@ def _sources(
 async def compute_figures(
     conn: AsyncConnection, week: IsoWeek, tz: ZoneInfo, *, now: datetime
 ) -> WeeklyFigures:
-    """Run every query for ``week`` (boundaries in ``tz``) and assemble the figures."""
+    """Run every query for ``week`` (boundaries in ``tz``) and assemble the figures, as of
+    ``now`` for the week in progress; a week that starts after ``now`` is refused."""
     start, end = week.bounds(tz)
+    if start > now:
+        raise WeekNotStarted(week, IsoWeek.containing(now, tz))
+    as_of = min(end, now)
     previous_start, previous_end = week.shift(-1).bounds(tz)
     trend_weeks = [week.shift(offset) for offset in range(-(TREND_WEEKS - 1), 1)]
     trend_bounds = [w.bounds(tz) for w in trend_weeks]
     new_counts = await q.weekly_counts(conn, "new", trend_bounds)
     reset_counts = await q.weekly_counts(conn, "reset", trend_bounds)
-    breaches = await q.sla_breaches(conn, end, SLA_MAX_AGE)
+    breaches = await q.sla_breaches(conn, as_of, SLA_MAX_AGE)
     domains = await q.stealer_site_domains(conn, start, end)
     return WeeklyFigures(
         week=week,
@@ -254,8 +280,11 @@ async def compute_figures(
         start=start,
         end=end,
         generated_at=now,
-        headline=await _headline(conn, start, end),
-        previous=await _headline(conn, previous_start, previous_end),
+        as_of=as_of,
+        in_progress=now < end,
+        first_activity=await q.first_activity(conn),
+        headline=await _headline(conn, start, end, as_of),
+        previous=await _headline(conn, previous_start, previous_end, previous_end),
         by_action=_complete(await q.count_new_by(conn, "action", start, end), ACTIONS),
         by_password_status=_complete(
             await q.count_new_by(conn, "password_status", start, end), PASSWORD_STATUSES
@@ -267,7 +296,7 @@ async def compute_figures(
                 exposure_id=b.exposure_id,
                 customer_id=b.customer_id,
                 first_seen=b.first_seen,
-                age_hours=(end - b.first_seen).total_seconds() / 3600,
+                age_hours=(as_of - b.first_seen).total_seconds() / 3600,
             )
             for b in breaches
         ],

@@ -24,7 +24,7 @@ from exposure.api.auth import (
 from exposure.settings import Settings
 from exposure.store.models import ApiToken
 from tests.conftest import environment, run_cli
-from tests.integration.test_api_support import api_client, bearer, error_of, make_token
+from tests.integration.test_api_support import TEST_ACTOR, api_client, bearer, error_of, make_token
 
 PROTECTED = [
     ("GET", "/v1/exposures", Scope.READ),
@@ -86,21 +86,23 @@ async def test_wrong_scope_is_403_and_right_scope_passes(
 async def test_revocation_takes_effect_on_the_next_request_despite_the_cache(
     engine: AsyncEngine, settings: Settings
 ) -> None:
-    issued = await issue_token(engine, "reset-service", [Scope.READ])
+    issued = await issue_token(engine, "reset-service", [Scope.READ], actor=TEST_ACTOR)
     async with api_client(settings, engine) as client:
         assert (await client.get("/v1/exposures", headers=bearer(issued.token))).status == 200
         # Cached now; a revocation by another process (the CLI) must still win at once.
-        assert await revoke_token(engine, issued.record.token_id) is True
+        assert await revoke_token(engine, issued.record.token_id, actor=TEST_ACTOR) is True
         response = await client.get("/v1/exposures", headers=bearer(issued.token))
         assert (await error_of(response, 401))["code"] == "unauthorized"
-    assert await revoke_token(engine, issued.record.token_id) is False  # already revoked
-    assert await revoke_token(engine, "0123456789abcdef") is None  # unknown
+    assert (
+        await revoke_token(engine, issued.record.token_id, actor=TEST_ACTOR) is False
+    )  # already revoked
+    assert await revoke_token(engine, "0123456789abcdef", actor=TEST_ACTOR) is None  # unknown
 
 
 async def test_last_used_at_is_recorded_and_only_a_hash_is_stored(
     engine: AsyncEngine, settings: Settings
 ) -> None:
-    issued = await issue_token(engine, "reporting", [Scope.READ])
+    issued = await issue_token(engine, "reporting", [Scope.READ], actor=TEST_ACTOR)
     secret = issued.token.split("_", 2)[2]
     assert issued.record.last_used_at is None
     async with api_client(settings, engine) as client:
@@ -115,7 +117,7 @@ async def test_last_used_at_is_recorded_and_only_a_hash_is_stored(
 async def test_token_requests_are_validated(engine: AsyncEngine) -> None:
     for name, scopes in (("", ["read"]), ("x" * 129, ["read"]), ("ok", []), ("ok", ["admin"])):
         with pytest.raises(InvalidTokenRequest):
-            await issue_token(engine, name, scopes)
+            await issue_token(engine, name, scopes, actor=TEST_ACTOR)
 
 
 async def test_token_commands(database_url: str, tmp_path: Path, engine: AsyncEngine) -> None:
