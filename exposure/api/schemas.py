@@ -164,4 +164,35 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
+    "AuditEntry": {
+        "type": "object",
+        "required": ["id", "at", "channel", "actor", "action", "target", "detail"],
+        "properties": {
+            "id": {"type": "integer"},
+            "at": TIMESTAMP,
+            "channel": {"type": "string", "enum": ["console", "api", "cli"]},
+            "actor": {
+                "type": "string",
+                "description": "The token's name (console, API) or the operating-system user (CLI)",
+            },
+            "actor_token_id": NULLABLE_STRING,
+            "action": {"type": "string", "description": "e.g. exposure.resolved, token.revoked"},
+            "target": {
+                "type": "string",
+                "description": "Exposure, event or token id; cust_... for a deleted customer",
+            },
+            "detail": {"type": "object"},
+        },
+    },
+    "AuditPage": {
+        "type": "object",
+        "required": ["entries", "next_cursor"],
+        "properties": {
+            "entries": {"type": "array", "items": ref("AuditEntry")},
+            "next_cursor": {
+                **NULLABLE_STRING,
+                "description": "Pass back as `cursor` for the next page; null on the last page",
+            },
+        },
+    },
 }

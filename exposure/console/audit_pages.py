@@ -17,9 +17,7 @@ from exposure.console.render import query_with, render
 from exposure.console.routing import browser_only, routes
 from exposure.report.render import spreadsheet_safe
 from exposure.store import audit as audit_log
-from exposure.store.audit import AuditAction, Channel
-
-EXPORT_COLUMNS = ("id", "at", "channel", "actor", "actor_token_id", "action", "target", "detail")
+from exposure.store.audit import EXPORT_COLUMNS, AuditAction, Channel
 
 
 @routes.get("/audit")
@@ -73,13 +71,12 @@ async def audit_export(request: web.Request) -> web.StreamResponse:
         await response.write(_csv_line(EXPORT_COLUMNS))
     async with request.app[keys.ENGINE].connect() as conn:
         async for entry in audit_log.oldest_first(conn, query.where):
-            item = entry.as_json()
             if kind == "jsonl":
-                await response.write((json.dumps(item, ensure_ascii=False) + "\n").encode())
-                continue
-            item["detail"] = json.dumps(item["detail"], ensure_ascii=False, sort_keys=True)
-            cells = ["" if item[c] is None else str(item[c]) for c in EXPORT_COLUMNS]
-            await response.write(_csv_line([spreadsheet_safe(cell) for cell in cells]))
+                line = json.dumps(entry.as_json(), ensure_ascii=False) + "\n"
+                await response.write(line.encode())
+            else:
+                cells = [spreadsheet_safe(cell) for cell in entry.export_row()]
+                await response.write(_csv_line(cells))
     await response.write_eof()
     return response
 

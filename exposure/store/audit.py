@@ -27,6 +27,8 @@ audit_log = cast(Table, AuditEntry.__table__)
 
 MAX_ACTOR = 160
 MAX_TARGET = 160
+# The columns of an export (CSV), in order; JSON exports use the same names.
+EXPORT_COLUMNS = ("id", "at", "channel", "actor", "actor_token_id", "action", "target", "detail")
 
 
 class Channel(StrEnum):
@@ -105,6 +107,12 @@ class AuditRecord:
             "target": self.target,
             "detail": dict(self.detail),
         }
+
+    def export_row(self) -> list[str]:
+        """The CSV cells, in :data:`EXPORT_COLUMNS` order (``detail`` as JSON)."""
+        item = self.as_json()
+        item["detail"] = json.dumps(item["detail"], ensure_ascii=False, sort_keys=True)
+        return ["" if item[name] is None else str(item[name]) for name in EXPORT_COLUMNS]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
