@@ -13,7 +13,8 @@ Definitions (all over the report week ``[start, end)``, local Monday 00:00 to th
   by linear interpolation between closest ranks (numpy's default), in hours.
 * SLA breaches: force_reset exposures not resolved at the end of the week and first seen more
   than 24 hours before it, oldest first. For the week in progress (``in_progress``) "the end"
-  is now (``as_of``): an exposure two minutes old is no breach. A week that has not started
+  is now (``as_of``): an exposure two minutes old is no breach. Every other figure of the week
+  in progress likewise covers the week so far, ``[start, as_of)``. A week that has not started
   is refused (:class:`~exposure.report.weeks.WeekNotStarted`).
 * sources: ingest runs started in the week per source (runs, incomplete runs, lines, records,
   matched records) and its last completed run before the end of the week; connectors: runs
@@ -45,7 +46,7 @@ ACTIONS = ("force_reset", "notify", "none")
 PASSWORD_STATUSES = ("live", "unknown", "absent", "stale")
 LEAK_TYPES = ("combo", "ulp", "stealer_log", "session_cookie", "breach_record", "feed_alert")
 OUTBOX_STATES = ("delivered", "pending", "failed", "dead")
-ATTEMPT_OUTCOMES = ("delivered", "retry", "dead", "disabled")
+ATTEMPT_OUTCOMES = ("delivered", "retry", "dead", "disabled", "replayed")
 SLA_MAX_AGE = timedelta(hours=24)
 TREND_WEEKS = 12
 
@@ -266,49 +267,51 @@ async def compute_figures(
     start, end = week.bounds(tz)
     if start > now:
         raise WeekNotStarted(week, IsoWeek.containing(now, tz))
-    as_of = min(end, now)
+    # Every figure covers [start, until): the whole week, or the week so far.
+    until = min(end, now)
     previous_start, previous_end = week.shift(-1).bounds(tz)
     trend_weeks = [week.shift(offset) for offset in range(-(TREND_WEEKS - 1), 1)]
     trend_bounds = [w.bounds(tz) for w in trend_weeks]
+    trend_bounds[-1] = (start, until)
     new_counts = await q.weekly_counts(conn, "new", trend_bounds)
     reset_counts = await q.weekly_counts(conn, "reset", trend_bounds)
-    breaches = await q.sla_breaches(conn, as_of, SLA_MAX_AGE)
-    domains = await q.stealer_site_domains(conn, start, end)
+    breaches = await q.sla_breaches(conn, until, SLA_MAX_AGE)
+    domains = await q.stealer_site_domains(conn, start, until)
     return WeeklyFigures(
         week=week,
         timezone=tz.key,
         start=start,
         end=end,
         generated_at=now,
-        as_of=as_of,
+        as_of=until,
         in_progress=now < end,
         first_activity=await q.first_activity(conn),
-        headline=await _headline(conn, start, end, as_of),
+        headline=await _headline(conn, start, until, until),
         previous=await _headline(conn, previous_start, previous_end, previous_end),
-        by_action=_complete(await q.count_new_by(conn, "action", start, end), ACTIONS),
+        by_action=_complete(await q.count_new_by(conn, "action", start, until), ACTIONS),
         by_password_status=_complete(
-            await q.count_new_by(conn, "password_status", start, end), PASSWORD_STATUSES
+            await q.count_new_by(conn, "password_status", start, until), PASSWORD_STATUSES
         ),
-        by_leak_type=_complete(await q.count_new_by(conn, "leak_type", start, end), LEAK_TYPES),
+        by_leak_type=_complete(await q.count_new_by(conn, "leak_type", start, until), LEAK_TYPES),
         stealer_domains=sorted(domains.items(), key=lambda item: (-item[1], item[0])),
         sla_breaches=[
             SlaBreach(
                 exposure_id=b.exposure_id,
                 customer_id=b.customer_id,
                 first_seen=b.first_seen,
-                age_hours=(as_of - b.first_seen).total_seconds() / 3600,
+                age_hours=(until - b.first_seen).total_seconds() / 3600,
             )
             for b in breaches
         ],
         sources=_sources(
-            await q.ingest_runs_in(conn, start, end), await q.ingest_last_success(conn, end)
+            await q.ingest_runs_in(conn, start, until), await q.ingest_last_success(conn, until)
         ),
-        connectors=await q.connector_weeks(conn, start, end),
+        connectors=await q.connector_weeks(conn, start, until),
         delivery_by_state=_complete(
-            await q.outbox_created_by_state(conn, start, end), OUTBOX_STATES
+            await q.outbox_created_by_state(conn, start, until), OUTBOX_STATES
         ),
         attempts_by_outcome=_complete(
-            await q.attempts_by_outcome(conn, start, end), ATTEMPT_OUTCOMES
+            await q.attempts_by_outcome(conn, start, until), ATTEMPT_OUTCOMES
         ),
         trend=[
             TrendPoint(week=w, new_exposures=n, confirmed_resets=r)
