@@ -127,7 +127,7 @@ def worklist_query(query: Mapping[str, str], tz: tzinfo, sources: list[str]) -> 
         where=where,
         page=_page(query.get("page")),
         values=read.values,
-        ignored=tuple(read.ignored),
+        ignored=tuple(sorted(read.ignored)),
     )
 
 
@@ -146,5 +146,5 @@ def audit_query(query: Mapping[str, str], tz: tzinfo) -> AuditQuery:
         where=where,
         page=_page(query.get("page")),
         values=read.values,
-        ignored=tuple(read.ignored),
+        ignored=tuple(sorted(read.ignored)),
     )
