@@ -35,7 +35,37 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["navigation"] = NAVIGATION
+    env.globals["audit_details"] = audit_details
     return env
+
+
+# How an audit entry's details read: the resolution first, then who and why, then the rest.
+DETAIL_ORDER = ("resolution", "reason", "resolved_by", "resolved_at", "name", "scopes")
+
+
+def audit_details(
+    loc: ConsoleLocale, tz: ZoneInfo, detail: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """An audit entry's details as (label, text) pairs in reading order, in ``loc``'s
+    language: states by their label, times in the console's zone, lists joined."""
+    keys = [k for k in DETAIL_ORDER if k in detail]
+    keys += sorted(k for k in detail if k not in DETAIL_ORDER)
+    pairs = []
+    for key in keys:
+        value = detail[key]
+        if key == "resolution":
+            text = loc.label("state", str(value))
+        elif key.endswith("_at") and isinstance(value, str):
+            try:
+                text = loc.datetime(datetime.fromisoformat(value), tz)
+            except ValueError:
+                text = value
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value)
+        else:
+            text = str(value)
+        pairs.append((loc.label("detail", key), text))
+    return pairs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

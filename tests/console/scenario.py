@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure.domain import policy
+from exposure.domain.policy import PasswordStatus
 from exposure.store.models import (
     ConnectorRun,
     CorpusPending,
@@ -90,9 +92,13 @@ def _exposure(row: Row, now: datetime, n: int) -> dict[str, Any]:
         "severity": row.severity,
         "leak_type": row.leak,
         "has_pin": n == 0,
-        "reason": "the leaked password is the customer's current password"
-        if row.status == "live"
-        else "seen in a leak",
+        "reason": policy._reason(
+            PasswordStatus(row.status),
+            bool(row.site) and "mirai-sec" in row.site,
+            row.leak == "session_cookie",
+            False,
+            n == 0,
+        ),
         "recommended_actions": json.dumps(
             ["reset_password", "revoke_sessions", "review_login_history"]
             if row.action == "force_reset"
