@@ -21,6 +21,7 @@ STATES = ("open", "reset_completed", "dismissed")
 ANY = "any"
 _SITE = re.compile(r"[a-z0-9.-]{1,253}")
 _ID_TEXT = re.compile(r"[\x21-\x7e]{1,160}")
+_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,160}")
 MAX_PAGE = 100_000
 
 
@@ -103,7 +104,7 @@ class _Reader:
         return moment
 
 
-def worklist_query(query: Mapping[str, str], tz: tzinfo, sources: list[str]) -> WorklistQuery:
+def worklist_query(query: Mapping[str, str], tz: tzinfo) -> WorklistQuery:
     """The worklist's filters; ``state`` is ``open`` unless the form asks for another (or
     ``any``)."""
     read = _Reader(query)
@@ -115,10 +116,10 @@ def worklist_query(query: Mapping[str, str], tz: tzinfo, sources: list[str]) -> 
     where = WorklistFilter(
         action=read.choice("action", tuple(a.value for a in Action)),
         state=None if state_text == ANY else state_text,
-        source=read.choice("source", sources),
+        source=read.pattern("source", _NAME),
         leak_type=read.choice("leak_type", LEAK_TYPES),
         site=read.pattern("site", _SITE, lower=True),
-        customer=read.pattern("customer", _ID_TEXT),
+        customer=read.pattern("customer", _NAME),
         since=since,
         until=until,
         sort=WorklistSort(sort),
@@ -137,7 +138,7 @@ def audit_query(query: Mapping[str, str], tz: tzinfo) -> AuditQuery:
     where = AuditFilter(
         action=read.choice("action", tuple(a.value for a in AuditAction)),
         channel=read.choice("channel", tuple(c.value for c in Channel)),
-        actor=read.pattern("actor", re.compile(r"[^\x00-\x1f\x7f]{1,160}")),
+        actor=read.pattern("actor", _NAME),
         target=read.pattern("target", _ID_TEXT),
         since=read.day("since", tz, end=False),
         until=read.day("until", tz, end=True),

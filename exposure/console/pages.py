@@ -69,7 +69,7 @@ async def worklist_page(request: web.Request) -> web.Response:
     engine, settings = request.app[keys.ENGINE], request.app[keys.SETTINGS]
     async with engine.connect() as conn:
         sources = await worklist.sources(conn)
-        query = worklist_query(request.query, settings.timezone, sources)
+        query = worklist_query(request.query, settings.timezone)
         page = await worklist.worklist_page(
             conn, query.where, offset=(query.page - 1) * PAGE_SIZE, limit=PAGE_SIZE
         )
@@ -79,7 +79,8 @@ async def worklist_page(request: web.Request) -> web.Response:
         nav="worklist",
         q=query,
         rows=page,
-        sources=sources,
+        # The chosen source stays selectable even when no ingest run names it any more.
+        sources=sorted({*sources, *([query.where.source] if query.where.source else [])}),
         actions=[a.value for a in Action],
         states=(*STATES, ANY),
         leak_types=LEAK_TYPES,

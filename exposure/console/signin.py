@@ -146,13 +146,14 @@ async def sign_out(request: web.Request) -> web.Response:
 @public
 @browser_only
 async def choose_language(request: web.Request) -> web.Response:
-    """Switch the console's language (a cookie); back to the page the switch was on."""
+    """Switch the console's language (a cookie); back to the page the switch was on. The
+    form is bound to the session, or before sign-in to the pre-session cookie."""
     settings = request.app[keys.SETTINGS]
     secure = is_secure(request, settings)
-    await _current_session(request)
-    request_presession = cookie_value(request, PRESESSION_COOKIE, secure=secure)
-    if request_presession is not None and keys.SESSION not in request:
-        request[PRESESSION] = request_presession
+    if not await _current_session(request):
+        presession = cookie_value(request, PRESESSION_COOKIE, secure=secure)
+        if presession is not None:
+            request[PRESESSION] = presession
     posted = await request.post()
     if not csrf.same_origin(request, settings) or not csrf.valid(
         request.app[CSRF_KEY], form_binding(request), str(posted.get(csrf.FIELD, ""))
