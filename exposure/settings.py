@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -124,6 +125,15 @@ def _parse_tweak_guesses(text: str) -> int:
     if not text.isdigit() or int(text) > MAX_TWEAK_GUESSES:
         raise ValueError(f"must be a whole number from 0 (off) to {MAX_TWEAK_GUESSES}")
     return int(text)
+
+
+def _parse_console_url(text: str) -> str:
+    parsed = urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
+        raise ValueError(
+            "must be the console's origin, e.g. https://exposure.example.internal (no path)"
+        )
+    return f"{parsed.scheme}://{parsed.netloc.lower()}"
 
 
 def _parse_smtp(text: str) -> Secret[str]:
@@ -278,6 +288,27 @@ class Settings(EnvironSettings):
         help="events per ingestion transaction (tuning)",
         default=500_000,
         parse=parse_positive_int,
+    )
+    console_url: str | None = setting(
+        "EXPOSURE_CONSOLE_URL",
+        help="the console's origin as browsers reach it (https makes session cookies Secure;"
+        " forms are accepted only from it); unset: taken from each request",
+        default=None,
+        parse=_parse_console_url,
+    )
+    console_idle_minutes: float = setting(
+        "EXPOSURE_CONSOLE_IDLE_MINUTES",
+        help="a console session unused this long ends",
+        default=30.0,
+        parse=_positive(float),
+        shown="30",
+    )
+    console_session_hours: float = setting(
+        "EXPOSURE_CONSOLE_SESSION_HOURS",
+        help="a console session ends this long after sign-in, however active",
+        default=12.0,
+        parse=_positive(float),
+        shown="12",
     )
     tweak_guesses: int = setting(
         "EXPOSURE_TWEAK_GUESSES",

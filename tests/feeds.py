@@ -28,6 +28,7 @@ from exposure.ingest.connector_runner import RetryPolicy, run_connector
 from exposure.ingest.pipeline import Ingestor
 from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import Settings, load_settings
+from exposure.store.audit import Actor
 from exposure.store.models import ConnectorRun, ConnectorState, Exposure, Sighting
 from tests.conftest import environment
 from tests.leakgen import HASHER, HEADER
@@ -132,7 +133,9 @@ async def enrol(engine: AsyncEngine, settings: Settings, rows: list[tuple[str, .
         login_id_case_sensitive=settings.login_id_case_sensitive,
         phone_region=settings.phone_region,
     )
-    await customer_service.enrol_csv(engine, enroller, io.StringIO("\n".join(lines) + "\n"))
+    await customer_service.enrol_csv(
+        engine, enroller, io.StringIO("\n".join(lines) + "\n"), actor=Actor.cli("test-suite")
+    )
 
 
 async def run_now(

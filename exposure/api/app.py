@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure import console
 from exposure.api import (
+    audit,
     customers,
     exposures,
     health,
@@ -26,13 +28,18 @@ from exposure.api import (
 from exposure.api.auth import TokenAuthenticator
 from exposure.settings import Settings
 
-ROUTE_MODULES = (health, openapi, customers, exposures, password_range, reports)
+ROUTE_MODULES = (health, openapi, customers, exposures, audit, password_range, reports)
 
 
 def create_app(settings: Settings, engine: AsyncEngine) -> web.Application:
-    """The HTTP API over ``engine``; see ``/openapi.json`` for every route."""
+    """The HTTP API over ``engine`` (see ``/openapi.json``) and the console's pages."""
     app = web.Application(
-        middlewares=[middleware.errors, middleware.body_limit, middleware.authentication],
+        middlewares=[
+            middleware.errors,
+            middleware.body_limit,
+            console.sessions_for_pages,
+            middleware.authentication,
+        ],
         client_max_size=settings.api_max_body_bytes,
     )
     app[keys.SETTINGS] = settings
@@ -40,6 +47,8 @@ def create_app(settings: Settings, engine: AsyncEngine) -> web.Application:
     app[keys.AUTHENTICATOR] = TokenAuthenticator(engine)
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
+    console.install(app, settings, engine)
+    app.on_response_prepare.append(middleware.security_headers)
     app.cleanup_ctx.append(password_range.keep_corpus_compact)
     return app
 

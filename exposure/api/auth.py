@@ -10,6 +10,10 @@ cache only skips the argon2 step: every request still reads the token's row by p
 revocation (made by the CLI in another process, or on another replica) takes effect on the very
 next request, and scope changes likewise. ``last_used_at`` is written at most once a minute per
 token, so authentication adds no write per request to a busy SQLite database.
+
+Timing: a token whose id is unknown or revoked is verified against a decoy argon2 hash, so it
+takes as long to refuse as a wrong secret for a real id; response times do not tell which
+token ids exist.
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ from exposure.api.scopes import Scope
 from exposure.clock import utcnow
 from exposure.errors import FatalError
 from exposure.settings import Settings
+from exposure.store import audit as audit_log
+from exposure.store import sessions as session_queries
 from exposure.store import tokens as token_queries
+from exposure.store.audit import Actor, AuditAction
 from exposure.store.tokens import TokenRecord
 
 TOKEN_PREFIX = "exp"  # noqa: S105  (a label, not a secret)
@@ -57,10 +64,13 @@ class InvalidTokenRequest(FatalError):
 @dataclass(frozen=True, slots=True)
 class Access:
     """What a route requires: ``scope`` None means no token; ``open_when`` lifts the
-    requirement when a setting says so (``/range`` with ``EXPOSURE_RANGE_PUBLIC=true``)."""
+    requirement when a setting says so (``/range`` with ``EXPOSURE_RANGE_PUBLIC=true``).
+    ``page``: an HTML page for people, where a console session may stand in for the bearer
+    token (:mod:`exposure.console.guard`)."""
 
     scope: Scope | None
     open_when: Callable[[Settings], bool] | None = None
+    page: bool = False
 
     def needs_token(self, settings: Settings) -> bool:
         if self.scope is None:
@@ -76,12 +86,13 @@ H = TypeVar("H", bound=Handler)
 
 
 def requires(
-    scope: Scope, *, open_when: Callable[[Settings], bool] | None = None
+    scope: Scope, *, open_when: Callable[[Settings], bool] | None = None, page: bool = False
 ) -> Callable[[H], H]:
-    """Mark a handler as needing a token with ``scope`` (checked by the auth middleware)."""
+    """Mark a handler as needing a token with ``scope`` (checked by the auth middleware);
+    ``page=True`` also accepts a console session (an HTML page people open in a browser)."""
 
     def mark(handler: H) -> H:
-        setattr(handler, _ACCESS_ATTR, Access(scope, open_when))
+        setattr(handler, _ACCESS_ATTR, Access(scope, open_when, page))
         return handler
 
     return mark
@@ -111,8 +122,11 @@ def _hasher() -> PasswordHasher:
     return PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 
 
-async def issue_token(engine: AsyncEngine, name: str, scopes: Iterable[Scope | str]) -> IssuedToken:
-    """Create a token; the returned plaintext is the only copy that will ever exist."""
+async def issue_token(
+    engine: AsyncEngine, name: str, scopes: Iterable[Scope | str], *, actor: Actor
+) -> IssuedToken:
+    """Create a token; the returned plaintext is the only copy that will ever exist. The
+    audit entry (name and scopes, never the secret) commits with it."""
     name = name.strip()
     if not name or len(name) > MAX_NAME or not name.isprintable():
         raise InvalidTokenRequest(f"the name must be 1 to {MAX_NAME} printable characters")
@@ -137,15 +151,34 @@ async def issue_token(engine: AsyncEngine, name: str, scopes: Iterable[Scope | s
             secret_hash=secret_hash,
             now=now,
         )
+        await audit_log.record(
+            conn,
+            actor,
+            AuditAction.TOKEN_CREATED,
+            target=token_id,
+            detail={"name": name, "scopes": [s.value for s in wanted]},
+            at=now,
+        )
         record = await token_queries.get_token(conn, token_id)
     assert record is not None  # noqa: S101  (just inserted in this transaction)
     return IssuedToken(f"{TOKEN_PREFIX}_{token_id}_{secret}", record)
 
 
-async def revoke_token(engine: AsyncEngine, token_id: str) -> bool | None:
-    """Revoke a token: True if revoked now, False if it already was, None if unknown."""
+async def revoke_token(engine: AsyncEngine, token_id: str, *, actor: Actor) -> bool | None:
+    """Revoke a token and end its console sessions: True if revoked now, False if it already
+    was, None if unknown."""
+    now = utcnow()
     async with engine.begin() as conn:
-        if await token_queries.revoke_token(conn, token_id, utcnow()):
+        if await token_queries.revoke_token(conn, token_id, now):
+            ended = await session_queries.delete_token_sessions(conn, token_id)
+            await audit_log.record(
+                conn,
+                actor,
+                AuditAction.TOKEN_REVOKED,
+                target=token_id,
+                detail={"sessions_ended": ended},
+                at=now,
+            )
             return True
         return None if await token_queries.get_token(conn, token_id) is None else False
 
@@ -181,6 +214,7 @@ class TokenAuthenticator:
         self._verified: dict[bytes, tuple[str, str, float]] = {}
         # Bounds the CPU and memory a flood of wrong secrets for a real token id can take.
         self._verifying = asyncio.Semaphore(MAX_CONCURRENT_VERIFICATIONS)
+        self._decoy_hash: str | None = None
 
     async def authenticate(self, header: str | None) -> TokenRecord:
         """The token record for an ``Authorization`` header value, or a 401 :class:`ApiError`."""
@@ -200,18 +234,30 @@ class TokenAuthenticator:
         token_id, secret = match.groups()
         async with self._engine.connect() as conn:
             record = await token_queries.get_token(conn, token_id)
-        if record is None or record.revoked_at is not None:
-            # Same answer for unknown and revoked: the message says what to do either way.
-            raise unauthorized("the API token is unknown or revoked", presented=True)
+        usable = record is not None and record.revoked_at is None
         key = hashlib.sha256(presented.encode()).digest()
-        if not self._cached(key, record):
-            async with self._verifying:
-                verified = await asyncio.to_thread(self._verify, record.secret_hash, secret)
-            if not verified:
-                raise unauthorized("the API token is unknown or revoked", presented=True)
-            self._remember(key, record)
+        if record is not None and usable and self._cached(key, record):
+            await self._touch(record)
+            return record
+        # An unknown or revoked id is checked against a decoy hash with the same argon2
+        # parameters, so it costs what a wrong secret for a real id costs: response times do
+        # not tell which token ids exist.
+        secret_hash = record.secret_hash if record is not None and usable else await self._decoy()
+        async with self._verifying:
+            verified = await asyncio.to_thread(self._verify, secret_hash, secret)
+        if record is None or not usable or not verified:
+            # Same answer for unknown, revoked and wrong: the message says what to do anyway.
+            raise unauthorized("the API token is unknown or revoked", presented=True)
+        self._remember(key, record)
         await self._touch(record)
         return record
+
+    async def _decoy(self) -> str:
+        """A hash of a random secret nobody holds, made once per process (the first unknown id
+        pays for making it; its hashing parameters are those of every token)."""
+        if self._decoy_hash is None:
+            self._decoy_hash = await asyncio.to_thread(self._hasher.hash, secrets.token_urlsafe(32))
+        return self._decoy_hash
 
     def authorize(self, record: TokenRecord, scope: Scope | None) -> None:
         """Raise 403 when the token lacks ``scope`` (None: any valid token will do)."""

@@ -89,7 +89,9 @@ async def enrol_customers(request: web.Request) -> web.Response:
     enroller = _enroller(request.app[keys.SETTINGS])
     # Normalising and fingerprinting thousands of records is CPU work: keep the loop free.
     items = await asyncio.to_thread(build_items, enroller, records)
-    result = await customer_service.enrol(request.app[keys.ENGINE], items)
+    result = await customer_service.enrol(
+        request.app[keys.ENGINE], items, actor=keys.actor_of(request)
+    )
 
     def by_index(rows: Iterable[RowRejected | HashRefused]) -> list[JsonValue]:
         return [{"index": row.line_no - 1, "reason": row.reason} for row in rows]
@@ -113,6 +115,12 @@ async def offboard_customer(request: web.Request) -> web.Response:
         raise bad_request(
             f"customer_id must be 1 to {MAX_CUSTOMER_ID} printable characters", "invalid_parameter"
         )
-    if not await customer_service.offboard(request.app[keys.ENGINE], customer_id):
+    deleted = await customer_service.offboard(
+        request.app[keys.ENGINE],
+        customer_id,
+        actor=keys.actor_of(request),
+        pepper=request.app[keys.SETTINGS].pepper.reveal(),
+    )
+    if not deleted:
         raise not_found("no customer with this customer_id is enrolled")
     return web.json_response({"customer_id": customer_id, "deleted": True})

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -23,20 +24,18 @@ from exposure.api.auth import requires
 from exposure.api.errors import ApiError, bad_request, not_found
 from exposure.api.params import parse_int, parse_timestamp, query_params, read_json, require_object
 from exposure.api.scopes import Scope
-from exposure.clock import parse_iso, utcnow
+from exposure.clock import parse_iso
 from exposure.domain.policy import Action
 from exposure.store import api_queries
-from exposure.store.api_queries import ExposureFilter, Keyset, ResolveOutcome
+from exposure.store.api_queries import ExposureFilter, Keyset
+from exposure.triage import resolution
+from exposure.triage.resolution import MAX_RESOLVED_BY, RESOLUTIONS, ResolutionRequest
 
 routes = web.RouteTableDef()
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_SIGHTINGS = 1000
-RESOLUTIONS = ("reset_completed", "dismissed")
-MAX_RESOLVED_BY = 128
-# A resolved_at this far ahead of our clock is a client bug, not clock skew.
-MAX_CLOCK_SKEW = timedelta(minutes=5)
 _STATE = re.compile(r"[a-z_]{1,16}")
 LIST_PARAMS = ("action", "state", "since", "until", "limit", "cursor")
 
@@ -143,38 +142,41 @@ async def get_exposure(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def _resolution_request(body: Any) -> tuple[str, str, datetime | None]:
+def _resolution_request(body: Any) -> ResolutionRequest:
     fields = require_object(body, "the body")
-    unknown = set(fields) - {"resolution", "resolved_by", "resolved_at"}
+    unknown = set(fields) - {"resolution", "resolved_by", "resolved_at", "reason"}
     if unknown:
         raise bad_request(
-            "unknown field(s); expected resolution, resolved_by and optionally resolved_at",
+            "unknown field(s); expected resolution, resolved_by and optionally resolved_at "
+            "and reason",
             "invalid_body",
         )
+    # Types here; values (which resolution, who, the reason) are the service's to check.
     resolution = fields.get("resolution")
-    if resolution not in RESOLUTIONS:
+    if not isinstance(resolution, str):
         raise bad_request(f"resolution must be one of {', '.join(RESOLUTIONS)}", "invalid_body")
     resolved_by = fields.get("resolved_by")
-    if (
-        not isinstance(resolved_by, str)
-        or not resolved_by.strip()
-        or len(resolved_by) > MAX_RESOLVED_BY
-        or not resolved_by.isprintable()
-    ):
+    if not isinstance(resolved_by, str):
         raise bad_request(
             f"resolved_by must be 1 to {MAX_RESOLVED_BY} printable characters naming who or "
             "what resolved it (e.g. reset-service)",
             "invalid_body",
         )
+    reason = fields.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise bad_request("reason must be a string", "invalid_body")
     resolved_at_text = fields.get("resolved_at")
-    if resolved_at_text is None:
-        return resolution, resolved_by.strip(), None
-    if not isinstance(resolved_at_text, str):
-        raise bad_request("resolved_at must be an ISO 8601 timestamp string", "invalid_body")
-    return (
-        resolution,
-        resolved_by.strip(),
-        parse_timestamp("resolved_at", resolved_at_text, "invalid_body"),
+    resolved_at = None
+    if resolved_at_text is not None:
+        if not isinstance(resolved_at_text, str):
+            raise bad_request("resolved_at must be an ISO 8601 timestamp string", "invalid_body")
+        resolved_at = parse_timestamp("resolved_at", resolved_at_text, "invalid_body")
+    return ResolutionRequest(
+        exposure_id="",
+        resolution=resolution,
+        resolved_by=resolved_by,
+        reason=reason,
+        resolved_at=resolved_at,
     )
 
 
@@ -182,38 +184,24 @@ def _resolution_request(body: Any) -> tuple[str, str, datetime | None]:
 @requires(Scope.RESOLVE)
 async def resolve_exposure(request: web.Request) -> web.Response:
     """The broker's reset service acknowledges an exposure: ``reset_completed`` or
-    ``dismissed``. The state becomes the resolution; the exposure is returned."""
+    ``dismissed`` (optionally with a ``reason``). The state becomes the resolution; the
+    exposure is returned. A recorded resolution is written to the audit log."""
     query_params(request, ())
     exposure_id = _exposure_id(request)
-    resolution, resolved_by, resolved_at = _resolution_request(await read_json(request))
-    now = utcnow()
-    resolved_at = now if resolved_at is None else resolved_at
-    if resolved_at > now + MAX_CLOCK_SKEW:
-        raise bad_request("resolved_at is in the future", "invalid_body")
-    async with request.app[keys.ENGINE].begin() as conn:
-        first_seen = await api_queries.exposure_first_seen(conn, exposure_id)
-        if first_seen is None:
-            raise not_found("no exposure with this exposure_id")
-        if resolved_at < first_seen:
-            # It would make a negative time-to-reset in the weekly report.
-            raise bad_request(
-                "resolved_at is earlier than the exposure's first_seen", "invalid_body"
-            )
-        outcome = await api_queries.resolve_exposure(
-            conn,
-            exposure_id,
-            resolution=resolution,
-            resolved_at=resolved_at,
-            resolved_by=resolved_by,
-        )
+    wanted = dataclasses.replace(
+        _resolution_request(await read_json(request)), exposure_id=exposure_id
+    )
+    engine = request.app[keys.ENGINE]
+    try:
+        await resolution.resolve(engine, wanted, keys.actor_of(request), require_reason=False)
+    except resolution.ExposureNotFound:
+        raise not_found("no exposure with this exposure_id") from None
+    except resolution.AlreadyResolved as conflict:
+        raise ApiError(409, "already_resolved", str(conflict)) from None
+    except resolution.InvalidResolution as invalid:
+        raise bad_request(invalid.problem, "invalid_body") from None
+    async with engine.connect() as conn:
         item = await api_queries.get_exposure(conn, exposure_id)
-    if outcome is ResolveOutcome.NOT_FOUND or item is None:
+    if item is None:
         raise not_found("no exposure with this exposure_id")  # offboarded meanwhile
-    if outcome is ResolveOutcome.CONFLICT:
-        raise ApiError(
-            409,
-            "already_resolved",
-            f"this exposure was already resolved as {item['resolution']}; a resolution is "
-            "recorded once",
-        )
     return web.json_response(_exposure_json(item))

@@ -98,6 +98,8 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     match_info = request.match_info
     if match_info.http_exception is not None:
         return await handler(request)  # unknown path or method: the router's 404/405
+    if keys.TOKEN in request:
+        return await handler(request)  # a console session already stands for a token
     access = access_of(match_info.route.handler)
     settings = request.app[keys.SETTINGS]
     if access is not None and not access.needs_token(settings):
@@ -107,3 +109,31 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     authenticator.authorize(record, access.scope if access is not None else None)
     request[keys.TOKEN] = record
     return await handler(request)
+
+
+# Every HTML page (console, dashboard, reports): nothing from another origin, no script at
+# all, no framing. Inline styles stay allowed: the charts are inline SVG that pygal styles
+# with <style> elements and style attributes (a style cannot run code; the pages escape every
+# value they show, so no one else's markup gets in to use it).
+HTML_POLICY = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+OTHER_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: security headers on every response, errors included."""
+    headers = response.headers
+    html = (response.content_type or "").startswith("text/html")
+    headers.setdefault("Content-Security-Policy", HTML_POLICY if html else OTHER_POLICY)
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with
+    # a form, and the console refuses forms from an origin it cannot check.
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+    if html or keys.TOKEN in request:
+        # What a person or a token was shown stays out of shared and browser caches.
+        headers.setdefault("Cache-Control", "no-store")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from exposure import JsonMapping, JsonObject
+from exposure.api.audit import DEFAULT_LIMIT as AUDIT_DEFAULT_LIMIT
+from exposure.api.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
 from exposure.api.auth import public
 from exposure.api.exposures import DEFAULT_LIMIT, MAX_LIMIT
 from exposure.api.password_range import PAD_MAX, PAD_MIN
@@ -278,6 +280,12 @@ PATHS: JsonObject = {
     },
 }
 
+_LANG = _param(
+    "lang",
+    "query",
+    {"type": "string", "enum": ["ja", "en"]},
+    "The report's language (default EXPOSURE_REPORT_LANG, else the other one)",
+)
 _FORMAT = _param(
     "format",
     "query",
@@ -296,11 +304,53 @@ _REPORT: JsonObject = {
     **_errors(400, *_AUTH_ERRORS, 404),
 }
 PATHS |= {
+    "/v1/audit": {
+        "get": _op(
+            "listAudit",
+            "The audit log (who changed what, and when, through the console, the API or the "
+            "CLI), oldest first, paged by entry. Scope: read",
+            {
+                "200": _json(ref("AuditPage"), "One page"),
+                **_errors(400, *_AUTH_ERRORS, 503),
+            },
+            security=BEARER,
+            parameters=[
+                _param("action", "query", {"type": "string"}, "Only this kind of change"),
+                _param(
+                    "channel",
+                    "query",
+                    {"type": "string", "enum": ["console", "api", "cli"]},
+                    "Only changes made here",
+                ),
+                _param("since", "query", TIMESTAMP, "at or after (with offset)"),
+                _param("until", "query", TIMESTAMP, "before (with offset)"),
+                _param(
+                    "limit",
+                    "query",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": AUDIT_MAX_LIMIT,
+                        "default": AUDIT_DEFAULT_LIMIT,
+                    },
+                    "Page size",
+                ),
+                _param(
+                    "cursor",
+                    "query",
+                    {"type": "string", "pattern": "^[0-9]{0,9}$"},
+                    "next_cursor of the previous page (empty or absent: the first page)",
+                ),
+            ],
+            tag="audit",
+        )
+    },
     "/dashboard": {
         "get": _op(
             "dashboard",
-            "Read-only dashboard (HTML): open exposures, connector runs, delivery health, the "
-            "latest report. Scope: read",
+            "The console's dashboard (HTML): open exposures, forced resets past the SLA, "
+            "connector runs, delivery health, the latest report. Scope: read (a bearer token, "
+            "or a console session; a browser without either is sent to /signin)",
             {
                 "200": {"description": "HTML page", "content": {"text/html": {}}},
                 **_errors(*_AUTH_ERRORS, 503),
@@ -315,7 +365,7 @@ PATHS |= {
             "The latest weekly report written by the daemon or `exposure report`. Scope: read",
             _REPORT,
             security=BEARER,
-            parameters=[_FORMAT],
+            parameters=[_FORMAT, _LANG],
             tag="reports",
         )
     },
@@ -333,6 +383,7 @@ PATHS |= {
                     "ISO week, e.g. 2025-W20",
                 ),
                 _FORMAT,
+                _LANG,
             ],
             tag="reports",
         )
@@ -345,7 +396,9 @@ SPEC: JsonObject = {
         "title": "exposure",
         "version": "1",
         "description": "Leaked-credential exposure monitor: enrolment, exposures, resolutions, "
-        'and the leaked-password range. Errors are {"error": {"code", "message"}}.',
+        "the audit log and the leaked-password range. The console's browser pages (/signin, "
+        "/worklist, /exposures/{id}, /health, /audit, ...) are described in the README, not "
+        'here. Errors are {"error": {"code", "message"}}.',
     },
     "paths": PATHS,
     "components": {

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from exposure import JsonObject
-from exposure.api.exposures import RESOLUTIONS
 from exposure.customers.enrolment import MAX_CUSTOMER_ID
+from exposure.triage.resolution import MAX_REASON, RESOLUTIONS
 
 TIMESTAMP: JsonObject = {"type": "string", "format": "date-time"}
 NULLABLE_STRING: JsonObject = {"type": "string", "nullable": True}
@@ -126,6 +126,11 @@ SCHEMAS: JsonObject = {
                 "description": "Who or what resolved it (printable characters, not blank)",
             },
             "resolved_at": {**TIMESTAMP, "description": "Default: now"},
+            "reason": {
+                "type": "string",
+                "maxLength": MAX_REASON,
+                "description": "Why (kept in the audit log; the console asks for one to dismiss)",
+            },
         },
     },
     "Customer": CUSTOMER,
@@ -178,4 +183,35 @@ SCHEMAS: JsonObject = {
         },
     },
     "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
+    "AuditEntry": {
+        "type": "object",
+        "required": ["id", "at", "channel", "actor", "action", "target", "detail"],
+        "properties": {
+            "id": {"type": "integer"},
+            "at": TIMESTAMP,
+            "channel": {"type": "string", "enum": ["console", "api", "cli"]},
+            "actor": {
+                "type": "string",
+                "description": "The token's name (console, API) or the operating-system user (CLI)",
+            },
+            "actor_token_id": NULLABLE_STRING,
+            "action": {"type": "string", "description": "e.g. exposure.resolved, token.revoked"},
+            "target": {
+                "type": "string",
+                "description": "Exposure, event or token id; cust_... for a deleted customer",
+            },
+            "detail": {"type": "object"},
+        },
+    },
+    "AuditPage": {
+        "type": "object",
+        "required": ["entries", "next_cursor"],
+        "properties": {
+            "entries": {"type": "array", "items": ref("AuditEntry")},
+            "next_cursor": {
+                **NULLABLE_STRING,
+                "description": "Pass back as `cursor` for the next page; null on the last page",
+            },
+        },
+    },
 }

@@ -11,6 +11,7 @@ import click
 from exposure.api.scopes import Scope
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
 from exposure.settings import Settings
+from exposure.store.audit import Actor
 
 
 @main.command("api")
@@ -57,7 +58,7 @@ def tokens_create(name: str, scopes: tuple[str, ...]) -> None:
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine:
-            issued = await issue_token(engine, name, scopes)
+            issued = await issue_token(engine, name, scopes, actor=Actor.cli())
         emit({**issued.record.as_json(), "token": issued.token})
         click.echo(
             "store this token now: it is shown only once (revoke with "
@@ -91,7 +92,7 @@ def tokens_revoke(token_id: str) -> None:
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine:
-            outcome = await revoke_token(engine, token_id)
+            outcome = await revoke_token(engine, token_id, actor=Actor.cli())
         if outcome is None:
             emit({"token_id": token_id, "revoked": False})
             click.echo(f"no token {token_id!r}", err=True)

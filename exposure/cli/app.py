@@ -82,7 +82,8 @@ COMMAND_MODULES = {
     "deliveries": "deliveries",
     "ingest": "ingest",
     "corpus": "ingest",
-    "exposures": "ingest",
+    "exposures": "exposures",
+    "audit": "exposures",
     "report": "report",
 }
 

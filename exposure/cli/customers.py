@@ -12,6 +12,7 @@ from exposure.customers import service as customer_service
 from exposure.customers.enrolment import BadHeader, Enroller
 from exposure.settings import Settings
 from exposure.store import db
+from exposure.store.audit import Actor
 
 
 @main.group("db")
@@ -49,7 +50,12 @@ def enroll(file: Path) -> None:
             try:
                 with file.open(encoding="utf-8-sig", newline="") as stream:
                     summary = await customer_service.enrol_csv(
-                        engine, enroller, stream, size_hint=size
+                        engine,
+                        enroller,
+                        stream,
+                        actor=Actor.cli(),
+                        source=file.name,
+                        size_hint=size,
                     )
             except UnicodeDecodeError:
                 raise BadHeader(
@@ -73,7 +79,9 @@ def customers_delete(customer_id: str) -> None:
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine:
-            deleted = await customer_service.offboard(engine, customer_id)
+            deleted = await customer_service.offboard(
+                engine, customer_id, actor=Actor.cli(), pepper=settings.pepper.reveal()
+            )
         emit({"customer_id": customer_id, "deleted": deleted})
         if not deleted:
             click.echo(f"no customer {customer_id!r} was enrolled", err=True)

@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure import JsonObject
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
-from exposure.clock import iso_utc, utcnow
+from exposure.clock import iso_utc
 from exposure.secret import redact_url
 from exposure.settings import Settings
+from exposure.store import audit as audit_log
 from exposure.store import outbox as queries
+from exposure.store.audit import Actor, AuditAction
 
 STATES = ("pending", "failed", "dead", "delivered")
 # (field, heading, width)
@@ -104,9 +106,11 @@ def replay(event_ids: tuple[str, ...], dead: bool) -> None:
     if bool(event_ids) == dead:
         raise click.UsageError("give one or more EVENT_IDS, or --dead (not both)")
 
+    from exposure.triage.replay import replay_events
+
     async def go(settings: Settings) -> None:
-        async with ready_engine(settings) as engine, engine.begin() as conn:
-            replayed = await queries.replay(conn, now=utcnow(), event_ids=event_ids, dead=dead)
+        async with ready_engine(settings) as engine:
+            replayed = await replay_events(engine, Actor.cli(), event_ids=event_ids, dead=dead)
         missing = sorted(set(event_ids) - set(replayed))
         emit({"replayed": len(replayed), "event_ids": replayed, "not_replayed": missing})
         if missing:
@@ -153,6 +157,8 @@ def enable_endpoint(url: str | None) -> None:
         key = redact_url(target)
         async with ready_engine(settings) as engine, engine.begin() as conn:
             enabled = await queries.enable_endpoint(conn, key)
+            if enabled:
+                await audit_log.record(conn, Actor.cli(), AuditAction.ENDPOINT_ENABLED, target=key)
             waiting = await queries.count_pending(conn)
         emit({"url": key, "enabled": enabled, "waiting": waiting})
         if not enabled:

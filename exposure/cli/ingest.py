@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
-from exposure.cli.render import progress_bar, summarise_ingest, write_exposures
+from exposure.cli.render import progress_bar, summarise_ingest
 from exposure.dumps.formats import FORMATS
 from exposure.ingest.input_keys import content_keys_in_background
 from exposure.settings import Settings, load_settings
@@ -86,34 +84,3 @@ def _input_size(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size
-
-
-@main.command("exposures")
-@click.option(
-    "--format",
-    "output",
-    type=click.Choice(["table", "jsonl", "csv"]),
-    default="table",
-    show_default=True,
-)
-@click.option("--action", type=click.Choice(["force_reset", "notify", "none"]))
-@click.option(
-    "--since",
-    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
-    help="Only exposures seen since this time (ISO 8601; UTC unless it has an offset).",
-)
-@handle_errors
-def exposures_command(output: str, action: str | None, since: datetime | None) -> None:
-    """List exposures (no plaintext identifiers: masked hints only)."""
-    from exposure.store.exposures import iter_exposures
-
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-
-    async def go(settings: Settings) -> None:
-        async with ready_engine(settings) as engine:
-            async with engine.connect() as conn:
-                rows = [row async for row in iter_exposures(conn, action=action, since=since)]
-        write_exposures(rows, output, sys.stdout)
-
-    run(go)

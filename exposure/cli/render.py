@@ -7,9 +7,9 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
@@ -20,20 +20,22 @@ if TYPE_CHECKING:
 from exposure import JsonObject
 from exposure.clock import iso_utc
 
-# (field, heading, width)
+# (field, heading, width): 112 columns of cells and 8 gaps fit a 120-column terminal. The id is
+# its first 8 characters (every command that takes an id takes that prefix); the full id, the
+# kind, the leak type and the counts are in `exposures show` and the jsonl/csv formats.
 TABLE_COLUMNS = (
-    ("exposure_id", "exposure", 36),
+    ("exposure_id", "exposure", 8),
     ("customer_id", "customer", 12),
-    ("identifier_kind", "kind", 8),
-    ("identifier_hint", "identifier", 22),
+    ("identifier_hint", "identifier", 18),
     ("password_status", "password", 8),
     ("action", "action", 11),
     ("severity", "severity", 8),
-    ("leak_type", "leak", 14),
-    ("site_domain", "site", 24),
-    ("occurrences", "seen", 5),
-    ("last_seen", "last seen", 20),
+    ("state", "state", 15),
+    ("site_domain", "site", 16),
+    ("last_seen", "last seen (UTC)", 16),
 )
+TABLE_WIDTH = 120
+ELLIPSIS = "…"
 
 
 def summarise_ingest(results: Sequence[IngestResult]) -> JsonObject:
@@ -92,12 +94,31 @@ def write_exposures(rows: Sequence[dict[str, Any]], output: str, stream: TextIO)
         for row in rows:
             writer.writerow({k: _cell(v) for k, v in row.items()})
     else:
-        headings = (heading.ljust(width) for _, heading, width in TABLE_COLUMNS)
-        stream.write("  ".join(headings).rstrip() + "\n")
+        stream.write(table_line(heading for _, heading, _ in TABLE_COLUMNS) + "\n")
         for row in rows:
-            cells = (_cell(row[name])[:width].ljust(width) for name, _, width in TABLE_COLUMNS)
-            stream.write("  ".join(cells).rstrip() + "\n")
+            stream.write(table_line(_table_cell(row, name) for name, _, _ in TABLE_COLUMNS) + "\n")
         click.echo(f"{len(rows)} exposure(s)", err=True)
+
+
+def _table_cell(row: dict[str, Any], name: str) -> str:
+    value = row[name]
+    if name == "exposure_id":
+        return str(value)[:8]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    return _cell(value)
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` in exactly ``width`` columns: padded, or cut with an ellipsis."""
+    text = " ".join(text.split())  # no tab or line break can break the grid
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + ELLIPSIS
+
+
+def table_line(cells: Iterable[str]) -> str:
+    """One table line: each cell fitted to its column, one space between columns."""
+    widths = (width for _, _, width in TABLE_COLUMNS)
+    return " ".join(fit(cell, width) for cell, width in zip(cells, widths, strict=True)).rstrip()
 
 
 def _json(value: Any) -> Any:

@@ -12,7 +12,9 @@ from exposure.settings import Settings
 
 @main.command("report")
 @click.option(
-    "--week", help="ISO week YYYY-Www in EXPOSURE_TIMEZONE [default: last complete week]."
+    "--week",
+    help="ISO week YYYY-Www in EXPOSURE_TIMEZONE [default: last complete week]; the week in "
+    "progress is reported up to now, a week that has not started is refused.",
 )
 @click.option(
     "--lang",
@@ -44,5 +46,8 @@ def report_command(week: str | None, lang: str | None, out_dir: Path | None, ema
                 engine, settings, week=iso_week, lang=lang, out_dir=out_dir, email=email
             )
         emit(outcome.summary())
+        hint = outcome.hint()
+        if hint is not None:
+            click.echo(hint, err=True)
 
     run(go)

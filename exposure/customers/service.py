@@ -25,8 +25,11 @@ from exposure.customers.enrolment import (
     csv_records,
     prepare,
 )
+from exposure.domain.fingerprints import customer_reference
 from exposure.passwords.schemes import Refusal
+from exposure.store import audit as audit_log
 from exposure.store import customers as customer_queries
+from exposure.store.audit import Actor, AuditAction
 
 BATCH_ROWS = 20_000
 MAX_LISTED_REJECTIONS = 1_000
@@ -120,19 +123,28 @@ class _Tally:
         )
 
 
-async def enrol(engine: AsyncEngine, items: Iterable[Item]) -> EnrolmentResult:
-    """Upsert already-built rows (small inputs: the API, tests) and summarise."""
+async def enrol(
+    engine: AsyncEngine, items: Iterable[Item], *, actor: Actor, source: str = ""
+) -> EnrolmentResult:
+    """Upsert already-built rows (small inputs: the API, tests) and summarise. ``source``
+    names the input in the audit entry (a file name; empty for an API request)."""
 
     async def batches() -> AsyncIterator[PreparedBatch]:
         iterator = iter(items)
         while chunk := list(islice(iterator, BATCH_ROWS)):
             yield prepare(chunk)
 
-    return await _enrol_batches(engine, batches())
+    return await _enrol_batches(engine, batches(), actor=actor, source=source)
 
 
 async def enrol_csv(
-    engine: AsyncEngine, enroller: Enroller, stream: TextIO, *, size_hint: int = 0
+    engine: AsyncEngine,
+    enroller: Enroller,
+    stream: TextIO,
+    *,
+    actor: Actor,
+    source: str = "",
+    size_hint: int = 0,
 ) -> EnrolmentResult:
     """Enrol a customer CSV, fingerprinting on worker processes when the file is large."""
     records = csv_records(stream)
@@ -145,7 +157,7 @@ async def enrol_csv(
             while chunk := list(islice(records, BATCH_ROWS)):
                 yield enroller.prepare_many(chunk)
 
-        return await _enrol_batches(engine, inline())
+        return await _enrol_batches(engine, inline(), actor=actor, source=source)
     loop = asyncio.get_running_loop()
     # spawn, not fork: the event loop and the database driver's threads must not be forked.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -160,16 +172,17 @@ async def enrol_csv(
             while in_flight:
                 yield await in_flight.popleft()
 
-        return await _enrol_batches(engine, pooled())
+        return await _enrol_batches(engine, pooled(), actor=actor, source=source)
 
 
 async def _enrol_batches(
-    engine: AsyncEngine, batches: AsyncIterator[PreparedBatch]
+    engine: AsyncEngine, batches: AsyncIterator[PreparedBatch], *, actor: Actor, source: str
 ) -> EnrolmentResult:
-    """Write each batch in one transaction, and summarise.
+    """Write each batch in one transaction, and summarise; the audit entry (counts only, no
+    customer id) is written with the totals at the end.
 
-    A crash part-way leaves whole batches committed; enrolling the file again is idempotent,
-    so re-running is always the recovery.
+    A crash part-way leaves whole batches committed and no audit entry; enrolling the file
+    again is idempotent, so re-running is always the recovery, and it records the entry.
     """
     tally = _Tally()
     async for batch in batches:
@@ -177,11 +190,32 @@ async def _enrol_batches(
         if batch.customers:
             async with engine.begin() as conn:
                 await customer_queries.upsert_customers(conn, batch)
-    async with engine.connect() as conn:
+    async with engine.begin() as conn:
         totals = await customer_queries.totals(conn)
+        await audit_log.record(
+            conn,
+            actor,
+            AuditAction.CUSTOMERS_ENROLLED,
+            target=source,
+            detail={
+                "rows": tally.rows,
+                "customers": len(tally.customer_ids),
+                "rejected": tally.rejected_total,
+            },
+        )
     return tally.result(totals)
 
 
-async def offboard(engine: AsyncEngine, customer_id: str) -> bool:
+async def offboard(engine: AsyncEngine, customer_id: str, *, actor: Actor, pepper: bytes) -> bool:
+    """Remove the customer and every fingerprint; the audit entry names the customer only by
+    :func:`~exposure.domain.fingerprints.customer_reference`. False when not enrolled."""
     async with engine.begin() as conn:
-        return await customer_queries.delete_customer(conn, customer_id)
+        deleted = await customer_queries.delete_customer(conn, customer_id)
+        if deleted:
+            await audit_log.record(
+                conn,
+                actor,
+                AuditAction.CUSTOMER_DELETED,
+                target=customer_reference(pepper, customer_id),
+            )
+        return deleted

@@ -69,3 +69,12 @@ def email_range_key(pepper: bytes, email_sha1_hex: str) -> bytes:
 def pepper_check(pepper: bytes) -> str:
     """A value stored once per database to detect a changed or lost pepper at start-up."""
     return hmac.digest(pepper, _PEPPER_CHECK_LABEL, "sha256").hex()
+
+
+def customer_reference(pepper: bytes, customer_id: str) -> str:
+    """How the audit log names an offboarded customer: ``cust_`` + 16 hex of
+    HMAC-SHA256(pepper, "audit-customer" NUL customer id). Whoever holds the pepper (the
+    monitor itself: ``exposure audit --customer ID``) can tell whether a given id was
+    deleted; the log alone names no one."""
+    digest = hmac.digest(pepper, b"audit-customer\x00" + customer_id.encode(), "sha256")
+    return "cust_" + digest[:8].hex()

@@ -1,4 +1,4 @@
-"""The weekly exposure report (HTML, CSV, JSON, mail) and the read-only dashboard page.
+"""The weekly exposure report (HTML, CSV, JSON, mail) and the dashboard's figures.
 
 Public API, shared by ``exposure report``, the daemon's Monday job and the HTTP API:
 
@@ -6,7 +6,7 @@ Public API, shared by ``exposure report``, the daemon's Monday job and the HTTP 
   :func:`last_complete_week`;
 * :func:`build_report` -> :class:`Report` (``.html``, ``.csv_bytes``, ``.figures``,
   ``.json_bytes``), :func:`write_report`, :func:`produce_weekly_report` (build, write, mail);
-* :func:`send_report` (SMTP) and :func:`render_dashboard`.
+* :func:`send_report` (SMTP); :func:`~exposure.report.dashboard.dashboard_figures`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from exposure.report.builder import (
     produce_weekly_report,
     write_report,
 )
-from exposure.report.dashboard import render_dashboard
 from exposure.report.mail import MailFailed, MailRejected, mail_configured, send_report
-from exposure.report.weeks import InvalidWeek, IsoWeek, last_complete_week
+from exposure.report.weeks import InvalidWeek, IsoWeek, WeekNotStarted, last_complete_week
 
 __all__ = [
     "InvalidWeek",
@@ -29,11 +28,11 @@ __all__ = [
     "MailRejected",
     "Report",
     "ReportRun",
+    "WeekNotStarted",
     "build_report",
     "last_complete_week",
     "mail_configured",
     "produce_weekly_report",
-    "render_dashboard",
     "send_report",
     "write_report",
 ]

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,6 +30,13 @@ log = logging.getLogger("exposure.report")
 FILE_PREFIX = "exposure-report-"
 # The CSV names customers: readable by the service's group, not by everyone on the host.
 FILE_MODE = 0o640
+KINDS = ("html", "csv", "json")
+# exposure-report-2025-W20.ja.html; files written before reports were kept per language have
+# no language part (exposure-report-2025-W20.html) and are still listed and served.
+_FILE_NAME = re.compile(
+    re.escape(FILE_PREFIX)
+    + r"(?P<week>\d{4}-W\d{2})(?:\.(?P<lang>ja|en))?\.(?P<kind>html|csv|json)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +63,9 @@ class Report:
 
     @property
     def stem(self) -> str:
-        """``exposure-report-2025-W20``: the name of each file without its extension."""
-        return f"{FILE_PREFIX}{self.week}"
+        """``exposure-report-2025-W20.ja``: each file's name without its extension (one set
+        of files per language, so writing one language never replaces the other)."""
+        return f"{FILE_PREFIX}{self.week}.{self.lang}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +83,28 @@ class ReportRun:
             "week": figures["week"],
             "lang": self.report.lang,
             "period": figures["period"],
+            "in_progress": figures["in_progress"],
+            "notice": figures["notice"],
             "files": {path.suffix.lstrip("."): str(path) for path in self.paths},
             "headline": figures["headline"],
             "emailed": self.emailed,
         }
+
+    def hint(self) -> str | None:
+        """A line for the person at the terminal when the report is empty for a reason."""
+        data = self.report.data
+        current = IsoWeek.containing(data.generated_at, ZoneInfo(data.timezone))
+        if data.notice == "no_data":
+            return (
+                "this report is empty: nothing has been ingested yet. After an ingest, "
+                f"`exposure report --week {current}` reports the week in progress"
+            )
+        if data.notice == "before_data":
+            return (
+                f"week {data.week} ended before the monitor's first data; for the week in "
+                f"progress run `exposure report --week {current}`"
+            )
+        return None
 
 
 async def _snapshot(conn: AsyncConnection) -> None:
@@ -169,12 +197,54 @@ async def produce_weekly_report(
     return ReportRun(report=report, paths=paths, emailed=email)
 
 
-def latest_report_json(out_dir: Path) -> Path | None:
-    """The JSON file of the latest week written to ``out_dir``, if any."""
-    found: list[tuple[IsoWeek, Path]] = []
-    for path in out_dir.glob(f"{FILE_PREFIX}*.json"):
+@dataclass(frozen=True, slots=True, order=True)
+class ReportFile:
+    """One report file in the report folder; ``lang`` is empty for an older file."""
+
+    week: IsoWeek
+    lang: str
+    kind: str
+    path: Path
+
+
+def list_reports(out_dir: Path) -> list[ReportFile]:
+    """Every report file in ``out_dir``, newest week first (others' files are ignored)."""
+    found = []
+    for path in out_dir.glob(f"{FILE_PREFIX}*"):
+        match = _FILE_NAME.fullmatch(path.name)
+        if match is None:
+            continue
         try:
-            found.append((IsoWeek.parse(path.stem.removeprefix(FILE_PREFIX)), path))
+            week = IsoWeek.parse(match["week"])
         except InvalidWeek:
-            continue  # someone else's file in the report folder
-    return max(found)[1] if found else None
+            continue
+        found.append(ReportFile(week, match["lang"] or "", match["kind"], path))
+    return sorted(found, key=lambda f: (f.week, f.lang, f.kind), reverse=True)
+
+
+def find_report(
+    out_dir: Path, week: IsoWeek, kind: str, langs: tuple[str, ...]
+) -> ReportFile | None:
+    """The ``kind`` file of ``week`` in the first of ``langs`` that exists, else an older
+    file without a language."""
+    files = {f.lang: f for f in list_reports(out_dir) if f.week == week and f.kind == kind}
+    for lang in (*langs, ""):
+        if lang in files:
+            return files[lang]
+    return None
+
+
+def latest_report_json(
+    out_dir: Path, *, langs: tuple[str, ...] = ("ja", "en"), before: IsoWeek | None = None
+) -> Path | None:
+    """The JSON file of the latest week written to ``out_dir`` (in the first of ``langs``
+    there is), ignoring weeks after ``before``: a stray report of a week that has not
+    started must not pass for the latest."""
+    weeks = sorted({f.week for f in list_reports(out_dir) if f.kind == "json"}, reverse=True)
+    for week in weeks:
+        if before is not None and week > before:
+            continue
+        found = find_report(out_dir, week, "json", langs)
+        if found is not None:
+            return found.path
+    return None

@@ -8,6 +8,8 @@ same numbers, for mail clients that drop SVG.
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from xml.etree import ElementTree
@@ -22,6 +24,7 @@ FONT = (
     "'Hiragino Sans','Hiragino Kaku Gothic ProN','Noto Sans CJK JP','Noto Sans JP','Yu Gothic',"
     "Meiryo,'Segoe UI','Helvetica Neue',Arial,sans-serif"
 )
+MARGIN = 12
 NAVY, TEAL, RED, AMBER, GREY = "#1f3a5f", "#2a9d8f", "#b42318", "#b7791f", "#8a94a6"
 # Colours carry meaning: red for what needs a forced reset or is live, amber for notify.
 CATEGORY_COLOURS = {
@@ -84,7 +87,7 @@ def _config(locale: Locale, title: str, **extra: Any) -> dict[str, Any]:
         "value_formatter": formatter,
         "no_data_text": locale.t("text.none_this_week"),
         "tooltip_fancy_mode": False,
-        "margin": 12,
+        "margin": MARGIN,
         **extra,
     }
 
@@ -102,11 +105,40 @@ def _attr(text: str) -> str:
     )
 
 
+def label_overflow(labels: Sequence[str], font_size: float) -> float:
+    """How much wider than pygal's estimate the widest label is, in pixels.
+
+    pygal reserves 0.6 em per character, which fits Latin text; a full-width (CJK) character
+    takes a whole em, so without the difference the left of 強制リセット is cut off.
+    """
+    return max(
+        (
+            sum(0.4 for ch in text if unicodedata.east_asian_width(ch) in ("W", "F")) * font_size
+            for text in labels
+        ),
+        default=0.0,
+    )
+
+
+def integer_ticks(largest: float, most: int = 6) -> list[int]:
+    """Whole-number axis labels from 0 past ``largest`` in steps of 1, 2 or 5 x 10^n (counts
+    have no fractions: pygal's own ticks would print 0 0 1 1 2 2 with whole-number labels)."""
+    step = 1
+    while largest / step > most - 1:
+        for factor in (2, 2.5, 2):
+            step = int(step * factor)
+            if largest / step <= most - 1:
+                break
+    top = max(step, math.ceil(largest / step) * step)
+    return list(range(0, top + 1, step))
+
+
 def category_chart(locale: Locale, title: str, counts: Mapping[str, int], label_prefix: str) -> str:
     """A horizontal bar per category (e.g. per action), values printed on the bars."""
     # pygal draws horizontal bars bottom-up; reversed, the first category is on top, as in
     # the table beside the chart.
     keys = list(counts)[::-1]
+    labels = [locale.label(label_prefix, key) for key in keys]
     chart = pygal.HorizontalBar(
         **_config(
             locale,
@@ -118,11 +150,13 @@ def category_chart(locale: Locale, title: str, counts: Mapping[str, int], label_
             print_values_position="top",
             print_zeroes=True,
             show_y_guides=False,
-            min_scale=2,
             spacing=8,
+            y_labels=integer_ticks(max(counts.values(), default=0)),
+            margin_left=MARGIN + label_overflow(labels, STYLE.label_font_size),
+            truncate_label=-1,
         )
     )
-    chart.x_labels = [locale.label(label_prefix, key) for key in keys]
+    chart.x_labels = labels
     chart.add(
         title,
         [{"value": counts[key], "color": CATEGORY_COLOURS.get(key, NAVY)} for key in keys],
@@ -145,7 +179,10 @@ def trend_chart(locale: Locale, points: Sequence[TrendPoint]) -> str:
             print_values_position="top",
             print_zeroes=False,
             x_label_rotation=0,
-            min_scale=2,
+            y_labels=integer_ticks(
+                max((max(p.new_exposures, p.confirmed_resets) for p in points), default=0)
+            ),
+            truncate_legend=-1,
         )
     )
     chart.x_labels = [locale.short_date(p.week.monday) for p in points]

@@ -1,37 +1,35 @@
-"""The read-only dashboard page: the state of things now, and the latest weekly report.
+"""The figures of the console's dashboard: the state of things now, and the latest report.
 
-Unlike the report, which covers a closed week, the dashboard shows open exposures by action,
-each connector's last run, webhook delivery by state and the forced resets open past the SLA
-right now (a count only: customer ids stay in the report's SLA list and CSV). The latest
-report's headline figures are read from its JSON file in ``settings.report_dir`` and linked.
+Unlike the report, which covers a week, the dashboard shows open exposures by action, the
+forced resets open past the SLA right now, each connector's last run and webhook delivery by
+state. The latest report's headline figures are read from its JSON file in
+``settings.report_dir`` (in the reader's language when there is one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.clock import utcnow
-from exposure.report import charts, render
 from exposure.report.builder import latest_report_json
 from exposure.report.figures import ACTIONS, OUTBOX_STATES, SLA_MAX_AGE
-from exposure.report.i18n import Locale
+from exposure.report.weeks import InvalidWeek, IsoWeek
 from exposure.settings import Settings
 from exposure.store import report_queries as q
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LatestReport:
-    week: str
-    href: str
-    headline: Mapping[str, Any]
+    week: IsoWeek
+    lang: str
+    in_progress: bool
+    headline: Mapping[str, float | None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,29 +45,34 @@ class DashboardFigures:
     latest_report: LatestReport | None
 
 
-def _latest_report(settings: Settings, link: Callable[[str], str]) -> LatestReport | None:
-    path = latest_report_json(settings.report_dir)
+def _latest_report(settings: Settings, lang: str, now: datetime) -> LatestReport | None:
+    current = IsoWeek.containing(now, settings.timezone)
+    path = latest_report_json(
+        settings.report_dir, langs=(lang, "en" if lang == "ja" else "ja"), before=current
+    )
     if path is None:
         return None
     try:
         data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+        week = IsoWeek.parse(str(data.get("week", "")))
+    except (OSError, ValueError, InvalidWeek):
         return None  # being replaced right now, or not ours: show no report rather than fail
+    headline = data.get("headline", {})
     return LatestReport(
-        week=str(data.get("week", "")),
-        href=link(path.with_suffix(".html").name),
-        headline=data.get("headline", {}),
+        week=week,
+        lang=str(data.get("lang", "")),
+        in_progress=bool(data.get("in_progress", False)),
+        headline={
+            str(k): v for k, v in headline.items() if v is None or isinstance(v, int | float)
+        },
     )
 
 
 async def dashboard_figures(
-    engine: AsyncEngine,
-    settings: Settings,
-    *,
-    now: datetime | None = None,
-    report_link: Callable[[str], str] = str,
+    engine: AsyncEngine, settings: Settings, *, lang: str, now: datetime | None = None
 ) -> DashboardFigures:
-    """Query the store for the dashboard. ``report_link`` maps a report file name to its URL."""
+    """Query the store and the report folder for the dashboard (the report in ``lang`` when
+    one was written in it)."""
     now = now or utcnow()
     async with engine.connect() as conn:
         by_action = await q.open_by_action(conn)
@@ -83,35 +86,5 @@ async def dashboard_figures(
         connectors=connectors,
         outbox_by_state={s: by_state.get(s, 0) for s in OUTBOX_STATES},
         oldest_undelivered=oldest,
-        latest_report=await asyncio.to_thread(_latest_report, settings, report_link),
-    )
-
-
-async def render_dashboard(
-    engine: AsyncEngine,
-    settings: Settings,
-    *,
-    lang: str | None = None,
-    now: datetime | None = None,
-    report_link: Callable[[str], str] = str,
-) -> str:
-    """The dashboard as one self-contained HTML page (inline CSS and SVG, no script).
-
-    ``report_link`` turns the latest report's file name (``exposure-report-2025-W20.html``)
-    into the href the page links to; by default the bare name, i.e. a sibling file. The HTTP
-    API passes its own route.
-    """
-    locale = Locale.get(lang or settings.report_lang)
-    figures = await dashboard_figures(engine, settings, now=now, report_link=report_link)
-    chart = charts.category_chart(
-        locale, locale.t("chart.open_by_action"), figures.open_by_action, "action"
-    )
-    return render.render_page(
-        "dashboard.html.j2",
-        d=figures,
-        loc=locale,
-        tz=settings.timezone,
-        # pygal escapes every label it is given (ElementTree), so the SVG is safe to inline.
-        chart=Markup(chart),  # noqa: S704
-        cards=render.HEADLINE_CARDS,
+        latest_report=await asyncio.to_thread(_latest_report, settings, lang, now),
     )

@@ -12,7 +12,10 @@ Definitions (all over the report week ``[start, end)``, local Monday 00:00 to th
   ``resolved_at`` in the week; time to reset is ``resolved_at - first_seen``, median and p90
   by linear interpolation between closest ranks (numpy's default), in hours.
 * SLA breaches: force_reset exposures not resolved at the end of the week and first seen more
-  than 24 hours before it, oldest first.
+  than 24 hours before it, oldest first. For the week in progress (``in_progress``) "the end"
+  is now (``as_of``): an exposure two minutes old is no breach. Every other figure of the week
+  in progress likewise covers the week so far, ``[start, as_of)``. A week that has not started
+  is refused (:class:`~exposure.report.weeks.WeekNotStarted`).
 * sources: ingest runs started in the week per source (runs, incomplete runs, lines, records,
   matched records) and its last completed run before the end of the week; connectors: runs
   started in the week (records, matched, failed, skipped) and the last successful run.
@@ -36,14 +39,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure import JsonObject
 from exposure.clock import iso_utc
-from exposure.report.weeks import IsoWeek
+from exposure.report.weeks import IsoWeek, WeekNotStarted
 from exposure.store import report_queries as q
 
 ACTIONS = ("force_reset", "notify", "none")
 PASSWORD_STATUSES = ("live", "unknown", "absent", "stale")
 LEAK_TYPES = ("combo", "ulp", "stealer_log", "session_cookie", "breach_record", "feed_alert")
 OUTBOX_STATES = ("delivered", "pending", "failed", "dead")
-ATTEMPT_OUTCOMES = ("delivered", "retry", "dead", "disabled")
+ATTEMPT_OUTCOMES = ("delivered", "retry", "dead", "disabled", "replayed")
 SLA_MAX_AGE = timedelta(hours=24)
 TREND_WEEKS = 12
 
@@ -106,6 +109,11 @@ class WeeklyFigures:
     start: datetime
     end: datetime
     generated_at: datetime
+    # The moment figures run to: the week's end, or now for the week in progress.
+    as_of: datetime
+    in_progress: bool
+    # The monitor's first recorded activity (exposure or ingest), None before any.
+    first_activity: datetime | None
     headline: Headline
     previous: Headline
     by_action: Mapping[str, int]
@@ -118,6 +126,16 @@ class WeeklyFigures:
     delivery_by_state: Mapping[str, int]
     attempts_by_outcome: Mapping[str, int]
     trend: Sequence[TrendPoint]
+
+    @property
+    def notice(self) -> str | None:
+        """Why an empty report is empty: ``no_data`` (nothing ingested yet) or ``before_data``
+        (the monitor's first data came after this week); None when the week had data."""
+        if self.first_activity is None:
+            return "no_data"
+        if self.first_activity >= self.end:
+            return "before_data"
+        return None
 
     def changes(self) -> dict[str, Change]:
         """Each headline figure against the previous week (percent is None from zero)."""
@@ -136,6 +154,9 @@ class WeeklyFigures:
             "timezone": self.timezone,
             "period": {"start": iso_utc(self.start), "end": iso_utc(self.end)},
             "generated_at": iso_utc(self.generated_at),
+            "in_progress": self.in_progress,
+            "as_of": iso_utc(self.as_of),
+            "notice": self.notice,
             "headline": asdict(self.headline),
             "previous_week": {"week": str(self.week.shift(-1)), **asdict(self.previous)},
             "changes": {name: asdict(change) for name, change in self.changes().items()},
@@ -196,7 +217,9 @@ def _complete(counts: Mapping[str, int], known: Sequence[str]) -> dict[str, int]
     return result
 
 
-async def _headline(conn: AsyncConnection, start: datetime, end: datetime) -> Headline:
+async def _headline(
+    conn: AsyncConnection, start: datetime, end: datetime, as_of: datetime
+) -> Headline:
     totals = await q.new_exposure_totals(conn, start, end)
     hours = [
         (resolved - seen).total_seconds() / 3600
@@ -211,7 +234,7 @@ async def _headline(conn: AsyncConnection, start: datetime, end: datetime) -> He
         resets_confirmed=len(hours),
         median_hours_to_reset=_rounded(percentile(hours, 0.5)),
         p90_hours_to_reset=_rounded(percentile(hours, 0.9)),
-        sla_breaches=len(await q.sla_breaches(conn, end, SLA_MAX_AGE)),
+        sla_breaches=len(await q.sla_breaches(conn, as_of, SLA_MAX_AGE)),
         undelivered_events=delivery.get("failed", 0) + delivery.get("dead", 0),
     )
 
@@ -239,47 +262,56 @@ def _sources(
 async def compute_figures(
     conn: AsyncConnection, week: IsoWeek, tz: ZoneInfo, *, now: datetime
 ) -> WeeklyFigures:
-    """Run every query for ``week`` (boundaries in ``tz``) and assemble the figures."""
+    """Run every query for ``week`` (boundaries in ``tz``) and assemble the figures, as of
+    ``now`` for the week in progress; a week that starts after ``now`` is refused."""
     start, end = week.bounds(tz)
+    if start > now:
+        raise WeekNotStarted(week, IsoWeek.containing(now, tz))
+    # Every figure covers [start, until): the whole week, or the week so far.
+    until = min(end, now)
     previous_start, previous_end = week.shift(-1).bounds(tz)
     trend_weeks = [week.shift(offset) for offset in range(-(TREND_WEEKS - 1), 1)]
     trend_bounds = [w.bounds(tz) for w in trend_weeks]
+    trend_bounds[-1] = (start, until)
     new_counts = await q.weekly_counts(conn, "new", trend_bounds)
     reset_counts = await q.weekly_counts(conn, "reset", trend_bounds)
-    breaches = await q.sla_breaches(conn, end, SLA_MAX_AGE)
-    domains = await q.stealer_site_domains(conn, start, end)
+    breaches = await q.sla_breaches(conn, until, SLA_MAX_AGE)
+    domains = await q.stealer_site_domains(conn, start, until)
     return WeeklyFigures(
         week=week,
         timezone=tz.key,
         start=start,
         end=end,
         generated_at=now,
-        headline=await _headline(conn, start, end),
-        previous=await _headline(conn, previous_start, previous_end),
-        by_action=_complete(await q.count_new_by(conn, "action", start, end), ACTIONS),
+        as_of=until,
+        in_progress=now < end,
+        first_activity=await q.first_activity(conn),
+        headline=await _headline(conn, start, until, until),
+        previous=await _headline(conn, previous_start, previous_end, previous_end),
+        by_action=_complete(await q.count_new_by(conn, "action", start, until), ACTIONS),
         by_password_status=_complete(
-            await q.count_new_by(conn, "password_status", start, end), PASSWORD_STATUSES
+            await q.count_new_by(conn, "password_status", start, until), PASSWORD_STATUSES
         ),
-        by_leak_type=_complete(await q.count_new_by(conn, "leak_type", start, end), LEAK_TYPES),
+        by_leak_type=_complete(await q.count_new_by(conn, "leak_type", start, until), LEAK_TYPES),
         stealer_domains=sorted(domains.items(), key=lambda item: (-item[1], item[0])),
         sla_breaches=[
             SlaBreach(
                 exposure_id=b.exposure_id,
                 customer_id=b.customer_id,
                 first_seen=b.first_seen,
-                age_hours=(end - b.first_seen).total_seconds() / 3600,
+                age_hours=(until - b.first_seen).total_seconds() / 3600,
             )
             for b in breaches
         ],
         sources=_sources(
-            await q.ingest_runs_in(conn, start, end), await q.ingest_last_success(conn, end)
+            await q.ingest_runs_in(conn, start, until), await q.ingest_last_success(conn, until)
         ),
-        connectors=await q.connector_weeks(conn, start, end),
+        connectors=await q.connector_weeks(conn, start, until),
         delivery_by_state=_complete(
-            await q.outbox_created_by_state(conn, start, end), OUTBOX_STATES
+            await q.outbox_created_by_state(conn, start, until), OUTBOX_STATES
         ),
         attempts_by_outcome=_complete(
-            await q.attempts_by_outcome(conn, start, end), ATTEMPT_OUTCOMES
+            await q.attempts_by_outcome(conn, start, until), ATTEMPT_OUTCOMES
         ),
         trend=[
             TrendPoint(week=w, new_exposures=n, confirmed_resets=r)

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Self
 
 from exposure.errors import ConfigurationError
 from exposure.report.weeks import IsoWeek
@@ -24,7 +24,8 @@ NOTHING = "—"
 
 
 @cache
-def _strings(lang: str) -> dict[str, str]:
+def report_strings(lang: str) -> dict[str, str]:
+    """Every string of the report in ``lang`` (``locales/<lang>.json``)."""
     text = resources.files("exposure.report").joinpath("locales", f"{lang}.json").read_text("utf-8")
     strings: dict[str, str] = json.loads(text)
     return strings
@@ -37,7 +38,7 @@ class Locale:
     lang: str
 
     @classmethod
-    def get(cls, lang: str) -> Locale:
+    def get(cls, lang: str) -> Self:
         """The locale for ``ja`` or ``en``; anything else is a configuration error."""
         if lang not in LANGUAGES:
             raise ConfigurationError("--lang", f"must be one of {', '.join(LANGUAGES)}")
@@ -45,7 +46,7 @@ class Locale:
 
     @property
     def strings(self) -> dict[str, str]:
-        return _strings(self.lang)
+        return report_strings(self.lang)
 
     def t(self, key: str, **values: Any) -> str:
         """The string for ``key`` with ``{placeholders}`` filled; a missing key is a bug."""
@@ -70,9 +71,12 @@ class Locale:
         return self.t("unit.count", value=self.number(value))
 
     def hours(self, value: float | None) -> str:
-        """A duration in hours with one decimal: ja ``12.5時間``, en ``12.5 h``."""
+        """A duration in hours with one decimal, ja ``12.5時間``, en ``12.5 h``; under an hour
+        in whole minutes, ja ``6分``, en ``6 min`` (``0.1 h`` would hide a 3-minute reset)."""
         if value is None:
             return NOTHING
+        if abs(value) < 1:
+            return self.t("unit.minutes", value=self.number(round(abs(value) * 60)))
         return self.t("unit.hours", value=self.number(value, 1))
 
     def share(self, part: int, whole: int) -> str:

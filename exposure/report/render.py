@@ -20,6 +20,7 @@ from markupsafe import Markup
 from exposure.report import charts
 from exposure.report.figures import WeeklyFigures
 from exposure.report.i18n import Locale
+from exposure.report.weeks import IsoWeek
 from exposure.store.report_queries import WeekExposure
 
 CSV_COLUMNS = (
@@ -32,6 +33,10 @@ CSV_COLUMNS = (
     "source",
     "first_seen",
     "resolved_at",
+    # Added after the first release: at the end, so column positions others rely on stay.
+    "site_domain",
+    "severity",
+    "identifier_kind",
 )
 
 # (headline field, how it is formatted, which direction is good news)
@@ -102,6 +107,7 @@ def render_html(figures: WeeklyFigures, locale: Locale) -> str:
         changes=figures.changes(),
         direction=trend_direction,
         total_new=figures.headline.new_exposures,
+        current_week=str(IsoWeek.containing(figures.generated_at, tz)),
     )
 
 
@@ -130,6 +136,9 @@ def render_csv(rows: Iterable[WeekExposure], tz: ZoneInfo) -> bytes:
                 ""
                 if row.resolved_at is None
                 else row.resolved_at.astimezone(tz).isoformat(timespec="seconds"),
+                row.site_domain,
+                row.severity,
+                row.identifier_kind,
             ]
         )
     return buffer.getvalue().encode("utf-8")

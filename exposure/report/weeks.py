@@ -25,6 +25,18 @@ class InvalidWeek(FatalError):
         super().__init__(f"invalid ISO week {text!r}: expected YYYY-Www, e.g. 2025-W20")
 
 
+class WeekNotStarted(FatalError):
+    """A report was asked for a week that has not begun: it would have nothing to count."""
+
+    def __init__(self, week: IsoWeek, current: IsoWeek) -> None:
+        self.week = week
+        self.current = current
+        super().__init__(
+            f"week {week} has not started yet; the latest week with data is the week in "
+            f"progress, {current} (exposure report --week {current})"
+        )
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class IsoWeek:
     """One ISO 8601 week (``2025-W20``); ordered, hashable, printable as ``YYYY-Www``."""

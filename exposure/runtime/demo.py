@@ -33,6 +33,7 @@ from exposure.ingest.pipeline import Ingestor
 from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import Settings, load_settings
 from exposure.store import db
+from exposure.store.audit import Actor
 from exposure.store.exposures import iter_exposures
 
 BROKER = "demo-sec.example"
@@ -170,7 +171,9 @@ async def _flow(
             for cid, email, login, pw in CUSTOMERS
         ]
         enroller = Enroller(pepper, login_id_case_sensitive=False, phone_region="JP")
-        await customer_service.enrol(engine, enroller.read_records(records))
+        await customer_service.enrol(
+            engine, enroller.read_records(records), actor=Actor.cli(), source="demo"
+        )
         dumps = _dumps(work)
         say(f"2. Ingesting {len(dumps)} invented dumps: " + ", ".join(p.name for p in dumps))
         ingested = []

@@ -239,7 +239,11 @@ EXPOSURE_FIELDS = (
 
 
 async def iter_exposures(
-    conn: AsyncConnection, *, action: str | None = None, since: datetime | None = None
+    conn: AsyncConnection,
+    *,
+    action: str | None = None,
+    state: str | None = None,
+    since: datetime | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Exposures, oldest first, as plain dicts with the contract's field names."""
     query = select(*(exposures.c[name] for name in EXPOSURE_FIELDS)).order_by(
@@ -247,6 +251,8 @@ async def iter_exposures(
     )
     if action is not None:
         query = query.where(exposures.c.action == action)
+    if state is not None:
+        query = query.where(exposures.c.state == state)
     if since is not None:
         query = query.where(exposures.c.last_seen >= since)
     result = await conn.stream(query)

@@ -358,3 +358,15 @@ async def enable_endpoint(conn: AsyncConnection, url: str) -> bool:
         .values(disabled_at=None, disabled_reason=None)
     )
     return bool(result.rowcount)
+
+
+async def dead_among(conn: AsyncConnection, event_ids: Sequence[str]) -> list[str]:
+    """Which of ``event_ids`` are dead-lettered now."""
+    if not event_ids:
+        return []
+    rows = await conn.execute(
+        select(outbox.c.event_id).where(
+            outbox.c.event_id.in_(list(event_ids)), outbox.c.state == "dead"
+        )
+    )
+    return list(rows.scalars())

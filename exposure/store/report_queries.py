@@ -89,6 +89,9 @@ class WeekExposure:
     source: str
     first_seen: datetime
     resolved_at: datetime | None
+    site_domain: str
+    severity: str
+    identifier_kind: str
 
 
 def _within(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
@@ -128,6 +131,14 @@ async def new_exposure_totals(
         )
     ).one()
     return NewExposureTotals(int(row[0]), int(row[1]), int(row[2]))
+
+
+async def first_activity(conn: AsyncConnection) -> datetime | None:
+    """The monitor's first recorded activity: the earliest exposure or ingest run."""
+    exposure = (await conn.execute(select(func.min(exposures.c.first_seen)))).scalar_one()
+    ingest = (await conn.execute(select(func.min(ingest_runs.c.started_at)))).scalar_one()
+    known = [moment for moment in (exposure, ingest) if moment is not None]
+    return min(known) if known else None
 
 
 async def reset_requests(conn: AsyncConnection, start: datetime, end: datetime) -> int:

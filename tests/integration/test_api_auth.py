@@ -4,6 +4,8 @@ while the verification is cached), wrong scope, and the ``exposure tokens`` comm
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from pathlib import Path
 
 import pytest
@@ -16,15 +18,17 @@ from exposure.api import add_routes, create_app
 from exposure.api.auth import (
     InvalidTokenRequest,
     Scope,
+    TokenAuthenticator,
     issue_token,
     public,
     requires,
     revoke_token,
 )
+from exposure.api.errors import ApiError
 from exposure.settings import Settings
 from exposure.store.models import ApiToken
 from tests.conftest import environment, run_cli
-from tests.integration.test_api_support import api_client, bearer, error_of, make_token
+from tests.integration.test_api_support import TEST_ACTOR, api_client, bearer, error_of, make_token
 
 PROTECTED = [
     ("GET", "/v1/exposures", Scope.READ),
@@ -86,21 +90,23 @@ async def test_wrong_scope_is_403_and_right_scope_passes(
 async def test_revocation_takes_effect_on_the_next_request_despite_the_cache(
     engine: AsyncEngine, settings: Settings
 ) -> None:
-    issued = await issue_token(engine, "reset-service", [Scope.READ])
+    issued = await issue_token(engine, "reset-service", [Scope.READ], actor=TEST_ACTOR)
     async with api_client(settings, engine) as client:
         assert (await client.get("/v1/exposures", headers=bearer(issued.token))).status == 200
         # Cached now; a revocation by another process (the CLI) must still win at once.
-        assert await revoke_token(engine, issued.record.token_id) is True
+        assert await revoke_token(engine, issued.record.token_id, actor=TEST_ACTOR) is True
         response = await client.get("/v1/exposures", headers=bearer(issued.token))
         assert (await error_of(response, 401))["code"] == "unauthorized"
-    assert await revoke_token(engine, issued.record.token_id) is False  # already revoked
-    assert await revoke_token(engine, "0123456789abcdef") is None  # unknown
+    assert (
+        await revoke_token(engine, issued.record.token_id, actor=TEST_ACTOR) is False
+    )  # already revoked
+    assert await revoke_token(engine, "0123456789abcdef", actor=TEST_ACTOR) is None  # unknown
 
 
 async def test_last_used_at_is_recorded_and_only_a_hash_is_stored(
     engine: AsyncEngine, settings: Settings
 ) -> None:
-    issued = await issue_token(engine, "reporting", [Scope.READ])
+    issued = await issue_token(engine, "reporting", [Scope.READ], actor=TEST_ACTOR)
     secret = issued.token.split("_", 2)[2]
     assert issued.record.last_used_at is None
     async with api_client(settings, engine) as client:
@@ -115,7 +121,7 @@ async def test_last_used_at_is_recorded_and_only_a_hash_is_stored(
 async def test_token_requests_are_validated(engine: AsyncEngine) -> None:
     for name, scopes in (("", ["read"]), ("x" * 129, ["read"]), ("ok", []), ("ok", ["admin"])):
         with pytest.raises(InvalidTokenRequest):
-            await issue_token(engine, name, scopes)
+            await issue_token(engine, name, scopes, actor=TEST_ACTOR)
 
 
 async def test_token_commands(database_url: str, tmp_path: Path, engine: AsyncEngine) -> None:
@@ -185,3 +191,51 @@ async def test_routes_added_later_follow_their_markers(
         # Unmarked fails closed: a valid token of any scope, never anonymous.
         await error_of(await client.get("/v1/unmarked"), 401)
         assert (await client.get("/v1/unmarked", headers=bearer(enroller))).status == 200
+
+
+async def test_unknown_token_ids_take_as_long_as_wrong_secrets(engine: AsyncEngine) -> None:
+    """A wrong secret for a real id costs an argon2 verification; an unknown or revoked id
+    must cost the same, or response times tell which token ids exist (29 ms against 1.6 ms
+    before the fix)."""
+    real = await make_token(engine, Scope.READ)
+    real_id = real.split("_")[1]
+    revoked = await issue_token(engine, "gone", [Scope.READ], actor=TEST_ACTOR)
+    await revoke_token(engine, revoked.record.token_id, actor=TEST_ACTOR)
+    secret = "A" * 43
+    presented = {
+        "wrong": f"Bearer exp_{real_id}_{secret}",
+        "unknown": f"Bearer exp_{'0' * 16}_{secret}",
+        "revoked": f"Bearer exp_{revoked.record.token_id}_{secret}",
+    }
+    authenticator = TokenAuthenticator(engine)
+    verified_against: list[str] = []
+    verify = authenticator._verify
+
+    def counting(secret_hash: str, candidate: str) -> bool:
+        verified_against.append(secret_hash)
+        return verify(secret_hash, candidate)
+
+    authenticator._verify = counting  # type: ignore[method-assign]
+    times: dict[str, list[float]] = {name: [] for name in presented}
+    for _ in range(2):  # warm-up: the decoy hash is made on the first unknown id
+        for header in presented.values():
+            with pytest.raises(ApiError):
+                await authenticator.authenticate(header)
+    verified_against.clear()
+    for _ in range(7):
+        for name, header in presented.items():  # interleaved, so load hits every kind alike
+            started = time.perf_counter()
+            with pytest.raises(ApiError) as refused:
+                await authenticator.authenticate(header)
+            times[name].append(time.perf_counter() - started)
+            assert refused.value.status == 401
+            assert refused.value.message == "the API token is unknown or revoked"
+    # Structurally: every refusal ran one argon2 verification with the tokens' parameters.
+    assert len(verified_against) == 3 * 7
+    parameters = {h.split("$")[3] for h in verified_against}
+    assert parameters == {"m=19456,t=2,p=1"}
+    # And in time: an unknown or revoked id is not measurably quicker to refuse.
+    wrong = statistics.median(times["wrong"])
+    assert wrong > 0.003  # argon2 really ran
+    for name in ("unknown", "revoked"):
+        assert statistics.median(times[name]) > 0.6 * wrong, (name, times)

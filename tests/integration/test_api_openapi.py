@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api import create_app
 from exposure.api.openapi import SPEC
+from exposure.console import is_browser_only
 from exposure.settings import Settings
 from exposure.store.models import ApiToken, Customer
 from tests.integration.test_api_support import (
@@ -30,6 +31,7 @@ from tests.integration.test_api_support import (
 )
 
 METHODS = {"get", "post", "put", "patch", "delete"}
+README = Path(__file__).resolve().parents[2] / "README.md"
 SCHEMATHESIS_TIMEOUT = 120
 
 
@@ -40,8 +42,18 @@ async def test_every_route_is_described_and_every_description_is_routed(
     routed = {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()
-        if route.resource is not None and route.method.lower() in METHODS
+        if route.resource is not None
+        and route.method.lower() in METHODS
+        and not is_browser_only(route.handler)
     }
+    browser_pages = {
+        route.resource.canonical
+        for route in app.router.routes()
+        if route.resource is not None and is_browser_only(route.handler)
+    }
+    # The console's pages are for people: the README describes each of them instead.
+    readme = README.read_text()
+    assert browser_pages and not {p for p in browser_pages if f"`{p}`" not in readme}
     described = {
         (method, path)
         for path, item in SPEC["paths"].items()

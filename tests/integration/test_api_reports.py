@@ -55,4 +55,13 @@ async def test_reports_and_dashboard_need_read_and_serve_files(
         page = await client.get("/dashboard", headers=bearer(reader))
         text = await page.text()
         assert page.status == 200 and "<html" in text.lower()
-        assert 'href="/reports/2025-W20"' in text  # links the latest report through the API
+        # Links the latest report through the API, in the language it was written in.
+        assert 'href="/reports/2025-W20?lang=en"' in text
+        # Only the English report was written: Japanese is not there, nor a language we lack.
+        ja = await client.get("/reports/2025-W20?lang=ja", headers=bearer(reader))
+        assert (await error_of(ja, 404))["code"] == "no_report"
+        fr = await client.get("/reports/2025-W20?lang=fr", headers=bearer(reader))
+        assert (await error_of(fr, 400))["code"] == "bad_lang"
+        assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
+            f"exposure-report-2025-W20.en.{kind}" for kind in ("csv", "html", "json")
+        ]

@@ -20,9 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from exposure.api import create_app
 from exposure.api.auth import Scope, issue_token
 from exposure.settings import Settings
+from exposure.store.audit import Actor
 from exposure.store.models import Customer, Exposure, IngestRun, LeakedPassword, Sighting
 
 ALL_SCOPES = (Scope.ENROL, Scope.READ, Scope.RESOLVE)
+# Who the tests' own changes are recorded as in the audit log.
+TEST_ACTOR = Actor.cli("test-suite")
 T0 = datetime(2025, 5, 12, 0, 0, tzinfo=UTC)
 
 
@@ -50,7 +53,7 @@ async def live_server(app: web.Application) -> AsyncIterator[str]:
 
 
 async def make_token(engine: AsyncEngine, *scopes: Scope, name: str = "test") -> str:
-    return (await issue_token(engine, name, scopes or ALL_SCOPES)).token
+    return (await issue_token(engine, name, scopes or ALL_SCOPES, actor=TEST_ACTOR)).token
 
 
 def bearer(token: str) -> dict[str, str]:

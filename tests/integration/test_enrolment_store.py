@@ -21,12 +21,14 @@ from exposure.customers import service as customer_service
 from exposure.customers.enrolment import Enroller
 from exposure.settings import Settings
 from exposure.store import db
+from exposure.store.audit import Actor
 from exposure.store.db import SQLITE_PAGE_BYTES
 from exposure.store.ingest import fingerprint_prefixes
 from exposure.store.models import Customer, CustomerIdentifier
 from tests.conftest import POSTGRES_URL, _asyncpg_dsn, environment, run_cli
 
 HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+TEST_ACTOR = Actor.cli("test-suite")
 HEADER = "customer_id,email,login_id,phone,password_hash\n"
 
 # Distinctive invented identifiers, so a scan for them cannot hit by chance.
@@ -78,7 +80,7 @@ async def snapshot(
 async def test_enrol_summary_and_idempotence(engine: AsyncEngine, settings: Settings) -> None:
     csv_text = sample_csv()
     result = await customer_service.enrol(
-        engine, make_enroller(settings).read_csv(io.StringIO(csv_text))
+        engine, make_enroller(settings).read_csv(io.StringIO(csv_text)), actor=TEST_ACTOR
     )
     summary = result.as_json()
     assert summary["rows"] == 5
@@ -97,7 +99,7 @@ async def test_enrol_summary_and_idempotence(engine: AsyncEngine, settings: Sett
     assert len(before[1]) == 6  # 5 strict + 1 gmail variant
 
     again = await customer_service.enrol(
-        engine, make_enroller(settings).read_csv(io.StringIO(csv_text))
+        engine, make_enroller(settings).read_csv(io.StringIO(csv_text)), actor=TEST_ACTOR
     )
     assert again.database == result.database
     assert await snapshot(engine) == before  # not even updated_at moves
@@ -112,7 +114,11 @@ async def test_parallel_path_matches_the_sequential_one(
     monkeypatch.setattr(customer_service, "BATCH_ROWS", 300)
     monkeypatch.setattr(customer_service, "PARALLEL_FROM_BYTES", 0)
     result = await customer_service.enrol_csv(
-        engine, make_enroller(settings), io.StringIO(csv_text), size_hint=len(csv_text)
+        engine,
+        make_enroller(settings),
+        io.StringIO(csv_text),
+        actor=TEST_ACTOR,
+        size_hint=len(csv_text),
     )
     summary = result.as_json()
     assert summary["rows"] == 2_501 and summary["customers"] == 2_500
@@ -123,7 +129,11 @@ async def test_parallel_path_matches_the_sequential_one(
         await conn.execute(text("DELETE FROM customers"))
     monkeypatch.setattr(customer_service, "PARALLEL_FROM_BYTES", 1 << 40)
     await customer_service.enrol_csv(
-        engine, make_enroller(settings), io.StringIO(csv_text), size_hint=len(csv_text)
+        engine,
+        make_enroller(settings),
+        io.StringIO(csv_text),
+        actor=TEST_ACTOR,
+        size_hint=len(csv_text),
     )
     sequential = await snapshot(engine)
     # Same customers and fingerprints (timestamps differ between the two runs).
@@ -137,14 +147,18 @@ async def test_new_password_hash_replaces_and_empty_keeps(
     first, second = HASHER.hash("one"), HASHER.hash("two")
     enroller = make_enroller(settings)
     await customer_service.enrol(
-        engine, enroller.read_csv(io.StringIO(HEADER + f"C9,a@example.jp,,,{first}\n"))
+        engine,
+        enroller.read_csv(io.StringIO(HEADER + f"C9,a@example.jp,,,{first}\n")),
+        actor=TEST_ACTOR,
     )
-    await customer_service.enrol(engine, enroller.read_csv(io.StringIO(HEADER + "C9,,LOGIN99,,\n")))
+    await customer_service.enrol(
+        engine, enroller.read_csv(io.StringIO(HEADER + "C9,,LOGIN99,,\n")), actor=TEST_ACTOR
+    )
     async with engine.connect() as conn:
         stored = (await conn.execute(select(Customer.password_hash))).scalar_one()
     assert stored == first
     await customer_service.enrol(
-        engine, enroller.read_csv(io.StringIO(HEADER + f"C9,,,,{second}\n"))
+        engine, enroller.read_csv(io.StringIO(HEADER + f"C9,,,,{second}\n")), actor=TEST_ACTOR
     )
     async with engine.connect() as conn:
         stored = (await conn.execute(select(Customer.password_hash))).scalar_one()
@@ -155,10 +169,11 @@ async def test_offboarding_removes_every_fingerprint(
     engine: AsyncEngine, settings: Settings
 ) -> None:
     await customer_service.enrol(
-        engine, make_enroller(settings).read_csv(io.StringIO(sample_csv()))
+        engine, make_enroller(settings).read_csv(io.StringIO(sample_csv())), actor=TEST_ACTOR
     )
-    assert await customer_service.offboard(engine, "C0001") is True
-    assert await customer_service.offboard(engine, "C0001") is False
+    pepper = settings.pepper.reveal()
+    assert await customer_service.offboard(engine, "C0001", actor=TEST_ACTOR, pepper=pepper)
+    assert not await customer_service.offboard(engine, "C0001", actor=TEST_ACTOR, pepper=pepper)
     customers, idents = await snapshot(engine)
     assert [c[0] for c in customers] == ["C0002"]
     assert {i[1] for i in idents} == {"C0002"}

@@ -11,12 +11,12 @@ import shutil
 import tarfile
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exposure import JsonObject
 from exposure.ingest.pipeline import Ingestor
 from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import Settings
@@ -36,10 +36,11 @@ def _expected() -> tuple[int, int]:
     return records, skipped
 
 
-async def _ingest(engine: AsyncEngine, settings: Settings, path: Path) -> dict[str, Any]:
+async def _ingest(engine: AsyncEngine, settings: Settings, path: Path) -> JsonObject:
+    """The run's summary as the command prints it."""
     async with PasswordVerifier(workers=1) as verifier:
         ingestor = Ingestor(engine, settings, await Ingestor.load_index(engine), verifier)
-        return await ingestor.ingest(path, source="samples")
+        return (await ingestor.ingest(path, source="samples")).as_json()
 
 
 async def _exposures(engine: AsyncEngine) -> list[tuple[str | None, str, str]]:

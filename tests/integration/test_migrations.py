@@ -90,7 +90,9 @@ async def test_downgrade_refuses_to_drop_spooled_digests(tmp_path: Path) -> None
     from exposure.store import corpus
 
     async with db.open_engine(f"sqlite+aiosqlite:///{tmp_path / 'spool.db'}") as engine:
-        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
+        # At 0007 itself: SQLite runs DDL outside the transaction, so a later revision's
+        # downgrade would already have run when 0007's guard refuses.
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER), revision="0007")
         async with engine.begin() as conn:
             await corpus.stage(conn, hashlib.sha1(b"pw", usedforsecurity=False).digest())
             # Down to 0007 first: pysqlite autocommits DDL, so a later revision's downgrade

@@ -155,7 +155,7 @@ async def test_daemon_entry_point_writes_and_mails_in_japanese(
     assert run.emailed is True
     assert str(run.report.week) == "2025-W20"
     assert {p.name for p in run.paths} == {
-        f"exposure-report-2025-W20.{x}" for x in ("html", "csv", "json")
+        f"exposure-report-2025-W20.ja.{x}" for x in ("html", "csv", "json")
     }
     [message] = inbox.messages()
     assert message["Subject"] == "【exposure】漏えい認証情報 週次レポート 2025-W20"

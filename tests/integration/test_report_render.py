@@ -1,4 +1,4 @@
-"""The report's HTML, CSV and JSON files, both languages, the CLI, and the dashboard."""
+"""The report's HTML, CSV and JSON files, both languages, and the CLI."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.report import IsoWeek, build_report, render_dashboard, write_report
+from exposure.report import IsoWeek, build_report, write_report
 from exposure.report.i18n import Locale
 from exposure.settings import Settings
 from exposure.store.models import ConnectorRun, Customer, Exposure
@@ -47,6 +47,9 @@ CSV_HEADER = [
     "source",
     "first_seen",
     "resolved_at",
+    "site_domain",
+    "severity",
+    "identifier_kind",
 ]
 BREACHED = {"w19-open", "w19-esc", "w20-d", "w20-late"}
 FETCHING_TAGS = {"script", "link", "img", "iframe", "object", "embed", "image", "use", "video"}
@@ -160,7 +163,8 @@ async def test_csv_holds_exactly_the_weeks_exposures(
         expected = await sql(
             conn,
             "SELECT exposure_id, customer_id, action, password_status, state, leak_type, source,"
-            " first_seen, resolved_at FROM exposures WHERE first_seen >= :s AND first_seen < :e",
+            " first_seen, resolved_at, site_domain, severity, identifier_kind FROM exposures"
+            " WHERE first_seen >= :s AND first_seen < :e",
             s=START,
             e=END,
         )
@@ -181,6 +185,8 @@ async def test_csv_holds_exactly_the_weeks_exposures(
             assert row["resolved_at"] == ""
         else:
             assert datetime.fromisoformat(row["resolved_at"]) == as_utc(db[8])
+        assert [row["site_domain"], row["severity"], row["identifier_kind"]] == list(db[9:12])
+    assert {r["site_domain"] for r in body} >= {"mirai-sec.co.jp", "trade.sec.example", ""}
     first = body[0]
     assert first["exposure_id"] == exposure_id("w20-mon")  # oldest first
     assert first["first_seen"] == "2025-05-12T08:59:00+09:00"
@@ -193,14 +199,15 @@ async def test_json_has_every_figure(
     report = await build_report(engine, settings, WEEK, "en", now=jst(19, 8))
     paths = write_report(report, tmp_path / "reports")
     assert [p.name for p in paths] == [
-        f"exposure-report-2025-W20.{x}" for x in ("html", "csv", "json")
+        f"exposure-report-2025-W20.en.{x}" for x in ("html", "csv", "json")
     ]
     assert paths[0].read_text("utf-8") == report.html
     assert paths[1].read_bytes() == report.csv_bytes
     data: dict[str, Any] = json.loads(paths[2].read_text("utf-8"))
     assert data == json.loads(json.dumps(report.figures))
     assert set(data) == {
-        "lang", "week", "timezone", "period", "generated_at", "headline", "previous_week",
+        "lang", "week", "timezone", "period", "generated_at", "in_progress", "as_of", "notice",
+        "headline", "previous_week",
         "changes", "new_exposures_by_action", "new_exposures_by_password_status",
         "new_exposures_by_leak_type", "stealer_log_sites", "sla", "sources", "connectors",
         "delivery", "trend",
@@ -211,6 +218,9 @@ async def test_json_has_every_figure(
     assert set(data["new_exposures_by_password_status"]) == {"live", "unknown", "absent", "stale"}
     assert set(data["delivery"]["events_by_state"]) == {"delivered", "pending", "failed", "dead"}
     assert data["headline"]["sla_breaches"] == len(data["sla"]["breaches"])
+    # A closed week: figures run to its end, and it had data.
+    assert data["in_progress"] is False and data["as_of"] == data["period"]["end"]
+    assert data["notice"] is None
 
 
 async def test_cli_writes_the_report(
@@ -229,12 +239,13 @@ async def test_cli_writes_the_report(
     assert summary["headline"]["sla_breaches"] == 4
     assert summary["emailed"] is False
     assert {kind: Path(path) for kind, path in summary["files"].items()} == {
-        kind: out / f"exposure-report-2025-W20.{kind}" for kind in ("html", "csv", "json")
+        kind: out / f"exposure-report-2025-W20.en.{kind}" for kind in ("html", "csv", "json")
     }
     written = _read_all(out)
     assert sorted(written) == sorted(Path(p).name for p in summary["files"].values())
-    assert b"Weekly leaked-credential exposure report" in written["exposure-report-2025-W20.html"]
-    assert written["exposure-report-2025-W20.csv"].count(b"\r\n") == 13  # header + 12 rows
+    html = written["exposure-report-2025-W20.en.html"]
+    assert b"Weekly leaked-credential exposure report" in html
+    assert written["exposure-report-2025-W20.en.csv"].count(b"\r\n") == 13  # header + 12 rows
 
     # Defaults: the last complete week in Tokyo, EXPOSURE_REPORT_LANG, EXPOSURE_REPORT_DIR.
     result = run_cli("report", env={**env, "EXPOSURE_REPORT_LANG": "ja"}, cwd=tmp_path)
@@ -270,42 +281,6 @@ def test_iso_week_rejects_nonsense() -> None:
     assert IsoWeek(2025, 1).shift(-1) == IsoWeek(2024, 52)
 
 
-async def test_dashboard(engine: AsyncEngine, settings: Settings, tmp_path: Path) -> None:
-    await seed(engine)
-    report_dir = tmp_path / "reports"
-    settings = dataclasses.replace(settings, report_dir=report_dir)
-    before = await render_dashboard(engine, settings, lang="en", now=jst(19, 8))
-    assert "No weekly report has been written yet." in before
-    write_report(await build_report(engine, settings, WEEK, "en", now=jst(19, 8)), report_dir)
-    write_report(
-        await build_report(engine, settings, WEEK.shift(-1), "en", now=jst(19, 8)), report_dir
-    )
-    page = await render_dashboard(
-        engine, settings, lang="en", now=jst(19, 8), report_link=lambda name: f"/reports/{name}"
-    )
-    assert_self_contained(page)
-    assert 'href="/reports/exposure-report-2025-W20.html"' in page
-    async with engine.connect() as conn:
-        open_rows = await sql(
-            conn, "SELECT action, COUNT(*) FROM exposures WHERE state = 'open' GROUP BY action"
-        )
-        states = await sql(conn, "SELECT state, COUNT(*) FROM outbox GROUP BY state")
-    for action, count in open_rows:
-        card = re.search(rf'data-open-action="{action}">.*?class="value">([^<]*)<', page, re.S)
-        assert card is not None and card.group(1) == str(count), action
-    for state, count in states:
-        row = re.search(rf'data-outbox-state="{state}">.*?class="num[^"]*">([^<]*)<', page, re.S)
-        assert row is not None and row.group(1) == str(count), state
-    # At 08:00 on 19 May, the four breaches of W20 are still open (w20-late closes on 20 May).
-    now_card = re.search(r'data-figure="sla_breaches_now">.*?class="value">([^<]*)<', page, re.S)
-    assert now_card is not None and now_card.group(1) == "4"
-    assert 'data-connector="folder"' in page  # the latest run of each connector
-    for spec in SPECS:
-        assert customer_id(spec.key) not in page
-    ja = await render_dashboard(engine, settings, lang="ja", now=jst(19, 8))
-    assert "漏えい監視ダッシュボード" in ja and "2025年5月19日 08:00" in ja
-
-
 def _read_all(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in folder.iterdir()}
 
@@ -317,6 +292,10 @@ async def test_empty_week_renders(engine: AsyncEngine, settings: Settings) -> No
     assert report.figures["changes"]["new_exposures"]["percent"] is None
     assert "SLAを超過した未完了の強制リセットはありません。" in report.html
     assert "実行記録はありません。" in report.html
+    # Nothing was ever ingested: the report says so, and how to get the week in progress.
+    assert report.figures["notice"] == "no_data"
+    assert "まだ何も取り込まれていない" in report.html
+    assert "exposure report --week 2025-W21" in report.html
     assert_self_contained(report.html)
     assert report.csv_bytes.decode().splitlines() == [",".join(CSV_HEADER)]
 

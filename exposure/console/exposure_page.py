@@ -1,0 +1,138 @@
+"""One exposure in the console: its masked hints, every sighting, its webhook events and
+their delivery attempts, its resolution history; and the two actions on it, resolve (or
+dismiss, with a reason) and replay a dead event, both needing the ``resolve`` scope."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from exposure.api import keys
+from exposure.api.auth import requires
+from exposure.api.scopes import Scope
+from exposure.console.guard import safe_next, see_other
+from exposure.console.render import refusal, render
+from exposure.console.routing import browser_only, routes
+from exposure.store import audit as audit_log
+from exposure.store import exposure_detail
+from exposure.store.worklist import SLA
+from exposure.triage import resolution
+from exposure.triage.replay import replay_events
+from exposure.triage.resolution import RESOLUTIONS, ResolutionRequest
+
+_EVENT_ID = re.compile(r"msg_[A-Za-z0-9_-]{1,60}")
+# What a redirect after an action may report (anything else in the query is ignored).
+DONE = ("resolved", "unchanged", "replayed")
+PROBLEMS = ("not_dead", "already_resolved")
+
+
+def _exposure_id(request: web.Request) -> str | None:
+    try:
+        return str(uuid.UUID(request.match_info["exposure_id"]))
+    except ValueError:
+        return None
+
+
+async def _page(
+    request: web.Request,
+    exposure_id: str,
+    *,
+    status: int = 200,
+    form: Mapping[str, str] | None = None,
+    form_error: str | None = None,
+) -> web.Response:
+    engine = request.app[keys.ENGINE]
+    async with engine.connect() as conn:
+        exposure = await exposure_detail.get_exposure(conn, exposure_id)
+        if exposure is None:
+            return refusal(request, 404, "refusal.no_exposure")
+        places, place_count = await exposure_detail.sighting_places(conn, exposure_id)
+        hints = await exposure_detail.customer_hints(conn, exposure.customer_id)
+        events = await exposure_detail.exposure_events(conn, exposure_id)
+        history = await audit_log.for_targets(
+            conn, [exposure_id, *(event.event_id for event in events)]
+        )
+    done = request.query.get("done")
+    problem = request.query.get("problem")
+    return render(
+        request,
+        "exposure.html.j2",
+        nav="worklist",
+        status=status,
+        e=exposure,
+        places=places,
+        place_count=place_count,
+        hints=hints,
+        events=events,
+        history=history,
+        sla=SLA,
+        resolutions=RESOLUTIONS,
+        form=form or {},
+        form_error=form_error,
+        done=done if done in DONE else None,
+        problem=problem if problem in PROBLEMS else None,
+    )
+
+
+@routes.get("/exposures/{exposure_id}")
+@requires(Scope.READ, page=True)
+@browser_only
+async def exposure_page(request: web.Request) -> web.Response:
+    exposure_id = _exposure_id(request)
+    if exposure_id is None:
+        return refusal(request, 404, "refusal.no_exposure")
+    return await _page(request, exposure_id)
+
+
+@routes.post("/exposures/{exposure_id}/resolve")
+@requires(Scope.RESOLVE, page=True)
+@browser_only
+async def resolve_exposure(request: web.Request) -> web.Response:
+    """The resolve form: ``reset_completed`` or ``dismissed`` (a reason required)."""
+    exposure_id = _exposure_id(request)
+    if exposure_id is None:
+        return refusal(request, 404, "refusal.no_exposure")
+    posted = await request.post()
+    form = {name: str(posted.get(name, "")) for name in ("resolution", "reason")}
+    token = request[keys.TOKEN]
+    wanted = ResolutionRequest(
+        exposure_id=exposure_id,
+        resolution=form["resolution"],
+        resolved_by=f"console:{token.name}"[: resolution.MAX_RESOLVED_BY],
+        reason=form["reason"] or None,
+    )
+    try:
+        changed = await resolution.resolve(
+            request.app[keys.ENGINE], wanted, keys.actor_of(request), require_reason=True
+        )
+    except resolution.ExposureNotFound:
+        return refusal(request, 404, "refusal.no_exposure")
+    except resolution.AlreadyResolved:
+        return see_other(f"/exposures/{exposure_id}?problem=already_resolved")
+    except resolution.InvalidResolution as invalid:
+        return await _page(request, exposure_id, status=400, form=form, form_error=invalid.field)
+    return see_other(f"/exposures/{exposure_id}?done={'resolved' if changed else 'unchanged'}")
+
+
+@routes.post("/events/{event_id}/replay")
+@requires(Scope.RESOLVE, page=True)
+@browser_only
+async def replay_event(request: web.Request) -> web.Response:
+    """Replay one dead-lettered event; back to the page the form was on."""
+    event_id = request.match_info["event_id"]
+    posted = await request.post()
+    back = safe_next(str(posted.get("back", "")), default="/health")
+    if not _EVENT_ID.fullmatch(event_id):
+        return see_other(_with(back, "problem=not_dead"))
+    replayed = await replay_events(
+        request.app[keys.ENGINE], keys.actor_of(request), event_ids=[event_id], only_dead=True
+    )
+    return see_other(_with(back, "done=replayed" if replayed else "problem=not_dead"))
+
+
+def _with(path: str, param: str) -> str:
+    base = path.split("?", 1)[0]
+    return f"{base}?{param}"
