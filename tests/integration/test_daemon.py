@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.store.models import ConnectorRun
-from tests.conftest import environment, run_cli
+from tests.conftest import CliResult, environment, run_cli, run_script
 from tests.integration.receiver import NEW_SECRET, Receiver, serving
 from tests.leakgen import BROKER, CURRENT, enrolment_csv, policy_cases
 
@@ -107,21 +107,24 @@ async def test_inbox_dump_becomes_a_verified_webhook(database_url: str, tmp_path
 
 
 async def test_configuration_errors_stop_it_at_start(tmp_path: Path) -> None:
-    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", EXPOSURE_API_LISTEN="127.0.0.1:0")
-    unknown = run_cli(
-        "run", env={**env, "EXPOSURE_CONNECTORS": "folder,nosuch"}, cwd=tmp_path, check=False
+    """The real script's exit status and stderr (``run`` installs signal handlers, which only
+    a process's main thread can: these stay child processes, started side by side)."""
+    broken = [
+        {"EXPOSURE_CONNECTORS": "folder,nosuch"},
+        {"EXPOSURE_FOLDER_SCHEDULE": "sometimes"},
+        {"EXPOSURE_WEBHOOK_URL": "http://127.0.0.1:9/x"},
+    ]
+
+    def run(n: int, extra: dict[str, str]) -> CliResult:
+        database = f"sqlite+aiosqlite:///{tmp_path / f'x{n}.db'}"  # one each: they run at once
+        env = environment(database, EXPOSURE_API_LISTEN="127.0.0.1:0", **extra)
+        return run_script("run", env=env, cwd=tmp_path, check=False)
+
+    unknown, schedule, secret = await asyncio.gather(
+        *(asyncio.to_thread(run, n, extra) for n, extra in enumerate(broken))
     )
     assert unknown.returncode == 2 and "nosuch" in unknown.stderr
-    schedule = run_cli(
-        "run", env={**env, "EXPOSURE_FOLDER_SCHEDULE": "sometimes"}, cwd=tmp_path, check=False
-    )
     assert schedule.returncode == 2 and "EXPOSURE_FOLDER_SCHEDULE" in schedule.stderr
-    secret = run_cli(
-        "run",
-        env={**env, "EXPOSURE_WEBHOOK_URL": "http://127.0.0.1:9/x"},
-        cwd=tmp_path,
-        check=False,
-    )
     assert secret.returncode == 2 and "EXPOSURE_WEBHOOK_SECRET" in secret.stderr
     assert "Traceback" not in unknown.stderr + schedule.stderr + secret.stderr
 

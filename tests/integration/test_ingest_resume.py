@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from exposure.settings import load_settings
 from exposure.store import corpus as corpus_store
 from exposure.store import db
 from exposure.store.models import Exposure, IngestRun, LeakedPassword, OutboxEvent, Sighting
-from tests.conftest import environment, run_cli
+from tests.conftest import EXPOSURE_SCRIPT, environment, run_cli, run_script
 from tests.leakgen import HASHER, HEADER
 
 CUSTOMERS = 1_500
@@ -98,20 +97,19 @@ async def test_kill_9_at_any_moment_then_resume(
     database_url: str, empty_database_url: str, tmp_path: Path
 ) -> None:
     customers, dump = _write_inputs(tmp_path)
-    # Reference: an uninterrupted run in its own database.
-    reference_env = environment(empty_database_url, EXPOSURE_INGEST_BATCH_EVENTS=BATCH)
+    # Reference: an uninterrupted run (in one batch) in its own database.
+    reference_env = environment(empty_database_url)
     run_cli("db", "upgrade", env=reference_env, cwd=tmp_path)
     run_cli("enroll", str(customers), env=reference_env, cwd=tmp_path)
     run_cli("ingest", str(dump), env=reference_env, cwd=tmp_path)
 
+    run_cli("enroll", str(customers), env=environment(database_url), cwd=tmp_path)
     env = environment(database_url, EXPOSURE_INGEST_BATCH_EVENTS=BATCH)
-    run_cli("enroll", str(customers), env=env, cwd=tmp_path)
-    script = Path(sys.executable).with_name("exposure")
     kills_mid_run = 0
     async with db.open_engine(database_url) as engine:
         for attempt in range(4):
             process = subprocess.Popen(  # noqa: ASYNC220 (we poll it ourselves)
-                [str(script), "ingest", str(dump)],
+                [str(EXPOSURE_SCRIPT), "ingest", str(dump)],
                 env={"PATH": os.environ["PATH"], **env},
                 cwd=tmp_path,
                 stdout=subprocess.DEVNULL,
@@ -132,7 +130,7 @@ async def test_kill_9_at_any_moment_then_resume(
             if await _completed(engine):
                 break
         if not await _completed(engine):
-            run_cli("ingest", str(dump), env=env, cwd=tmp_path)
+            await asyncio.to_thread(run_script, "ingest", str(dump), env=env, cwd=tmp_path)
         resumed = await _state(engine)
     assert kills_mid_run >= 2, "the ingest finished before it could be killed: enlarge the input"
     async with db.open_engine(empty_database_url) as reference_engine:

@@ -14,13 +14,13 @@ import pytest
 from argon2.low_level import Type, hash_secret
 
 from exposure.domain.policy import PasswordStatus
+from exposure.passwords import verifier as passwords
 from exposure.passwords.verifier import (
     PasswordVerifier,
     is_argon2_phc,
     looks_like_hash,
     password_status,
 )
-from exposure.passwords import verifier as passwords
 
 FAST = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
