@@ -32,16 +32,17 @@ TEST_PEPPER = "5ca1ab1e" * 8
 EXPOSURE_SCRIPT = Path(sys.executable).with_name("exposure")
 POSTGRES_URL = os.environ.get("EXPOSURE_TEST_POSTGRES_URL")
 
-BACKENDS = [
-    "sqlite",
-    pytest.param(
-        "postgres",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(not POSTGRES_URL, reason="EXPOSURE_TEST_POSTGRES_URL not set"),
-        ],
-    ),
-]
+POSTGRES = pytest.param(
+    "postgres",
+    marks=[
+        pytest.mark.postgres,
+        pytest.mark.skipif(not POSTGRES_URL, reason="EXPOSURE_TEST_POSTGRES_URL not set"),
+    ],
+)
+BACKENDS = ["sqlite", POSTGRES]
+# For a test about one backend only: it is not generated for the other (rather than skipped).
+only_sqlite = pytest.mark.parametrize("backend", ["sqlite"])
+only_postgres = pytest.mark.parametrize("backend", [POSTGRES])
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> str:

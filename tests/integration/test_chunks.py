@@ -28,11 +28,12 @@ from exposure.store import db
 from exposure.store import large_files as q
 from exposure.store.models import Exposure, IngestChunk, LeakedPassword, OutboxEvent, Sighting
 from exposure.store.types import utcnow
-from tests.conftest import TEST_PEPPER, run_cli
+from tests.conftest import TEST_PEPPER, only_postgres, run_cli
 from tests.feeds import enrol, run_now, settings_for
 from tests.integration import test_daemon as daemon
 from tests.integration.receiver import Receiver, serving
 from tests.leakgen import enrolment_csv, policy_cases
+from tests.waiting import eventually
 
 CHUNK = 700
 
@@ -326,12 +327,11 @@ async def test_a_scheduled_run_leaves_the_file_to_the_chunk_workers(
     assert {r.lease_owner for r in await _chunk_rows(engine)} == {"replica-x"}
 
 
-@pytest.mark.postgres
+@only_postgres  # replicas share PostgreSQL
+@pytest.mark.timeout(300)
 async def test_two_replicas_share_the_chunks_of_one_dump(
-    database_url: str, backend: str, tmp_path: Path, engine: AsyncEngine
+    database_url: str, tmp_path: Path, engine: AsyncEngine
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("replicas share PostgreSQL")
     cases = policy_cases()
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -346,9 +346,12 @@ async def test_two_replicas_share_the_chunks_of_one_dump(
         try:
             daemon.drop(inbox, "leak.txt", "\n".join(_dump_lines(filler=4000)) + "\n")
             expected = sum(case.action != "none" for case in cases)
-            await daemon.wait_until(lambda: (inbox / "processed" / "leak.txt").exists(), 120)
-            await daemon.wait_until(lambda: len(receiver.ids()) >= expected, 60)
-            await asyncio.sleep(2)  # a duplicate would have arrived by now
+            await eventually(lambda: (inbox / "processed" / "leak.txt").exists(), within=120)
+            await eventually(lambda: len(receiver.ids()) >= expected, within=60)
+            # No duplicate can still be on its way once every chunk is done (the file is moved
+            # after its last chunk), every event is marked delivered, and both replicas have
+            # stopped, which finishes their in-flight sends.
+            await eventually(lambda: daemon.outbox_delivered(engine, expected), within=60)
         finally:
             codes = [daemon.stop(process) for process in replicas]
     assert codes == [0, 0]

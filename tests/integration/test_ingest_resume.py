@@ -5,6 +5,7 @@ fast path writes exactly what the pure-Python path writes."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import signal
@@ -26,6 +27,7 @@ from exposure.store import db
 from exposure.store.models import Exposure, IngestRun, LeakedPassword, OutboxEvent, Sighting
 from tests.conftest import EXPOSURE_SCRIPT, environment, run_cli, run_script
 from tests.leakgen import HASHER, HEADER
+from tests.waiting import eventually
 
 CUSTOMERS = 1_500
 LINES = 60_000
@@ -87,12 +89,19 @@ async def _checkpoint(engine: AsyncEngine) -> int:
     return value or 0
 
 
+async def _committed_or_ended(
+    process: subprocess.Popen[bytes], engine: AsyncEngine, before: int
+) -> bool:
+    return process.poll() is not None or await _checkpoint(engine) > before
+
+
 async def _completed(engine: AsyncEngine) -> bool:
     async with engine.connect() as conn:
         states = (await conn.execute(select(IngestRun.state))).scalars().all()
     return states == ["completed"]
 
 
+@pytest.mark.timeout(300)  # four child processes, each given a minute to commit
 async def test_kill_9_at_any_moment_then_resume(
     database_url: str, empty_database_url: str, tmp_path: Path
 ) -> None:
@@ -117,11 +126,13 @@ async def test_kill_9_at_any_moment_then_resume(
             )
             before = await _checkpoint(engine)
             # Wait until this attempt has committed something, then kill it a random moment
-            # later: mid-batch, mid-commit or between batches.
-            for _ in range(1_000):
-                if process.poll() is not None or await _checkpoint(engine) > before:
-                    break
-                await asyncio.sleep(0.01)
+            # later: mid-batch, mid-commit or between batches. (That pause is no wait for
+            # anything: it spreads the kills over the run.)
+            await eventually(
+                functools.partial(_committed_or_ended, process, engine, before),
+                within=60,
+                every=0.01,
+            )
             await asyncio.sleep(random.Random(attempt).uniform(0.0, 0.05))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)

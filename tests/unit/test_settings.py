@@ -20,6 +20,7 @@ def test_defaults_with_only_a_pepper(tmp_path: Path) -> None:
     assert settings.login_id_case_sensitive is False
     assert settings.webhook_url is None
     assert not settings.broker_domains.matches("trade.sec.example")
+    assert settings.api_listen == ("127.0.0.1", 8080)
 
 
 def test_first_run_generates_pepper_file_0600_and_warns(
