@@ -1,6 +1,10 @@
 """Shared fixtures: a fresh database per test on SQLite always, and on PostgreSQL when
 ``EXPOSURE_TEST_POSTGRES_URL`` is set (each test gets its own database, cloned from a migrated
-template so a test costs a ``CREATE DATABASE``, not a migration run)."""
+template so a test costs a file copy or a ``CREATE DATABASE``, not a migration run).
+
+The ``exposure`` command runs in this process (:func:`run_cli`) unless the process boundary
+is what a test is about (:func:`run_script`: signals, exit statuses of the real script, several
+processes at once)."""
 
 from __future__ import annotations
 

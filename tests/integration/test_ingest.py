@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import load_settings
 from exposure.store import ingest as ingest_queries
 from exposure.store.models import Exposure, LeakedPassword, OutboxEvent, Sighting
-from tests.conftest import environment, run_cli
+from tests.conftest import environment, only_sqlite, run_cli, run_script
 from tests.integration.test_enrolment_store import _dump_everything
 from tests.leakgen import (
     BROKER,
@@ -288,3 +291,29 @@ async def test_format_override_and_bad_path(database_url: str, tmp_path: Path) -
     assert misread["records"] == 0 and misread["rejected"] == {"bad_json": 1}
     missing = run_cli("ingest", str(tmp_path / "nope.txt"), env=env, cwd=tmp_path, check=False)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+@only_sqlite  # the process boundary is under test here, not the database
+def test_the_real_script_keeps_the_summary_alone_on_stdout(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Through the installed console script and ``python -m exposure``, in child processes:
+    the summary is the whole of stdout, log lines go to stderr, an error is one line on
+    stderr with exit status 2."""
+    env = environment(database_url)
+    dump = tmp_path / "leak.txt"
+    dump.write_text("someone@example.jp:pw\n")
+    result = run_script("-v", "ingest", str(dump), env=env, cwd=tmp_path)
+    assert json.loads(result.stdout)["records"] == 1  # one JSON document, nothing else
+    logged = result.stderr.splitlines()
+    assert logged and all(" INFO " in line or " DEBUG " in line for line in logged)
+    missing = subprocess.run(
+        [sys.executable, "-m", "exposure", "ingest", str(tmp_path / "nope.txt")],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
