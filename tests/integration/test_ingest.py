@@ -3,7 +3,6 @@ containers, re-ingest idempotence, escalation, and the privacy scan."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -37,6 +36,7 @@ from tests.leakgen import (
     stealer_zip,
     write_everything,
 )
+from tests.waiting import eventually
 
 
 def _setup(database_url: str, tmp_path: Path) -> tuple[dict[str, str], list[Case], Path, Path]:
@@ -139,13 +139,24 @@ async def test_a_pair_seen_in_consecutive_batches_is_verified_once(
     dump = tmp_path / "repeats.txt"
     dump.write_text(f"repeat.me@example.jp:{CURRENT}\n" * 6 + "someone@example.org:x1\n", "utf-8")
 
-    record_checks = ingest_queries.record_checks
+    known_checks, record_checks = ingest_queries.known_checks, ingest_queries.record_checks
+    looked_up = 0  # batches whose evaluation has read the recorded verdicts
 
-    async def slow_record_checks(conn: AsyncConnection, verdicts: Any) -> None:
-        await asyncio.sleep(0.2)  # the next batch's evaluation runs meanwhile
+    async def counted_known_checks(conn: AsyncConnection, keys: Any) -> Any:
+        nonlocal looked_up
+        found = await known_checks(conn, keys)
+        looked_up += 1
+        return found
+
+    async def held_record_checks(conn: AsyncConnection, verdicts: Any) -> None:
+        # The first matching batch (argon2 ran: a verdict to record) keeps its transaction
+        # open until the second one has read the recorded verdicts: it cannot find this one.
+        if verdicts and looked_up == 1:
+            await eventually(lambda: looked_up >= 2, within=10, what="the next batch")
         await record_checks(conn, verdicts)
 
-    monkeypatch.setattr(ingest_queries, "record_checks", slow_record_checks)
+    monkeypatch.setattr(ingest_queries, "known_checks", counted_known_checks)
+    monkeypatch.setattr(ingest_queries, "record_checks", held_record_checks)
     monkeypatch.setattr(pipeline, "BATCH_EVENTS", 1)
     settings = load_settings(env, env_file=tmp_path / "absent.env")
     async with PasswordVerifier(workers=1) as verifier:
