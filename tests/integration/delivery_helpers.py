@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.store.models import DeliveryAttempt, OutboxEvent
-from tests.conftest import CliResult, environment, run_cli, run_script
+from tests.cli import CliResult, run_cli, run_script
+from tests.conftest import environment
 from tests.integration.receiver import NEW_SECRET
 from tests.leakgen import (
     BROKER,

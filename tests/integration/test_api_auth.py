@@ -23,7 +23,8 @@ from exposure.api.auth import (
 )
 from exposure.settings import Settings
 from exposure.store.models import ApiToken
-from tests.conftest import environment, run_cli
+from tests.cli import run_cli
+from tests.conftest import environment
 from tests.integration.test_api_support import api_client, bearer, error_of, make_token
 
 PROTECTED = [

@@ -18,7 +18,8 @@ from exposure.metrics import INGEST_LINES
 from exposure.secret import Secret
 from exposure.settings import Settings, load_settings
 from exposure.store import db
-from tests.conftest import EXPOSURE_SCRIPT, TEST_PEPPER, environment
+from tests.cli import EXPOSURE_SCRIPT
+from tests.conftest import TEST_PEPPER, environment
 from tests.integration.test_api_support import (
     T0,
     add_customer,

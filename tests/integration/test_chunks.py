@@ -28,7 +28,8 @@ from exposure.store import db
 from exposure.store import large_files as q
 from exposure.store.models import Exposure, IngestChunk, LeakedPassword, OutboxEvent, Sighting
 from exposure.store.types import utcnow
-from tests.conftest import TEST_PEPPER, only_postgres, run_cli
+from tests.cli import run_cli
+from tests.conftest import TEST_PEPPER, only_postgres
 from tests.feeds import enrol, run_now, settings_for
 from tests.integration import test_daemon as daemon
 from tests.integration.receiver import Receiver, serving

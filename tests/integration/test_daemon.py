@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.store.models import ConnectorRun, OutboxEvent
 from exposure.store.types import utcnow
-from tests.conftest import CliResult, environment, only_postgres, run_cli, run_script
+from tests.cli import CliResult, run_cli, run_script
+from tests.conftest import environment, only_postgres
 from tests.integration.receiver import NEW_SECRET, Receiver, serving
 from tests.leakgen import BROKER, CURRENT, enrolment_csv, policy_cases
 from tests.waiting import eventually

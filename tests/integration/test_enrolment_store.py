@@ -24,7 +24,8 @@ from exposure.store import db
 from exposure.store.db import SQLITE_PAGE_BYTES
 from exposure.store.ingest import fingerprint_prefixes
 from exposure.store.models import Customer, CustomerIdentifier
-from tests.conftest import POSTGRES_URL, _asyncpg_dsn, environment, only_sqlite, run_cli
+from tests.cli import run_cli
+from tests.conftest import POSTGRES_URL, _asyncpg_dsn, environment, only_sqlite
 
 HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 HEADER = "customer_id,email,login_id,phone,password_hash\n"

@@ -21,7 +21,8 @@ from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import load_settings
 from exposure.store import ingest as ingest_queries
 from exposure.store.models import Exposure, LeakedPassword, OutboxEvent, Sighting
-from tests.conftest import environment, only_sqlite, run_cli, run_script
+from tests.cli import run_cli, run_script
+from tests.conftest import environment, only_sqlite
 from tests.integration.test_enrolment_store import _dump_everything
 from tests.leakgen import (
     BROKER,

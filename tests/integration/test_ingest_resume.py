@@ -25,7 +25,8 @@ from exposure.settings import load_settings
 from exposure.store import corpus as corpus_store
 from exposure.store import db
 from exposure.store.models import Exposure, IngestRun, LeakedPassword, OutboxEvent, Sighting
-from tests.conftest import EXPOSURE_SCRIPT, environment, run_cli, run_script
+from tests.cli import EXPOSURE_SCRIPT, run_cli, run_script
+from tests.conftest import environment
 from tests.leakgen import HASHER, HEADER
 from tests.waiting import eventually
 
