@@ -61,7 +61,7 @@ def test_split_is_line_aligned_and_covers_every_byte_once(tmp_path: Path) -> Non
     path = tmp_path / "dump.txt"
     for _ in range(300):
         lines = [
-            bytes(rng.choice(b"ab:@.\r") for _ in range(rng.choice((0, 1, 5, 40, 3000))))
+            bytes(rng.choices(b"ab:@.\r", k=rng.choice((0, 1, 5, 40, 3000))))
             for _ in range(rng.randint(1, 60))
         ]
         data = b"\n".join(lines) + rng.choice((b"", b"\n", b"\n\n"))

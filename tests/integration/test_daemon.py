@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.store.models import ConnectorRun, OutboxEvent
 from exposure.store.types import utcnow
-from tests.cli import CliResult, run_cli, run_script
+from tests.cli import EXPOSURE_SCRIPT, CliResult, run_cli, run_script
 from tests.conftest import environment, only_postgres
 from tests.integration.receiver import NEW_SECRET, Receiver, serving
 from tests.leakgen import BROKER, CURRENT, enrolment_csv, policy_cases
 from tests.waiting import eventually
-
-EXPOSURE = str(Path(sys.executable).with_name("exposure"))
 
 
 def daemon_env(database_url: str, inbox: Path, url: str, **extra: str) -> dict[str, str]:
@@ -49,7 +46,7 @@ def daemon_env(database_url: str, inbox: Path, url: str, **extra: str) -> dict[s
 
 def start(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [EXPOSURE, "run"],
+        [str(EXPOSURE_SCRIPT), "run"],
         env={"PATH": os.environ["PATH"], "HOME": str(cwd), **env},
         cwd=cwd,
         stdout=subprocess.DEVNULL,
