@@ -24,6 +24,10 @@ _REASON_PARTS_JA = (
         "漏えいしたパスワードは顧客の現在のパスワードではない",
     ),
     (
+        "a close variant of a leaked password is the customer's current password",
+        "漏えいしたパスワードのわずかな変形が顧客の現在のパスワード",
+    ),
+    (
         "leaked password is the customer's current password",
         "漏えいしたパスワードは顧客の現在のパスワード",
     ),

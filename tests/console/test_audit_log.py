@@ -17,7 +17,8 @@ from exposure.api.auth import Scope
 from exposure.domain.fingerprints import customer_reference
 from exposure.settings import Settings
 from exposure.store.models import AuditEntry, ConsoleSession
-from tests.conftest import TEST_PEPPER, environment, run_cli
+from tests.cli import run_cli
+from tests.conftest import TEST_PEPPER, environment
 from tests.console import scenario
 from tests.integration.test_api_support import api_client, bearer, error_of, make_token
 

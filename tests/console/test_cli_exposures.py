@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.cli.render import TABLE_COLUMNS, fit
 from exposure.store.models import Exposure
-from tests.conftest import environment, run_cli
+from tests.cli import run_cli
+from tests.conftest import environment
 from tests.console import scenario
 
 LONG_SITE = "login.really-long-subdomain.mirai-sec.co.jp"

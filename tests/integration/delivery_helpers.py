@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.store.models import DeliveryAttempt, OutboxEvent
-from tests.conftest import environment, run_cli
+from tests.cli import CliResult, run_cli, run_script
+from tests.conftest import environment
 from tests.integration.receiver import NEW_SECRET
 from tests.leakgen import (
     BROKER,
@@ -52,13 +53,19 @@ def plaintext_values(cases: list[Case]) -> set[str]:
     return values
 
 
-async def cli(*args: str, env: dict[str, str], cwd: Path, check: bool = True) -> Any:
-    """``exposure ARGS`` in a thread, so the receiver on this event loop keeps answering."""
-    return await asyncio.to_thread(run_cli, *args, env=env, cwd=cwd, check=check)
+async def cli(
+    *args: str, env: dict[str, str], cwd: Path, check: bool = True, process: bool = False
+) -> CliResult:
+    """``exposure ARGS`` in a thread, so the receiver on this event loop keeps answering; in a
+    child process of its own with ``process`` (to run several at once)."""
+    runner = run_script if process else run_cli
+    return await asyncio.to_thread(runner, *args, env=env, cwd=cwd, check=check)
 
 
-async def deliver(env: dict[str, str], cwd: Path) -> tuple[dict[str, Any], str]:
-    result = await cli("deliver", env=env, cwd=cwd)
+async def deliver(
+    env: dict[str, str], cwd: Path, *, process: bool = False
+) -> tuple[dict[str, Any], str]:
+    result = await cli("deliver", env=env, cwd=cwd, process=process)
     return json.loads(result.stdout), result.stderr
 
 

@@ -27,7 +27,8 @@ from exposure.api.auth import (
 from exposure.api.errors import ApiError
 from exposure.settings import Settings
 from exposure.store.models import ApiToken
-from tests.conftest import environment, run_cli
+from tests.cli import run_cli
+from tests.conftest import environment
 from tests.integration.test_api_support import TEST_ACTOR, api_client, bearer, error_of, make_token
 
 PROTECTED = [

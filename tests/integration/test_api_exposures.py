@@ -19,7 +19,8 @@ from exposure.api import exposures as exposures_module
 from exposure.api.auth import Scope
 from exposure.settings import Settings
 from exposure.store.models import Exposure
-from tests.conftest import environment, run_cli
+from tests.cli import run_cli
+from tests.conftest import environment
 from tests.integration.test_api_support import (
     T0,
     add_customer,

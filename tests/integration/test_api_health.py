@@ -7,12 +7,9 @@ import asyncio
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
-import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +18,7 @@ from exposure.metrics import INGEST_LINES
 from exposure.secret import Secret
 from exposure.settings import Settings, load_settings
 from exposure.store import db
+from tests.cli import EXPOSURE_SCRIPT
 from tests.conftest import TEST_PEPPER, environment
 from tests.integration.test_api_support import (
     T0,
@@ -31,6 +29,8 @@ from tests.integration.test_api_support import (
     error_of,
     make_token,
 )
+from tests.integration.test_daemon import answers, free_port
+from tests.waiting import eventually
 
 # Well-formed, so the request reaches the database to look it up.
 _SOME_TOKEN = "exp_0123456789abcdef_" + "A" * 43
@@ -132,29 +132,17 @@ async def test_metrics_read_exposures_at_scrape_time(
 
 
 async def test_exposure_api_serves_until_sigterm(database_url: str, tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a free port for the server to take
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),
         **environment(database_url, EXPOSURE_API_LISTEN=f"127.0.0.1:{port}"),
     }
-    script = Path(sys.executable).with_name("exposure")
     process = subprocess.Popen(  # noqa: ASYNC220  (a long-lived child, polled below)
-        [str(script), "api"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+        [str(EXPOSURE_SCRIPT), "api"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
     )
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                        assert response.status == 200
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("exposure api did not start listening")
+        await eventually(lambda: answers(f"http://127.0.0.1:{port}"), what="exposure api")
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
     finally:

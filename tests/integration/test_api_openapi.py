@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -71,6 +72,7 @@ async def test_every_route_is_described_and_every_description_is_routed(
         assert response.status == 200 and await response.json() == SPEC
 
 
+@pytest.mark.timeout(SCHEMATHESIS_TIMEOUT + 60)
 async def test_schemathesis_finds_no_server_error_and_reaches_every_operation(
     engine: AsyncEngine, settings: Settings, tmp_path: Path
 ) -> None:

@@ -28,11 +28,13 @@ from exposure.store import corpus as corpus_store
 from exposure.store import db
 from exposure.store import large_files as q
 from exposure.store.models import Exposure, IngestChunk, LeakedPassword, OutboxEvent, Sighting
-from tests.conftest import TEST_PEPPER, run_cli
+from tests.cli import run_cli
+from tests.conftest import TEST_PEPPER, only_postgres
 from tests.feeds import enrol, run_now, settings_for
 from tests.integration import test_daemon as daemon
 from tests.integration.receiver import Receiver, serving
 from tests.leakgen import enrolment_csv, policy_cases
+from tests.waiting import eventually
 
 CHUNK = 700
 
@@ -59,7 +61,7 @@ def test_split_is_line_aligned_and_covers_every_byte_once(tmp_path: Path) -> Non
     path = tmp_path / "dump.txt"
     for _ in range(300):
         lines = [
-            bytes(rng.choice(b"ab:@.\r") for _ in range(rng.choice((0, 1, 5, 40, 3000))))
+            bytes(rng.choices(b"ab:@.\r", k=rng.choice((0, 1, 5, 40, 3000))))
             for _ in range(rng.randint(1, 60))
         ]
         data = b"\n".join(lines) + rng.choice((b"", b"\n", b"\n\n"))
@@ -354,12 +356,11 @@ async def test_the_finisher_moves_the_file_where_its_record_says(
     assert not (inbox / "processed" / "kept.txt").exists()
 
 
-@pytest.mark.postgres
+@only_postgres  # replicas share PostgreSQL
+@pytest.mark.timeout(300)
 async def test_two_replicas_share_the_chunks_of_one_dump(
-    database_url: str, backend: str, tmp_path: Path, engine: AsyncEngine
+    database_url: str, tmp_path: Path, engine: AsyncEngine
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("replicas share PostgreSQL")
     cases = policy_cases()
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -374,9 +375,12 @@ async def test_two_replicas_share_the_chunks_of_one_dump(
         try:
             daemon.drop(inbox, "leak.txt", "\n".join(_dump_lines(filler=4000)) + "\n")
             expected = sum(case.action != "none" for case in cases)
-            await daemon.wait_until(lambda: (inbox / "processed" / "leak.txt").exists(), 120)
-            await daemon.wait_until(lambda: len(receiver.ids()) >= expected, 60)
-            await asyncio.sleep(2)  # a duplicate would have arrived by now
+            await eventually(lambda: (inbox / "processed" / "leak.txt").exists(), within=120)
+            await eventually(lambda: len(receiver.ids()) >= expected, within=60)
+            # No duplicate can still be on its way once every chunk is done (the file is moved
+            # after its last chunk), every event is marked delivered, and both replicas have
+            # stopped, which finishes their in-flight sends.
+            await eventually(lambda: daemon.outbox_delivered(engine, expected), within=60)
         finally:
             codes = [daemon.stop(process) for process in replicas]
     assert codes == [0, 0]

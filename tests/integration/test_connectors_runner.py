@@ -31,7 +31,8 @@ from exposure.ingest.results import IngestResult
 from exposure.metrics import CONNECTOR_RUNS
 from exposure.store.connectors import advisory_key
 from exposure.store.models import ConnectorRun, IngestRun
-from tests.conftest import environment, run_cli
+from tests.cli import run_cli
+from tests.conftest import environment
 from tests.feeds import cursor, enrol, exposures, run_now, runs, serve, settings_for, sightings
 from tests.leakgen import CURRENT
 

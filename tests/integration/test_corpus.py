@@ -19,7 +19,9 @@ from exposure.api.auth import Scope
 from exposure.settings import Settings
 from exposure.store import corpus, db
 from exposure.store.models import CorpusPending, LeakedPassword
+from tests.conftest import only_sqlite
 from tests.integration.test_api_support import add_leaked, api_client, bearer, make_token
+from tests.waiting import eventually
 
 
 def sha1(password: str) -> bytes:
@@ -77,14 +79,13 @@ async def test_the_api_folds_staged_digests_in_the_background(
     async with api_client(settings, engine) as client:
         await _stage(engine, ["Momiji!77", "Momiji!77"])
         digest = sha1("Momiji!77").hex().upper()
-        for _ in range(200):
+
+        async def folded() -> bool:
             response = await client.get(f"/range/{digest[:5]}", headers=bearer(token))
             assert response.status == 200
-            if f"{digest[5:]}:2" in (await response.text()).split("\r\n"):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail("staged digests never reached /range")
+            return f"{digest[5:]}:2" in (await response.text()).split("\r\n")
+
+        await eventually(folded, within=10, what="staged digests to reach /range")
 
 
 async def test_a_stopped_compaction_folds_nothing_more(engine: AsyncEngine) -> None:
@@ -146,11 +147,10 @@ async def test_staged_digests_live_in_spool_files_beside_a_sqlite_file(
     assert list(spool.directory.iterdir()) == []  # folded, then removed
 
 
+@only_sqlite  # PostgreSQL rows hold their digests: no spool
 async def test_a_lost_spool_file_is_reported_and_the_fold_goes_on(
-    engine: AsyncEngine, backend: str, caplog: pytest.LogCaptureFixture
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if backend == "postgres":
-        pytest.skip("PostgreSQL rows hold their digests")
     await _stage(engine, ["lost"], ["kept"], ["cut"])
     spool = corpus.spool_of(engine)
     assert spool is not None
@@ -169,14 +169,11 @@ async def test_a_lost_spool_file_is_reported_and_the_fold_goes_on(
         assert await corpus.pending_digests(conn) == 0  # nothing left to fail on again
 
 
-async def test_a_sweep_removes_old_spool_files_no_row_names(
-    engine: AsyncEngine, backend: str
-) -> None:
+@only_sqlite
+async def test_a_sweep_removes_old_spool_files_no_row_names(engine: AsyncEngine) -> None:
     """A batch killed between spooling and its commit leaves a file no row names: a sweep
     removes it once it is a day old, never one a batch on its way to its commit may still
     name."""
-    if backend == "postgres":
-        pytest.skip("PostgreSQL rows hold their digests")
     spool = corpus.spool_of(engine)
     assert spool is not None
     orphan, fresh = spool.write([sha1("killed"), sha1("committing")])
@@ -192,20 +189,16 @@ async def test_a_sweep_removes_old_spool_files_no_row_names(
     assert [p.name for p in spool.directory.iterdir()] == [fresh]
 
 
+@only_sqlite
 async def test_the_api_sweeps_the_spool_as_it_starts(
-    engine: AsyncEngine, settings: Settings, backend: str
+    engine: AsyncEngine, settings: Settings
 ) -> None:
-    if backend == "postgres":
-        pytest.skip("PostgreSQL rows hold their digests")
     spool = corpus.spool_of(engine)
     assert spool is not None
     (orphan,) = spool.write([sha1("killed")])
     day_old = time.time() - corpus.ORPHAN_SECONDS - 60
     os.utime(spool.directory / orphan, (day_old, day_old))
     async with api_client(settings, engine):
-        for _ in range(200):
-            if not (spool.directory / orphan).exists():
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail("the API never swept the spool")
+        await eventually(
+            lambda: not (spool.directory / orphan).exists(), within=10, what="the API's sweep"
+        )

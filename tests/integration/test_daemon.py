@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import subprocess
-import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.store.models import ConnectorRun
-from tests.conftest import environment, run_cli
+from exposure.clock import utcnow
+from exposure.store.models import ConnectorRun, OutboxEvent
+from tests.cli import EXPOSURE_SCRIPT, CliResult, run_cli, run_script
+from tests.conftest import environment, only_postgres
 from tests.integration.receiver import NEW_SECRET, Receiver, serving
 from tests.leakgen import BROKER, CURRENT, enrolment_csv, policy_cases
-
-EXPOSURE = str(Path(sys.executable).with_name("exposure"))
+from tests.waiting import eventually
 
 
 def daemon_env(database_url: str, inbox: Path, url: str, **extra: str) -> dict[str, str]:
@@ -45,7 +46,7 @@ def daemon_env(database_url: str, inbox: Path, url: str, **extra: str) -> dict[s
 
 def start(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [EXPOSURE, "run"],
+        [str(EXPOSURE_SCRIPT), "run"],
         env={"PATH": os.environ["PATH"], "HOME": str(cwd), **env},
         cwd=cwd,
         stdout=subprocess.DEVNULL,
@@ -60,14 +61,6 @@ def drop(inbox: Path, name: str, text: str) -> None:
     staged.rename(inbox / name)
 
 
-async def wait_until(predicate: Any, within: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.1)
-
-
 def stop(process: subprocess.Popen[bytes]) -> int:
     process.send_signal(signal.SIGTERM)
     return process.wait(timeout=60)
@@ -77,6 +70,23 @@ def log_lines(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
 
 
+async def answers(url: str) -> bool:
+    """Whether the API at ``url`` is up and ready."""
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"{url}/readyz") as response:
+            return response.status == 200
+    except aiohttp.ClientConnectionError:
+        return False
+
+
+async def outbox_delivered(engine: AsyncEngine, expected: int) -> bool:
+    """Every one of the ``expected`` events is marked delivered: no send is left to make."""
+    async with engine.connect() as conn:
+        states = (await conn.execute(select(OutboxEvent.state))).scalars().all()
+    return len(states) == expected and set(states) == {"delivered"}
+
+
+@pytest.mark.timeout(180)
 async def test_inbox_dump_becomes_a_verified_webhook(database_url: str, tmp_path: Path) -> None:
     cases = policy_cases()[:2]  # two live passwords: force_reset
     inbox = tmp_path / "inbox"
@@ -89,8 +99,8 @@ async def test_inbox_dump_becomes_a_verified_webhook(database_url: str, tmp_path
         process = start(env, tmp_path, log)
         try:
             drop(inbox, "leak.txt", "\n".join(line for case in cases for line in case.lines) + "\n")
-            await wait_until(lambda: len(receiver.verified()) >= 2)
-            await wait_until(lambda: (inbox / "processed" / "leak.txt").exists())
+            await eventually(lambda: len(receiver.verified()) >= 2, within=60)
+            await eventually(lambda: (inbox / "processed" / "leak.txt").exists(), within=60)
         finally:
             code = stop(process)
     assert code == 0
@@ -107,49 +117,44 @@ async def test_inbox_dump_becomes_a_verified_webhook(database_url: str, tmp_path
 
 
 async def test_configuration_errors_stop_it_at_start(tmp_path: Path) -> None:
-    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", EXPOSURE_API_LISTEN="127.0.0.1:0")
-    unknown = run_cli(
-        "run", env={**env, "EXPOSURE_CONNECTORS": "folder,nosuch"}, cwd=tmp_path, check=False
+    """The real script's exit status and stderr (``run`` installs signal handlers, which only
+    a process's main thread can: these stay child processes, started side by side)."""
+    broken = [
+        {"EXPOSURE_CONNECTORS": "folder,nosuch"},
+        {"EXPOSURE_FOLDER_SCHEDULE": "sometimes"},
+        {"EXPOSURE_WEBHOOK_URL": "http://127.0.0.1:9/x"},
+    ]
+
+    def run(n: int, extra: dict[str, str]) -> CliResult:
+        database = f"sqlite+aiosqlite:///{tmp_path / f'x{n}.db'}"  # one each: they run at once
+        env = environment(database, EXPOSURE_API_LISTEN="127.0.0.1:0", **extra)
+        return run_script("run", env=env, cwd=tmp_path, check=False)
+
+    unknown, schedule, secret = await asyncio.gather(
+        *(asyncio.to_thread(run, n, extra) for n, extra in enumerate(broken))
     )
     assert unknown.returncode == 2 and "nosuch" in unknown.stderr
-    schedule = run_cli(
-        "run", env={**env, "EXPOSURE_FOLDER_SCHEDULE": "sometimes"}, cwd=tmp_path, check=False
-    )
     assert schedule.returncode == 2 and "EXPOSURE_FOLDER_SCHEDULE" in schedule.stderr
-    secret = run_cli(
-        "run",
-        env={**env, "EXPOSURE_WEBHOOK_URL": "http://127.0.0.1:9/x"},
-        cwd=tmp_path,
-        check=False,
-    )
     assert secret.returncode == 2 and "EXPOSURE_WEBHOOK_SECRET" in secret.stderr
     assert "Traceback" not in unknown.stderr + schedule.stderr + secret.stderr
 
 
-def _port_free(port: int) -> bool:
+def free_port() -> int:
     with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 async def test_no_configuration_at_all_runs_on_the_embedded_default(tmp_path: Path) -> None:
-    if not _port_free(8080):
-        pytest.skip("127.0.0.1:8080 is taken on this machine")
-    process = start({}, tmp_path, tmp_path / "daemon.log")
+    """Nothing configured but the API's port (a free one: the default 127.0.0.1:8080, checked
+    in tests/unit/test_settings.py, may be taken on a shared machine)."""
+    port = free_port()
+    process = start({"EXPOSURE_API_LISTEN": f"127.0.0.1:{port}"}, tmp_path, tmp_path / "daemon.log")
     try:
-        await wait_until(
-            lambda: (tmp_path / "exposure.db").exists() and (tmp_path / "inbox").is_dir(), 30
+        await eventually(
+            lambda: (tmp_path / "exposure.db").exists() and (tmp_path / "inbox").is_dir()
         )
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get("http://127.0.0.1:8080/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.2)
-            else:
-                raise AssertionError("the API did not come up on 127.0.0.1:8080")
+        await eventually(lambda: answers(f"http://127.0.0.1:{port}"), what="the API")
     finally:
         code = stop(process)
     assert code == 0
@@ -157,12 +162,11 @@ async def test_no_configuration_at_all_runs_on_the_embedded_default(tmp_path: Pa
     assert "WARNING" in (tmp_path / "daemon.log").read_text()  # the loud pepper warning
 
 
-@pytest.mark.postgres
+@only_postgres  # replicas share PostgreSQL
+@pytest.mark.timeout(300)
 async def test_two_replicas_share_one_database(
-    database_url: str, backend: str, tmp_path: Path, engine: AsyncEngine
+    database_url: str, tmp_path: Path, engine: AsyncEngine
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("replicas share PostgreSQL")
     cases = policy_cases()
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -176,9 +180,16 @@ async def test_two_replicas_share_one_database(
                 lines = [line for case in cases[n::4] for line in case.lines]
                 drop(inbox, f"leak{n}.txt", "\n".join(lines) + "\n")
             expected = sum(case.action != "none" for case in cases)
-            await wait_until(lambda: len(receiver.ids()) >= expected, 90)
-            await wait_until(lambda: len(list((inbox / "processed").glob("leak*.txt"))) == 4)
-            await asyncio.sleep(2)  # a duplicate would have arrived by now
+            await eventually(lambda: len(receiver.ids()) >= expected, within=90)
+            processed = inbox / "processed"
+            await eventually(lambda: len(list(processed.glob("leak*.txt"))) == 4, within=60)
+            # No duplicate can still be on its way once (1) a folder run that started after
+            # every dump was moved has finished (runs never overlap, so any run that saw a
+            # dump is over, and no later one sees any), (2) every event is marked delivered,
+            # and (3) both replicas have stopped, which finishes their in-flight sends.
+            moved = utcnow()
+            await eventually(lambda: folder_run_since(engine, moved), within=60)
+            await eventually(lambda: outbox_delivered(engine, expected), within=60)
         finally:
             codes = [stop(process) for process in replicas]
     assert codes == [0, 0]
@@ -196,3 +207,16 @@ async def test_two_replicas_share_one_database(
     # The advisory lock: no two folder runs ever overlapped in time.
     for (_, finished), (started, _) in itertools.pairwise(runs):
         assert finished is not None and finished <= started
+
+
+async def folder_run_since(engine: AsyncEngine, moment: datetime) -> bool:
+    """Whether a folder run that started after ``moment`` has finished."""
+    async with engine.connect() as conn:
+        finished = await conn.execute(
+            select(ConnectorRun.id).where(
+                ConnectorRun.connector == "folder",
+                ConnectorRun.outcome == "success",
+                ConnectorRun.started_at > moment,
+            )
+        )
+        return finished.first() is not None

@@ -6,9 +6,9 @@ is moved by rewriting ``next_attempt_at`` / ``created_at`` rather than by sleepi
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from tests.integration.receiver import (
     always,
     serving,
 )
+from tests.waiting import eventually
 
 
 async def test_delivers_signed_payloads_exactly_as_stored(
@@ -104,7 +105,9 @@ async def test_503_is_retried_under_the_same_webhook_id(
         idle, _ = await deliver(env, tmp_path)
         assert idle["delivered"] == idle["retried"] == 0 and len(receiver.seen) == len(events)
 
-        await _next_second()  # webhook-timestamp has one-second resolution
+        # webhook-timestamp has one-second resolution: the retry must be stamped later.
+        first_sent = max(seen.timestamp for seen in receiver.seen)
+        await eventually(lambda: time.time() >= first_sent + 1, what="the next second")
         await make_due(engine)
         second, _ = await deliver(env, tmp_path)
     assert second["delivered"] == len(events) and second["waiting"] == 0
@@ -331,8 +334,3 @@ async def test_connection_errors_retry_without_leaking_the_url_query(
     assert all(r["state"] == "pending" and r["last_error"] for r in rows)
     text = stderr + listing.stdout + listing.stderr + json.dumps(history, default=str)
     assert "q-secret-456" not in text and "payload" not in rows[0]
-
-
-async def _next_second() -> None:
-    now = datetime.now(UTC).timestamp()
-    await asyncio.sleep(int(now) + 1.05 - now)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from exposure.metrics import REGISTRY
 from exposure.settings import Settings, load_settings
 from exposure.store import outbox as queries
 from exposure.store.models import OutboxEvent
+from tests.conftest import only_postgres
 from tests.integration.delivery_helpers import (
     attempt_rows,
     cli,
@@ -32,24 +31,17 @@ from tests.integration.delivery_helpers import (
 )
 from tests.integration.receiver import Receiver, Reply, serving
 from tests.leakgen import OLD, Case
+from tests.waiting import eventually
 
 
 def _settings(database_url: str, tmp_path: Path, url: str | None, **extra: str) -> Settings:
     return load_settings(webhook_env(database_url, url, **extra), env_file=tmp_path / "absent.env")
 
 
-async def _until(condition: Callable[[], bool], seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.01)
-
-
+@only_postgres  # several writers need PostgreSQL
 async def test_two_processes_send_each_event_exactly_once(
     database_url: str, tmp_path: Path, engine: AsyncEngine
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several writers need PostgreSQL")
     emails = [f"kabu.worker{n}@example.jp" for n in range(200)]
     cases = [
         Case(f"K{n:04d}", email, f"KW{n:06d}", None, (f"{email}:{OLD}",), "notify", "unknown")
@@ -63,7 +55,9 @@ async def test_two_processes_send_each_event_exactly_once(
     receiver = Receiver(plan=lambda _id, _n: Reply(200, delay=0.02), gate_above=MAX_IN_FLIGHT)
     async with serving(receiver):
         env = webhook_env(database_url, receiver.url)
-        (one, _), (two, _) = await asyncio.gather(deliver(env, tmp_path), deliver(env, tmp_path))
+        (one, _), (two, _) = await asyncio.gather(
+            deliver(env, tmp_path, process=True), deliver(env, tmp_path, process=True)
+        )
     assert receiver.max_in_flight > MAX_IN_FLIGHT
     assert one["delivered"] > 0 and two["delivered"] > 0
     assert one["delivered"] + two["delivered"] == 200
@@ -124,7 +118,7 @@ async def test_daemon_loop_bounded_concurrency_metrics_and_graceful_stop(
         deliverer = Deliverer(engine, _settings(database_url, tmp_path, receiver.url), session)
         stop = asyncio.Event()
         task = asyncio.create_task(deliverer.run(stop, idle_seconds=0.05))
-        await _until(lambda: len(receiver.seen) >= 1)
+        await eventually(lambda: len(receiver.seen) >= 1, every=0.005)
         stop.set()  # mid-round: the first window is in flight, the rest not yet started
         await asyncio.wait_for(task, 10)
         in_flight = len(receiver.seen)
@@ -139,11 +133,12 @@ async def test_daemon_loop_bounded_concurrency_metrics_and_graceful_stop(
         # Started again, it drains the rest and then idles.
         stop = asyncio.Event()
         task = asyncio.create_task(deliverer.run(stop, idle_seconds=0.05))
-        await _until(lambda: len(receiver.seen) == total)
-        for _ in range(200):  # the last round's records land just after its replies
-            if all(r["state"] == "delivered" for r in await outbox_rows(engine)):
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: len(receiver.seen) == total)
+
+        async def all_delivered() -> bool:  # the last round's records land after its replies
+            return all(r["state"] == "delivered" for r in await outbox_rows(engine))
+
+        await eventually(all_delivered, within=10)
         stop.set()
         await asyncio.wait_for(task, 10)
         idle = await deliverer.deliver_due()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import run_cli
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

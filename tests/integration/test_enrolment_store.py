@@ -25,7 +25,8 @@ from exposure.store.audit import Actor
 from exposure.store.db import SQLITE_PAGE_BYTES
 from exposure.store.ingest import fingerprint_prefixes
 from exposure.store.models import Customer, CustomerIdentifier
-from tests.conftest import POSTGRES_URL, _asyncpg_dsn, environment, run_cli
+from tests.cli import run_cli
+from tests.conftest import POSTGRES_URL, _asyncpg_dsn, environment, only_sqlite
 
 HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 TEST_ACTOR = Actor.cli("test-suite")
@@ -261,9 +262,8 @@ async def test_cli_db_upgrade_on_empty_database(empty_database_url: str, tmp_pat
     assert json.loads(result.stdout)["upgraded"] is True
 
 
-async def test_sqlite_runs_in_wal_mode(engine: AsyncEngine, backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("SQLite pragmas")
+@only_sqlite
+async def test_sqlite_runs_in_wal_mode(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
         assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1

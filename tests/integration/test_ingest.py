@@ -3,8 +3,10 @@ containers, re-ingest idempotence, escalation, and the privacy scan."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import load_settings
 from exposure.store import ingest as ingest_queries
 from exposure.store.models import Exposure, LeakedPassword, OutboxEvent, Sighting
-from tests.conftest import environment, run_cli
+from tests.cli import run_cli, run_script
+from tests.conftest import environment, only_sqlite
 from tests.integration.test_enrolment_store import _dump_everything
 from tests.leakgen import (
     BROKER,
@@ -33,6 +36,7 @@ from tests.leakgen import (
     stealer_zip,
     write_everything,
 )
+from tests.waiting import eventually
 
 
 def _setup(database_url: str, tmp_path: Path) -> tuple[dict[str, str], list[Case], Path, Path]:
@@ -135,13 +139,24 @@ async def test_a_pair_seen_in_consecutive_batches_is_verified_once(
     dump = tmp_path / "repeats.txt"
     dump.write_text(f"repeat.me@example.jp:{CURRENT}\n" * 6 + "someone@example.org:x1\n", "utf-8")
 
-    record_checks = ingest_queries.record_checks
+    known_checks, record_checks = ingest_queries.known_checks, ingest_queries.record_checks
+    looked_up = 0  # batches whose evaluation has read the recorded verdicts
 
-    async def slow_record_checks(conn: AsyncConnection, verdicts: Any) -> None:
-        await asyncio.sleep(0.2)  # the next batch's evaluation runs meanwhile
+    async def counted_known_checks(conn: AsyncConnection, keys: Any) -> Any:
+        nonlocal looked_up
+        found = await known_checks(conn, keys)
+        looked_up += 1
+        return found
+
+    async def held_record_checks(conn: AsyncConnection, verdicts: Any) -> None:
+        # The first matching batch (argon2 ran: a verdict to record) keeps its transaction
+        # open until the second one has read the recorded verdicts: it cannot find this one.
+        if verdicts and looked_up == 1:
+            await eventually(lambda: looked_up >= 2, within=10, what="the next batch")
         await record_checks(conn, verdicts)
 
-    monkeypatch.setattr(ingest_queries, "record_checks", slow_record_checks)
+    monkeypatch.setattr(ingest_queries, "known_checks", counted_known_checks)
+    monkeypatch.setattr(ingest_queries, "record_checks", held_record_checks)
     settings = load_settings(
         {**env, "EXPOSURE_INGEST_BATCH_EVENTS": "1"}, env_file=tmp_path / "absent.env"
     )
@@ -290,3 +305,29 @@ async def test_format_override_and_bad_path(database_url: str, tmp_path: Path) -
     assert misread["records"] == 0 and misread["rejected"] == {"bad_json": 1}
     missing = run_cli("ingest", str(tmp_path / "nope.txt"), env=env, cwd=tmp_path, check=False)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+@only_sqlite  # the process boundary is under test here, not the database
+def test_the_real_script_keeps_the_summary_alone_on_stdout(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Through the installed console script and ``python -m exposure``, in child processes:
+    the summary is the whole of stdout, log lines go to stderr, an error is one line on
+    stderr with exit status 2."""
+    env = environment(database_url)
+    dump = tmp_path / "leak.txt"
+    dump.write_text("someone@example.jp:pw\n")
+    result = run_script("-v", "ingest", str(dump), env=env, cwd=tmp_path)
+    assert json.loads(result.stdout)["records"] == 1  # one JSON document, nothing else
+    logged = result.stderr.splitlines()
+    assert logged and all(" INFO " in line or " DEBUG " in line for line in logged)
+    missing = subprocess.run(
+        [sys.executable, "-m", "exposure", "ingest", str(tmp_path / "nope.txt")],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # pip builds the wheel, C extension included
 def test_wheel_ships_migrations_and_upgrades_outside_the_checkout(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(

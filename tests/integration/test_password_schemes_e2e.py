@@ -15,7 +15,8 @@ from argon2.low_level import Type
 from django.conf import settings as django_settings
 from passlib import hash as passlib_hash
 
-from tests.conftest import environment, run_cli
+from tests.cli import run_cli
+from tests.conftest import environment
 from tests.integration.test_enrolment_store import _dump_everything
 from tests.leakgen import CURRENT, HEADER, OLD
 

@@ -20,7 +20,8 @@ from exposure.report import IsoWeek, build_report, write_report
 from exposure.report.i18n import Locale
 from exposure.settings import Settings
 from exposure.store.models import ConnectorRun, Customer, Exposure
-from tests.conftest import environment, run_cli
+from tests.cli import run_cli
+from tests.conftest import environment
 from tests.integration.test_report_figures import (
     END,
     HINT,

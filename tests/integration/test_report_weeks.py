@@ -23,7 +23,8 @@ from exposure.report.figures import ATTEMPT_OUTCOMES
 from exposure.report.i18n import Locale
 from exposure.settings import Settings
 from exposure.store.models import DeliveryAttempt, Exposure, IngestRun, OutboxEvent
-from tests.conftest import environment, run_cli
+from tests.cli import run_cli
+from tests.conftest import environment
 from tests.integration.test_report_figures import (
     START,
     WEEK,

@@ -7,6 +7,7 @@ line is parsed both ways and every fast record is checked against the Python mat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -152,8 +153,13 @@ def _mutate(rng: random.Random, line: str) -> str:
 
 
 def _corpus_lines() -> list[str]:
+    return list(_corpus())
+
+
+@functools.cache  # the same 20,000 lines for every test that reads them: generated once
+def _corpus() -> tuple[str, ...]:
     rng = random.Random(7)
-    return TRAPS + [_random_line(rng) for _ in range(20_000)]
+    return (*TRAPS, *(_random_line(rng) for _ in range(20_000)))
 
 
 def _block(first_line_no: int, texts: list[str]) -> TextBlock:
@@ -409,7 +415,7 @@ def test_tail_and_bad_arguments() -> None:
 def test_scan_lines_counts_and_screens_like_bytes_methods(size: int) -> None:
     rng = random.Random(size)
     for alphabet in (b"ab\n\r\x7f", b"ab\n\r\x00", b"ab\n\r\x80", b"ab\n\r\xff"):
-        data = bytes(rng.choice(alphabet) for _ in range(size))
+        data = bytes(rng.choices(alphabet, k=size))
         for start, end in ((0, -1), (size // 3, size - size // 4), (size, size)):
             block = data[start:] if end < 0 else data[start:end]
             plain = block.isascii() and b"\x00" not in block

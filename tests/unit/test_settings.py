@@ -21,6 +21,7 @@ def test_defaults_with_only_a_pepper(tmp_path: Path) -> None:
     assert settings.webhook_url is None
     assert not settings.broker_domains.matches("trade.sec.example")
     assert settings.tweak_guesses == 20
+    assert settings.api_listen == ("127.0.0.1", 8080)
 
 
 @pytest.mark.parametrize(("value", "expected"), [("0", 0), ("5", 5), ("1000", 1000)])
