@@ -59,6 +59,8 @@ def summarise_ingest(results: Sequence[IngestResult]) -> JsonObject:
             "events",
             "verifications",
             "cached_verdicts",
+            "tweak_checks",
+            "tweaked",
             "problems_total",
         )
     }

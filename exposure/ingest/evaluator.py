@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import threading
-import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,9 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.domain.fingerprints import password_fingerprint
 from exposure.domain.lifecycle import ExposureKey, Observation, SightingAt
-from exposure.domain.policy import MatchStrength, decide
+from exposure.domain.policy import MatchStrength, PasswordStatus, decide
 from exposure.dumps.fastpath import RecordBlock
-from exposure.dumps.records import LeakRecord
+from exposure.dumps.records import LeakRecord, LeakType
 from exposure.ingest.matching import (
     PREFIX_BYTES,
     EnrolledIndex,
@@ -114,21 +114,93 @@ class Batch:
         self.places.append((ordinal, member))
 
 
-@dataclass(slots=True)
-class Evaluation:
-    """A batch matched, verified and decided: what its transaction writes."""
+@dataclass(frozen=True, slots=True)
+class _Contribution:
+    """One record's part in a group: what it adds to the decision, and where it was seen."""
 
-    observations: list[Observation] = field(default_factory=list)
-    verdicts: dict[CheckKey, bool] = field(default_factory=dict)
+    strength: str
+    hint: str
+    leak_type: LeakType
+    has_pin: bool
+    sighting: SightingAt
+
+
+@dataclass(slots=True)
+class Group:
+    """One exposure key's records in a batch. Its password status needs at most one verdict,
+    ``check``'s (the records of one key share the customer and the leaked password); until
+    then it waits (:mod:`exposure.ingest.streaming`)."""
+
+    key: ExposureKey
+    check: CheckKey | None
+    broker_site: bool
+    enrolled_hash: str | None = field(repr=False)
+    leaked: str | None = field(repr=False)  # the leaked value as read (may be a hash or empty)
+    contributions: list[_Contribution] = field(default_factory=list)
+
+    def status(self, verified: bool | None, tweaked: bool | None = None) -> PasswordStatus:
+        """The contract's status given the check's verdict (None: no check applies) and,
+        for a stale password, whether a tweak of it verified."""
+        status = password_status(self.enrolled_hash, self.leaked, verified)
+        if status is PasswordStatus.STALE and tweaked:
+            return PasswordStatus.TWEAKED
+        return status
+
+    def observe(self, status: PasswordStatus) -> Observation:
+        """One observation: the strongest decision among the records, every sighting."""
+        best: Observation | None = None
+        places = []
+        for part in self.contributions:  # at least one: a group starts with its first record
+            decision = decide(
+                password_status=status,
+                broker_site=self.broker_site,
+                strength=MatchStrength(part.strength),
+                leak_type=part.leak_type,
+                has_pin=part.has_pin,
+            )
+            candidate = Observation(
+                self.key,
+                part.strength,
+                status.value,
+                decision,
+                part.leak_type.value,
+                part.has_pin,
+                part.hint,
+            )
+            if best is None or candidate.rank() > best.rank():
+                best = candidate
+            places.append(part.sighting)
+        if best is None:
+            raise ValueError("a group without records")
+        best.sightings = places
+        return best
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch matched and looked up, its verifications not yet run: what
+    :mod:`exposure.ingest.streaming` turns into observations as verdicts come."""
+
+    groups: list[Group] = field(default_factory=list)
+    # Verdicts recorded before (in the store, or earlier in this run).
+    known: dict[CheckKey, bool] = field(default_factory=dict)
+    # Pairs to verify, most urgent first (broker-site leaks, then in reading order):
+    # (enrolled hash, leaked password).
+    todo: dict[CheckKey, tuple[str, str]] = field(default_factory=dict, repr=False)
+    # Every check's (enrolled hash, leaked password), for tweaks of a stale one; and whether
+    # a broker-site leak needs it (those are tweak-checked first).
+    secrets: dict[CheckKey, tuple[str, str]] = field(default_factory=dict, repr=False)
+    broker_checks: set[CheckKey] = field(default_factory=set)
+    tweaks_known: dict[CheckKey, bool] = field(default_factory=dict)
     # The SHA-1 digests of the batch's usable passwords, as rows to stage (spooled already).
     corpus: list[corpus_store.PendingRow] = field(default_factory=list)
-    counts: RunStats = field(default_factory=RunStats)  # its outcome counters
+    counts: RunStats = field(default_factory=RunStats)  # its outcome counters so far
     records: int = 0
 
 
 class BatchEvaluator:
-    """Matches, verifies and decides batches with one pepper, one enrolled index and one
-    password verifier.
+    """Matches and looks up batches with one pepper, one enrolled index and one password
+    verifier (used by :mod:`exposure.ingest.streaming` to verify what :meth:`prepare` found).
 
     ``index=None`` loads the enrolled index when the first batch needs it (or when
     :meth:`prefetch_index` asks): a scheduled connector run that finds nothing new then costs
@@ -145,7 +217,8 @@ class BatchEvaluator:
         self._engine = engine
         self._index = index
         self._index_loading: asyncio.Task[EnrolledIndex] | None = None
-        self._verifier = verifier
+        self.verifier = verifier
+        self.tweak_guesses = settings.tweak_guesses
         self._broker_domains = settings.broker_domains
         self._pepper = settings.pepper.reveal()
         self._spool = corpus_store.spool_of(engine)
@@ -183,16 +256,16 @@ class BatchEvaluator:
             matchers().submit(block.match, self._pepper, table, feeds_corpus)
         )
 
-    async def evaluate(
-        self, batch: Batch, feeds_corpus: bool, *, after: asyncio.Task[Evaluation] | None
-    ) -> Evaluation:
-        """Match, verify and decide, outside any transaction, after the previous batch's
-        evaluation: its verdicts may not be committed yet, and a pair is verified once."""
-        earlier = (await after).verdicts if after is not None else {}
-        evaluation = Evaluation(records=len(batch.records))
+    async def prepare(
+        self, batch: Batch, feeds_corpus: bool, earlier: Mapping[CheckKey, bool]
+    ) -> Prepared:
+        """Match and look up, outside any transaction: the batch's groups by exposure key,
+        the verdicts known (``earlier``: this run's, committed or not; then the store's) and
+        the pairs still to verify, most urgent first."""
+        prepared = Prepared(records=len(batch.records))
         corpus: list[bytes] = []  # joined once: a batch's digests run to megabytes
         if batch.blocks:
-            evaluation.records += sum(block.count for _, _, block, _ in batch.blocks)
+            prepared.records += sum(block.count for _, _, block, _ in batch.blocks)
             await _unpack_blocks(batch, corpus)
         records = batch.records
         usable: list[str | None] = []
@@ -207,127 +280,93 @@ class BatchEvaluator:
                     ).digest()
                 )
         if corpus:  # spooled here, off the chain of transactions
-            evaluation.corpus = await asyncio.to_thread(
+            prepared.corpus = await asyncio.to_thread(
                 corpus_store.pending_rows, b"".join(corpus), self._spool
             )
         if not records:
-            return evaluation
-        counts = evaluation.counts
+            return prepared
+        counts = prepared.counts
         keys, readable = candidate_keys(
             await self.enrolled(), self._fingerprinter, [r.login for r in records]
         )
         counts.without_identifier += len(records) - readable
         if not keys:
-            return evaluation
+            return prepared
         async with self._engine.connect() as conn:
             enrolled = await ingest_queries.lookup_identifiers(conn, [k.fingerprint for k in keys])
             matches = _confirmed(keys, enrolled)
             hashes = await ingest_queries.password_hashes(conn, {m[1].customer_id for m in matches})
-            wanted = self._check_keys(matches, usable, hashes)
-            unseen = set(wanted.values()) - earlier.keys()
-            known = await ingest_queries.known_checks(conn, unseen)
-        known.update((key, earlier[key]) for key in wanted.values() if key in earlier)
-        started = time.perf_counter()
-        verdicts = await self._verify(wanted, known, usable, hashes)
-        counts.verify_seconds += time.perf_counter() - started
-        counts.cached_verdicts += len(known)
-        counts.verifications += len(verdicts)
-        counts.matched_records += len({position for position, _ in matches})
-        evaluation.verdicts = verdicts
-        verdict_of = {**known, **verdicts}
-        evaluation.observations = self._observe(batch, matches, usable, hashes, wanted, verdict_of)
-        return evaluation
-
-    def _check_keys(
-        self,
-        matches: list[tuple[int, EnrolledMatch]],
-        usable: list[str | None],
-        hashes: dict[str, str | None],
-    ) -> dict[tuple[int, str], CheckKey]:
-        """The (customer, password, enrolled hash) triple each verifiable match needs."""
-        wanted: dict[tuple[int, str], CheckKey] = {}
-        for position, match in matches:
-            password, phc = usable[position], hashes.get(match.customer_id)
-            if password is not None and phc is not None and is_verifiable(phc):
-                hash_key = hashlib.sha256(phc.encode()).digest()[:16]
-                wanted[(position, match.customer_id)] = (
-                    match.customer_id,
-                    password_fingerprint(self._pepper, password),
-                    hash_key,
+            prepared.groups = self._groups(batch, matches, usable, hashes)
+            wanted = {g.check for g in prepared.groups if g.check is not None}
+            unseen = wanted - earlier.keys()
+            prepared.known = await ingest_queries.known_checks(conn, unseen)
+            prepared.known.update((key, earlier[key]) for key in wanted - unseen)
+            if self.tweak_guesses:
+                stale = [key for key in wanted if not prepared.known.get(key, False)]
+                prepared.tweaks_known = await ingest_queries.known_tweak_checks(
+                    conn, stale, self.tweak_guesses
                 )
-        return wanted
+        self._plan(prepared)
+        counts.cached_verdicts += len(prepared.known)
+        counts.matched_records += len({position for position, _ in matches})
+        return prepared
 
-    async def _verify(
-        self,
-        wanted: dict[tuple[int, str], CheckKey],
-        known: dict[CheckKey, bool],
-        usable: list[str | None],
-        hashes: dict[str, str | None],
-    ) -> dict[CheckKey, bool]:
-        """Run argon2 for the triples never checked before, each once."""
-        todo: dict[CheckKey, tuple[str, str]] = {}
-        for (position, customer_id), check in wanted.items():
-            password, phc = usable[position], hashes[customer_id]
-            if check not in known and check not in todo and password is not None and phc:
-                todo[check] = (phc, password)
-        if not todo:
-            return {}
-        results = await self._verifier.verify_many(list(todo.values()))
-        return dict(zip(todo, results, strict=True))
-
-    def _observe(
+    def _groups(
         self,
         batch: Batch,
         matches: list[tuple[int, EnrolledMatch]],
         usable: list[str | None],
         hashes: dict[str, str | None],
-        wanted: dict[tuple[int, str], CheckKey],
-        verdict_of: dict[CheckKey, bool],
-    ) -> list[Observation]:
-        """One observation per exposure key: the strongest evidence among the batch's
-        records for it, with every place it was seen."""
-        observations: dict[ExposureKey, Observation] = {}
+    ) -> list[Group]:
+        """The matches gathered by exposure key, each with the check its status needs."""
+        groups: dict[ExposureKey, Group] = {}
         domains = self._broker_domains
         for position, match in matches:
             record = batch.records[position]
-            password = usable[position]
-            check = wanted.get((position, match.customer_id))
-            status = password_status(
-                hashes.get(match.customer_id),
-                record.password,
-                verdict_of[check] if check is not None else None,
-            )
-            decision = decide(
-                password_status=status,
-                broker_site=domains.matches(record.site),
-                strength=MatchStrength(match.strength),
-                leak_type=record.leak_type,
-                has_pin=record.has_pin,
-            )
-            key = ExposureKey(
-                match.customer_id,
-                match.kind,
-                password_fingerprint(self._pepper, password) if password is not None else b"",
-                record.site or "",
-            )
+            password, phc = usable[position], hashes.get(match.customer_id)
+            fingerprint = password_fingerprint(self._pepper, password) if password else b""
+            key = ExposureKey(match.customer_id, match.kind, fingerprint, record.site or "")
+            group = groups.get(key)
+            if group is None:
+                check = None
+                if password is not None and phc is not None and is_verifiable(phc):
+                    check = (match.customer_id, fingerprint, hash_key(phc))
+                group = groups[key] = Group(
+                    key, check, domains.matches(record.site), phc, record.password
+                )
             ordinal, member = batch.places[position]
-            candidate = Observation(
-                key,
-                match.strength,
-                status.value,
-                decision,
-                record.leak_type.value,
-                record.has_pin,
-                match.hint,
+            group.contributions.append(
+                _Contribution(
+                    match.strength,
+                    match.hint,
+                    record.leak_type,
+                    record.has_pin,
+                    SightingAt(ordinal, member, record.line_no, record.leak_type.value),
+                )
             )
-            current = observations.setdefault(key, candidate)
-            if candidate.rank() > current.rank():
-                candidate.sightings = current.sightings
-                observations[key] = current = candidate
-            current.sightings.append(
-                SightingAt(ordinal, member, record.line_no, record.leak_type.value)
-            )
-        return list(observations.values())
+        return list(groups.values())
+
+    @staticmethod
+    def _plan(prepared: Prepared) -> None:
+        """The pairs to verify, each once, broker-site leaks first (a stable sort keeps the
+        reading order within each)."""
+        checked = sorted(
+            (g for g in prepared.groups if g.check is not None), key=lambda g: not g.broker_site
+        )
+        for group in checked:
+            check, enrolled_hash, leaked = group.check, group.enrolled_hash, group.leaked
+            if check is None or enrolled_hash is None or leaked is None:
+                continue  # (not checked: filtered above)
+            prepared.secrets.setdefault(check, (enrolled_hash, leaked))
+            if group.broker_site:
+                prepared.broker_checks.add(check)
+            if check not in prepared.known:
+                prepared.todo.setdefault(check, (enrolled_hash, leaked))
+
+
+def hash_key(enrolled_hash: str) -> bytes:
+    """What identifies an enrolled hash in ``password_checks`` and ``tweak_checks``."""
+    return hashlib.sha256(enrolled_hash.encode()).digest()[:16]
 
 
 async def _unpack_blocks(batch: Batch, corpus: list[bytes]) -> None:

@@ -3,14 +3,21 @@
 
 The reader turns the input into an ordered stream of events; records are gathered into
 batches of ``EXPOSURE_INGEST_BATCH_EVENTS`` events; the :class:`~exposure.ingest.evaluator.
-BatchEvaluator` matches, verifies and decides each batch, and then ONE transaction writes the
-batch's verdicts, exposures, sightings, outbox rows, staged corpus digests and the run's
-checkpoint (:func:`exposure.ingest.writer.write_observations`).
+BatchEvaluator` matches each batch and looks up what its verifications need, and a
+:class:`~exposure.ingest.streaming.BatchStream` verifies it, most urgent first. Observations
+are committed as their verdicts arrive, a few at a time, each step in its own short
+transaction (:func:`exposure.ingest.writer.write_observations`), so the first forced reset
+of a dump leaves within seconds whatever its size (docs/decisions/streaming-verdicts.md).
+Once every verification of a batch is done (its tweak checks included), one more
+transaction stages its corpus digests and moves the run's checkpoint past it; checkpoints
+move in batch order.
 
-Three batches overlap: one is read while the one before is evaluated and the one before that
-is written. Evaluations run in order, and so do transactions (one at a time), so a run killed
-at any moment resumes from its last committed batch and ends with exactly what an
-uninterrupted run would have written.
+Batches overlap: one is read while the one before is verified; a batch's first
+verifications start once the previous batch's are done (a pair is verified once), and tweak
+checks run behind them all. Transactions run one at a time, so a run killed at any moment
+resumes from its last checkpoint, re-reads what came after, writes only what the interrupted
+run had not (its sightings say what it had) and ends with exactly what an uninterrupted run
+would have written.
 """
 
 from __future__ import annotations
@@ -18,48 +25,40 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure.clock import utcnow
+from exposure.domain.lifecycle import ExposureKey
 from exposure.dumps.fastpath import RecordBlock
 from exposure.dumps.reader import MemberEnd, MemberStart, read_dump, read_range
 from exposure.dumps.records import LeakRecord
 from exposure.ingest import evaluator
-from exposure.ingest.evaluator import Batch, BatchEvaluator, Evaluation
+from exposure.ingest.evaluator import Batch, BatchEvaluator
 from exposure.ingest.input_keys import content_key, range_key, records_key
 from exposure.ingest.matching import EnrolledIndex
 from exposure.ingest.results import IngestResult
 from exposure.ingest.stats import RunStats
+from exposure.ingest.streaming import BatchStream, Step, StepBuffer
+from exposure.ingest.tweak_checks import TweakChecks
 from exposure.ingest.writer import write_observations
 from exposure.metrics import INGEST_LINES, INGEST_RECORDS
 from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import Settings
 from exposure.store import corpus as corpus_store
 from exposure.store import ingest as ingest_queries
+from exposure.store.ingest import CheckKey
 
-# Batches evaluated or written while the next is read: two (one evaluating, one writing)
-# overlap the three stages; more would only hold more memory. A batch is admitted once the
-# batch two before it is written, which is what lets an evaluation trust the database for
-# every verdict but the previous batch's (carried in memory).
+# Batches read but not yet through their first verifications: one verifying, one matched
+# and waiting its turn, while the next is read. More would only hold more memory (a batch's
+# records); a batch past its first verifications keeps only its matches while its tweak
+# checks and writes finish.
 _IN_FLIGHT = 2
 
 # Extra writes that must commit with the run's last batch (a connector's cursor).
 Finalizer = Callable[[AsyncConnection], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunContext:
-    """One run over one input, shared by all its batches. ``outcome`` is counted into by
-    each write, in batch order; ``finalize`` runs in the last batch's transaction."""
-
-    run: ingest_queries.Run
-    name: str
-    source: str
-    finalize: Finalizer | None
-    outcome: RunStats
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,23 +71,52 @@ class _Cut:
     last: bool = False
 
 
+@dataclass(slots=True, kw_only=True)
+class RunContext:
+    """One run over one input, shared by all its batches. ``outcome`` is counted into by
+    each write; ``committed`` is the checkpoint as the last batch-completing write left it
+    (every write saves it, so a step's counters go with it); ``finalize`` runs in the last
+    batch's transaction. ``verdicts``: every verdict this run found, so a batch never
+    verifies a pair an earlier one did, committed or not."""
+
+    run: ingest_queries.Run
+    name: str
+    source: str
+    finalize: Finalizer | None
+    outcome: RunStats
+    committed: _Cut
+    tweaks: TweakChecks
+    verdicts: dict[CheckKey, bool] = field(default_factory=dict)
+    writing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one transaction at a time
+
+
 @dataclass(slots=True)
 class _InFlight:
-    """A batch on its way to the database: evaluating, then writing (each waits its turn)."""
+    """A batch on its way to the database: ``verified`` once its first verifications are
+    done (the next batch's may start), ``task`` done once its checkpoint is committed."""
 
-    evaluating: asyncio.Task[Evaluation]
-    writing: asyncio.Task[None]
+    verified: asyncio.Event
+    task: asyncio.Task[None]
+    cut: _Cut
 
-    def cancel(self) -> None:
-        self.evaluating.cancel()
-        self.writing.cancel()
+    async def verifications_done(self) -> None:
+        """Until ``verified``; raises what the batch raised if it failed first."""
+        if not self.verified.is_set():
+            waiting = asyncio.ensure_future(self.verified.wait())
+            try:
+                await asyncio.wait({waiting, self.task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiting.cancel()
+        if self.task.done() and not self.verified.is_set():
+            self.task.result()  # raises the batch's error (or CancelledError)
 
 
 class Ingestor:
     """Ingests inputs with one engine, one enrolled index and one password verifier.
 
     ``index=None`` loads the enrolled index when the first batch needs it: a scheduled
-    connector run that finds nothing new then costs no index load.
+    connector run that finds nothing new then costs no index load. ``on_events`` is called
+    after each commit that queued webhook events (the daemon wakes its delivery loop).
     """
 
     def __init__(
@@ -100,12 +128,15 @@ class Ingestor:
         *,
         on_bytes: Callable[[int], None] | None = None,
         on_lines: Callable[[int], None] | None = None,
+        on_events: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
+        self._verifier = verifier
         self._evaluator = BatchEvaluator(engine, settings, index, verifier)
         self._on_bytes = on_bytes
         self._on_lines = on_lines
+        self._on_events = on_events
         self._committed_lines: dict[int, int] = {}
         self._pepper = settings.pepper.reveal()
 
@@ -205,9 +236,9 @@ class Ingestor:
             run = await ingest_queries.start_run(
                 conn, source=source, input_name=name, content_key=key
             )
-        # Reading counts into `stats` while earlier batches are evaluated and written; each
-        # write counts its outcome into the context's and checkpoints both as they stood at
-        # the batch's end.
+        # Reading counts into `stats` while earlier batches are verified and written; each
+        # write counts its outcome into the context's and checkpoints both, with the reading
+        # counters as they stood at the end of the last batch fully done.
         stats = RunStats.from_json(run.stats)
         ctx = RunContext(
             run=run,
@@ -215,6 +246,8 @@ class Ingestor:
             source=source,
             finalize=finalize,
             outcome=RunStats.from_json(run.stats),
+            committed=_Cut(ordinal=run.checkpoint, reading=stats.reading()),
+            tweaks=TweakChecks(self._verifier, self._settings.tweak_guesses),
         )
         # The lines metric goes on from what the run's checkpoint had counted, which the
         # interrupted attempt counted already.
@@ -258,14 +291,11 @@ class Ingestor:
                     batch, uncommitted = Batch(), 0
             cut = _Cut(ordinal=ordinal, reading=stats.reading(), last=True)
             await self._submit(ctx, in_flight, batch, cut)
-            await in_flight[-1].writing  # it waited for every write before it
+            await in_flight[-1].task  # it waited for every batch before it
         except BaseException:
             for pending in in_flight:  # their transactions roll back: a resumed run redoes them
-                pending.cancel()
-            await asyncio.gather(
-                *(task for p in in_flight for task in (p.evaluating, p.writing)),
-                return_exceptions=True,
-            )
+                pending.task.cancel()
+            await asyncio.gather(*(p.task for p in in_flight), return_exceptions=True)
             raise
         return IngestResult(
             input=name, source=source, resumed=run.resumed, stats=ctx.outcome.with_reading(stats)
@@ -274,58 +304,111 @@ class Ingestor:
     async def _submit(
         self, ctx: RunContext, in_flight: deque[_InFlight], batch: Batch, cut: _Cut
     ) -> None:
-        """Start evaluating ``batch`` (after the previous batch's evaluation) and writing it
-        (after the previous write).
-
-        The oldest batch in flight is written first, if need be: a batch's evaluation then
-        finds every verdict before the previous batch's committed, and that batch's verdicts
-        in memory (see :meth:`~exposure.ingest.evaluator.BatchEvaluator.evaluate`)."""
-        if len(in_flight) == _IN_FLIGHT:
-            await in_flight.popleft().writing
+        """Start ``batch`` on its way (:meth:`_batch`), once fewer than ``_IN_FLIGHT``
+        batches before it are still short of their first verifications."""
+        while in_flight and in_flight[0].task.done():
+            in_flight.popleft().task.result()  # raises what a finished batch raised
+        waiting = [p for p in in_flight if not p.verified.is_set()]
+        if len(waiting) >= _IN_FLIGHT:
+            await waiting[0].verifications_done()
         previous = in_flight[-1] if in_flight else None
-        evaluating = asyncio.create_task(
-            self._evaluator.evaluate(
-                batch, ctx.run.feeds_corpus, after=previous.evaluating if previous else None
-            )
+        after = previous.cut.ordinal if previous is not None else ctx.run.checkpoint
+        verified = asyncio.Event()
+        task = asyncio.create_task(self._batch(ctx, batch, cut, after, previous, verified))
+        in_flight.append(_InFlight(verified, task, cut))
+
+    async def _batch(
+        self,
+        ctx: RunContext,
+        batch: Batch,
+        cut: _Cut,
+        after: int,
+        previous: _InFlight | None,
+        verified: asyncio.Event,
+    ) -> None:
+        """One batch: matched and looked up once the previous batch's first verifications
+        are done, verified and streamed to the store step by step, then (after the previous
+        batch's checkpoint) checkpointed with its corpus digests and counters."""
+        if previous is not None:
+            await previous.verifications_done()
+        prepared = await self._evaluator.prepare(batch, ctx.run.feeds_corpus, ctx.verdicts)
+        del batch  # its records: what is left to do needs the matches only
+        written: set[tuple[ExposureKey, int]] = set()
+        if ctx.run.resumed and prepared.groups:
+            async with self._engine.connect() as conn:
+                written = await ingest_queries.written_sightings(
+                    conn, ctx.run.id, after=after, up_to=cut.ordinal
+                )
+        buffer = StepBuffer(written)
+        stream = BatchStream(
+            prepared,
+            buffer,
+            verifier=self._verifier,
+            tweaks=ctx.tweaks,
+            run_verdicts=ctx.verdicts,
         )
-        writing = asyncio.create_task(
-            self._write(ctx, evaluating, cut, after=previous.writing if previous else None)
-        )
-        in_flight.append(_InFlight(evaluating, writing))
+        flushing = asyncio.create_task(self._flush(ctx, buffer))
+        try:
+            await stream.verify()
+            verified.set()
+            await stream.check_tweaks()
+            buffer.close()
+            await flushing
+        except BaseException:
+            flushing.cancel()
+            await asyncio.gather(flushing, return_exceptions=True)
+            raise
+        if previous is not None:
+            await previous.task  # checkpoints move in batch order
+        await self._write(ctx, Step(), cut=cut, counts=prepared.counts, corpus=prepared.corpus)
+        lines_before = self._committed_lines.get(ctx.run.id, 0)
+        self._committed_lines[ctx.run.id] = cut.reading.lines
+        INGEST_LINES.inc(cut.reading.lines - lines_before)
+        INGEST_RECORDS.inc(prepared.records)
+
+    async def _flush(self, ctx: RunContext, buffer: StepBuffer) -> None:
+        """Write the batch's decisions a step at a time, as they come: while one step
+        commits, the next gathers what arrives meanwhile."""
+        while (step := await buffer.next_step()) is not None:
+            await self._write(ctx, step)
 
     async def _write(
         self,
         ctx: RunContext,
-        evaluating: asyncio.Task[Evaluation],
-        cut: _Cut,
+        step: Step,
         *,
-        after: asyncio.Task[None] | None,
+        cut: _Cut | None = None,
+        counts: RunStats | None = None,
+        corpus: list[corpus_store.PendingRow] | None = None,
     ) -> None:
-        """Write an evaluated batch in ONE transaction with the run's checkpoint at ``cut``;
-        the run's last batch also runs the context's ``finalize``."""
-        evaluation = await evaluating
-        if after is not None:
-            await after  # transactions commit in batch order
-        now = utcnow()
-        async with self._engine.begin() as conn:
-            await ingest_queries.record_checks(conn, evaluation.verdicts)
-            await corpus_store.stage_rows(conn, evaluation.corpus)
-            ctx.outcome.add_outcome(evaluation.counts)
-            await write_observations(
-                conn,
-                evaluation.observations,
-                run_id=ctx.run.id,
-                source=ctx.source,
-                now=now,
-                outcome=ctx.outcome,
-                reading=cut.reading,
-                ordinal=cut.ordinal,
-                done=cut.last,
-            )
-            if cut.last and ctx.finalize is not None:
-                await ctx.finalize(conn)
-        # Counted once committed: a transaction that fails leaves its lines to the retry.
-        lines_before = self._committed_lines.get(ctx.run.id, 0)
-        self._committed_lines[ctx.run.id] = cut.reading.lines
-        INGEST_LINES.inc(cut.reading.lines - lines_before)
-        INGEST_RECORDS.inc(evaluation.records)
+        """Write ``step`` in ONE transaction that saves the run's checkpoint: at ``cut`` (a
+        batch whose every verification is done; the run's last batch also runs the
+        context's ``finalize``), or where it stood."""
+        async with ctx.writing:
+            mark = cut or ctx.committed
+            events_before = ctx.outcome.events
+            async with self._engine.begin() as conn:
+                await ingest_queries.record_checks(conn, step.verdicts)
+                await ingest_queries.record_tweak_checks(
+                    conn, step.tweak_verdicts, ctx.tweaks.guesses
+                )
+                await corpus_store.stage_rows(conn, corpus or [])
+                if counts is not None:
+                    ctx.outcome.add_outcome(counts)
+                await write_observations(
+                    conn,
+                    step.observations,
+                    run_id=ctx.run.id,
+                    source=ctx.source,
+                    now=utcnow(),
+                    outcome=ctx.outcome,
+                    reading=mark.reading,
+                    ordinal=mark.ordinal,
+                    done=cut is not None and cut.last,
+                )
+                if cut is not None and cut.last and ctx.finalize is not None:
+                    await ctx.finalize(conn)
+            if cut is not None:
+                ctx.committed = cut
+        if ctx.outcome.events > events_before and self._on_events is not None:
+            self._on_events()

@@ -86,6 +86,8 @@ class RunStats:
     verifications: int = 0
     cached_verdicts: int = 0
     verify_seconds: float = 0.0  # wall time spent in argon2 verification
+    tweak_checks: int = 0  # stale leaked passwords whose tweaks were verified
+    tweaked: int = 0  # ... and of those, how many had a tweak verify
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunStats:
@@ -120,6 +122,8 @@ class RunStats:
             "verifications": self.verifications,
             "cached_verdicts": self.cached_verdicts,
             "verify_seconds": round(self.verify_seconds, 3),
+            "tweak_checks": self.tweak_checks,
+            "tweaked": self.tweaked,
         }
 
     def reading(self) -> RunStats:
@@ -185,4 +189,6 @@ _OUTCOME_FIELDS = (
     "verifications",
     "cached_verdicts",
     "verify_seconds",
+    "tweak_checks",
+    "tweaked",
 )

@@ -105,20 +105,38 @@ class PasswordVerifier:
         self._foreground = 0
         self._foreground_idle = asyncio.Event()
         self._foreground_idle.set()
+        # Background pairs handed to the pool, over every verify_any call: at most one per
+        # worker, so a verify_many that starts finds at most that many ahead of it.
+        self._background = asyncio.Semaphore(self.workers)
 
-    async def verify_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+    async def verify_many(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        on_result: Callable[[int, bool], None] | None = None,
+    ) -> list[bool]:
         """``(enrolled_hash, leaked_password)`` pairs -> whether each verifies, in input order.
 
-        An enrolled hash that is refused or unusable gives ``False`` and is counted in
-        :attr:`malformed`; an empty or hash-looking leaked value gives ``False`` without
-        hashing (:attr:`skipped`). Takes precedence over :meth:`verify_any` work.
+        Pairs start in input order (put the most urgent first); ``on_result(index, verified)``
+        is called on the event loop as each pair completes, so a caller can act on the first
+        results while the rest run. An enrolled hash that is refused or unusable gives
+        ``False`` and is counted in :attr:`malformed`; an empty or hash-looking leaked value
+        gives ``False`` without hashing (:attr:`skipped`). Takes precedence over
+        :meth:`verify_any` work.
         """
+        record = None
+        if on_result is not None:
+            report = on_result
+
+            def record(index: int, outcome: _Outcome) -> None:
+                report(index, outcome is _Outcome.MATCH)
+
         self._foreground += 1
         self._foreground_idle.clear()
         try:
             # Two feeders per worker keep a job queued behind each running one, so no core
             # idles while the event loop gets round to submitting the next.
-            outcomes = await self._run(list(enumerate(pairs)), 2 * self.workers, _always)
+            outcomes = await self._run(list(enumerate(pairs)), 2 * self.workers, _always, record)
         finally:
             self._foreground -= 1
             if not self._foreground:
@@ -129,30 +147,51 @@ class PasswordVerifier:
         self.verified += counts[_Outcome.MATCH] + counts[_Outcome.MISMATCH]
         return [outcomes.get(index) is _Outcome.MATCH for index in range(len(pairs))]
 
-    async def verify_any(self, jobs: Sequence[tuple[str, Sequence[str]]]) -> list[bool]:
+    async def verify_any(
+        self,
+        jobs: Sequence[tuple[str, Sequence[str]]],
+        *,
+        on_result: Callable[[int, bool], None] | None = None,
+    ) -> list[bool]:
         """``(enrolled_hash, candidate_passwords)`` jobs -> whether any candidate verifies.
 
         For checking several candidates against one hash, such as the tweaks of a stale
         leaked password (:mod:`.tweaks`): a job's remaining candidates are dropped at its first
         match, and the work runs behind :meth:`verify_many` (no new pair starts while a
-        ``verify_many`` call is running, and at most one waits per worker), so first
-        verifications are never delayed by more than the pairs already running. Counters as in
+        ``verify_many`` call is running, and at most one background pair per worker is handed
+        to the pool, over all calls), so first verifications are never delayed by more than
+        the pairs already running. Jobs start in input order; ``on_result(job, matched)`` is
+        called on the event loop once per job, as soon as its answer is known. Counters as in
         :meth:`verify_many`; an unusable enrolled hash counts once per job.
         """
         matched = [False] * len(jobs)
+        remaining = [0] * len(jobs)
         pairs: list[tuple[int, tuple[str, str]]] = []
+        answered: list[int] = []  # jobs whose answer is known before any pair runs
         for job, (enrolled_hash, candidates) in enumerate(jobs):
             if isinstance(classify(enrolled_hash), RefusedHash):
                 self.malformed += 1
+                answered.append(job)
                 continue
+            remaining[job] = len(candidates)
+            if not candidates:
+                answered.append(job)
             pairs.extend((job, (enrolled_hash, candidate)) for candidate in candidates)
+        if on_result is not None:
+            for job in answered:
+                on_result(job, False)
 
         def still_open(job: int) -> bool:
             return not matched[job]
 
         def record(job: int, outcome: _Outcome) -> None:
+            if matched[job]:
+                return  # answered already (a pair that was running when another matched)
+            remaining[job] -= 1
             if outcome is _Outcome.MATCH:
                 matched[job] = True
+            if on_result is not None and (matched[job] or not remaining[job]):
+                on_result(job, matched[job])
 
         outcomes = await self._run(pairs, self.workers, still_open, record, background=True)
         counts = Counter(outcomes.values())
@@ -177,14 +216,23 @@ class PasswordVerifier:
         outcomes: dict[int, _Outcome] = {}
         todo = iter(enumerate(pairs))
 
+        async def verify(key: int, enrolled_hash: str, leaked: str) -> _Outcome | None:
+            if not background:
+                return await loop.run_in_executor(self._pool, _verify_one, enrolled_hash, leaked)
+            async with self._background:
+                await self._foreground_idle.wait()
+                if not wanted(key):
+                    return None
+                return await loop.run_in_executor(self._pool, _verify_one, enrolled_hash, leaked)
+
         async def feed() -> None:
             # Shared iterator: each feeder takes the next pair when its previous one is done.
             for position, (key, (enrolled_hash, leaked)) in todo:
-                if background:
-                    await self._foreground_idle.wait()
                 if not wanted(key):
                     continue
-                outcome = await loop.run_in_executor(self._pool, _verify_one, enrolled_hash, leaked)
+                outcome = await verify(key, enrolled_hash, leaked)
+                if outcome is None:
+                    continue
                 outcomes[position] = outcome
                 if record is not None:
                     record(key, outcome)

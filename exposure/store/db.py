@@ -44,7 +44,7 @@ class SchemaOutdated(FatalError):
 
 # The Alembic head this code needs, as a constant so that every command checks it without
 # loading Alembic (tests/integration/test_migrations.py checks it is the shipped head).
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 
 SQLITE_PAGE_BYTES = 16384
 

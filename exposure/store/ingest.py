@@ -16,17 +16,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exposure.clock import utcnow
 from exposure.domain.fingerprints import FINGERPRINT_BYTES
 from exposure.store.dialect import IN_LIST_SIZE, in_lists, upsert
+from exposure.domain.lifecycle import ExposureKey
 from exposure.store.models import (
     Customer,
     CustomerIdentifier,
+    Exposure,
     IngestRun,
     PasswordCheck,
+    Sighting,
+    TweakCheck,
 )
 
 runs = cast(Table, IngestRun.__table__)
 identifiers = cast(Table, CustomerIdentifier.__table__)
 customers = cast(Table, Customer.__table__)
 checks = cast(Table, PasswordCheck.__table__)
+tweak_checks = cast(Table, TweakCheck.__table__)
+sightings = cast(Table, Sighting.__table__)
+exposures = cast(Table, Exposure.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,3 +211,92 @@ async def record_checks(conn: AsyncConnection, verdicts: Mapping[CheckKey, bool]
             for (cid, fp, hk), ok in verdicts.items()
         ],
     )
+
+
+async def known_tweak_checks(
+    conn: AsyncConnection, keys: Collection[CheckKey], guesses: int
+) -> dict[CheckKey, bool]:
+    """Tweak verdicts already recorded for these triples: a match at any budget, and a miss
+    checked with at least ``guesses`` variants (a larger budget than a miss was checked with
+    checks again)."""
+    known: dict[CheckKey, bool] = {}
+    columns = tuple_(
+        tweak_checks.c.customer_id, tweak_checks.c.password_fp, tweak_checks.c.hash_key
+    )
+    for wanted in in_lists(keys, IN_LIST_SIZE // 3):
+        rows = await conn.execute(
+            select(
+                tweak_checks.c.customer_id,
+                tweak_checks.c.password_fp,
+                tweak_checks.c.hash_key,
+                tweak_checks.c.tweaked,
+                tweak_checks.c.guesses,
+            ).where(columns.in_(wanted))
+        )
+        for cid, fp, hk, tweaked, checked_with in rows:
+            if tweaked or checked_with >= guesses:
+                known[(cid, bytes(fp), bytes(hk))] = bool(tweaked)
+    return known
+
+
+async def record_tweak_checks(
+    conn: AsyncConnection, verdicts: Mapping[CheckKey, bool], guesses: int
+) -> None:
+    """Record that these triples were tweak-checked with ``guesses`` variants, and whether one
+    matched (never which)."""
+    if not verdicts:
+        return
+    now = utcnow()
+    statement = upsert(conn, tweak_checks)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[
+                tweak_checks.c.customer_id,
+                tweak_checks.c.password_fp,
+                tweak_checks.c.hash_key,
+            ],
+            set_={
+                "tweaked": statement.excluded.tweaked,
+                "guesses": statement.excluded.guesses,
+                "checked_at": statement.excluded.checked_at,
+            },
+        ),
+        [
+            {
+                "customer_id": cid,
+                "password_fp": fp,
+                "hash_key": hk,
+                "tweaked": tweaked,
+                "guesses": guesses,
+                "checked_at": now,
+            }
+            for (cid, fp, hk), tweaked in verdicts.items()
+        ],
+    )
+
+
+async def written_sightings(
+    conn: AsyncConnection, run_id: int, *, after: int, up_to: int
+) -> set[tuple[ExposureKey, int]]:
+    """The (exposure key, ordinal) of every sighting run ``run_id`` wrote for the events
+    numbered ``after + 1`` to ``up_to``: what an interrupted run committed of a batch before
+    its checkpoint covered it (a resumed run writes the rest only)."""
+    rows = await conn.execute(
+        select(
+            exposures.c.customer_id,
+            exposures.c.identifier_kind,
+            exposures.c.password_fp,
+            exposures.c.site_domain,
+            sightings.c.ordinal,
+        )
+        .join(exposures, exposures.c.exposure_id == sightings.c.exposure_id)
+        .where(
+            sightings.c.run_id == run_id,
+            sightings.c.ordinal > after,
+            sightings.c.ordinal <= up_to,
+        )
+    )
+    return {
+        (ExposureKey(customer_id, kind, bytes(password_fp), site), ordinal)
+        for customer_id, kind, password_fp, site, ordinal in rows
+    }

@@ -264,6 +264,27 @@ class PasswordCheck(Base):
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class TweakCheck(Base):
+    """Each (customer, leaked password, enrolled hash) whose leaked password was stale is
+    tweak-checked once (docs/decisions/tweak-checks.md): the small changes of the leaked
+    password were verified against the hash, and ``tweaked`` says whether one matched.
+
+    Keyed like :class:`PasswordCheck`. Never the variant: which tweak matched, or any tweak at
+    all, is not stored. ``guesses`` is the budget the check used; a larger budget checks again.
+    """
+
+    __tablename__ = "tweak_checks"
+
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.customer_id", ondelete="CASCADE"), primary_key=True
+    )
+    password_fp: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    hash_key: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    tweaked: Mapped[bool] = mapped_column(Boolean)
+    guesses: Mapped[int] = mapped_column(Integer)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class DeliveryAttempt(Base):
     """Every attempt to deliver an outbox event: status, latency, error, outcome."""
 

@@ -1,0 +1,218 @@
+"""Streaming verdicts: a batch's observations are written as their verifications complete
+(docs/decisions/streaming-verdicts.md).
+
+A prepared batch (:class:`~exposure.ingest.evaluator.Prepared`) has groups, one per exposure
+key, each waiting for at most one verdict. :class:`BatchStream` runs the batch's first
+verifications, most urgent first, and as each verdict arrives the groups it decides become
+observations in the batch's :class:`StepBuffer`; the pipeline takes what the buffer holds, a
+step at a time, and commits each step in its own short transaction. A group whose password
+is stale is written as such at once, and its tweaks are then checked behind every first
+verification (:mod:`exposure.ingest.tweak_checks`); a tweak that verifies raises the exposure
+to ``tweaked`` through the same write path (an escalation).
+
+Crash safety: a step saves the run's checkpoint where it stood (it covers only batches whose
+every verification is done). A resumed run reads such a batch again; what the interrupted
+run had written of it is told by its sightings (``written``): an observation whose sightings
+were all written is applied again without them, which changes nothing unless the evidence
+is now stronger (a tweak verdict recorded since), so nothing is counted or sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from exposure.domain.lifecycle import ExposureKey, Observation
+from exposure.domain.policy import PasswordStatus
+from exposure.ingest.evaluator import Group, Prepared
+from exposure.ingest.tweak_checks import TweakChecks, TweakJob
+from exposure.passwords.verifier import PasswordVerifier
+from exposure.store.ingest import CheckKey
+
+# The first step of a batch is small, so the first decisions commit at once; each next step
+# may take twice as many observations (a batch of thousands that need no verification still
+# takes a handful of transactions).
+FIRST_STEP = 1_000
+LARGEST_STEP = 64_000
+
+
+@dataclass(slots=True)
+class Step:
+    """What one transaction writes: observations, and the verdicts they rest on."""
+
+    observations: list[Observation] = field(default_factory=list)
+    verdicts: dict[CheckKey, bool] = field(default_factory=dict)
+    tweak_verdicts: dict[CheckKey, bool] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.observations or self.verdicts or self.tweak_verdicts)
+
+
+class StepBuffer:
+    """What a batch has decided and not yet written. ``written``: the (key, ordinal) sightings
+    an interrupted run already committed of this batch (resumed runs only)."""
+
+    def __init__(self, written: Collection[tuple[ExposureKey, int]] = ()) -> None:
+        self._written = written
+        self._pending: dict[ExposureKey, Observation] = {}
+        self._raised: dict[ExposureKey, Observation] = {}  # escalations of written ones
+        self._step = Step()
+        self._changed = asyncio.Event()
+        self._closed = False
+        self._size = FIRST_STEP
+
+    def add(self, observation: Observation) -> None:
+        """A group decided: one observation for its key (once per key and batch)."""
+        if self._written:
+            key, written = observation.key, self._written
+            # None left: it is applied again without sightings, which counts nowhere.
+            places = observation.sightings
+            observation.sightings = [s for s in places if (key, s.ordinal) not in written]
+        self._pending[observation.key] = observation
+        self._changed.set()
+
+    def escalate(self, observation: Observation) -> None:
+        """Stronger evidence for a key added before (a tweak verified): it replaces the
+        pending observation, or, once that is written, goes as one without sightings."""
+        pending = self._pending.get(observation.key)
+        if pending is not None:
+            observation.sightings = pending.sightings
+            self._pending[observation.key] = observation
+        else:
+            observation.sightings = []
+            self._raised[observation.key] = observation
+        self._changed.set()
+
+    def verdict(self, key: CheckKey, verified: bool) -> None:
+        self._step.verdicts[key] = verified
+        self._changed.set()
+
+    def tweak_verdict(self, key: CheckKey, tweaked: bool) -> None:
+        self._step.tweak_verdicts[key] = tweaked
+        self._changed.set()
+
+    def close(self) -> None:
+        """Nothing more will be added: :meth:`next_step` returns None once all is taken."""
+        self._closed = True
+        self._changed.set()
+
+    async def next_step(self) -> Step | None:
+        """The next step to write, as soon as there is something; None when closed and
+        empty. Escalations and verdicts go whole; pending observations the strongest first,
+        up to the step's size."""
+        while True:
+            step = self._take()
+            if step:
+                return step
+            if self._closed:
+                return None
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _take(self) -> Step:
+        step, self._step = self._step, Step()
+        step.observations.extend(self._raised.values())
+        self._raised.clear()
+        if len(self._pending) <= self._size:
+            step.observations.extend(self._pending.values())
+            self._pending.clear()
+        else:
+            strongest = sorted(self._pending.values(), key=Observation.rank, reverse=True)
+            for observation in strongest[: self._size]:
+                step.observations.append(self._pending.pop(observation.key))
+        if step.observations:
+            self._size = min(2 * self._size, LARGEST_STEP)
+        return step
+
+
+class BatchStream:
+    """Runs one prepared batch's verifications and turns its groups into observations in
+    ``buffer`` as their verdicts come. ``run_verdicts``: this run's verdicts so far (the next
+    batch's look-up trusts them before they are committed); new ones are added."""
+
+    def __init__(
+        self,
+        prepared: Prepared,
+        buffer: StepBuffer,
+        *,
+        verifier: PasswordVerifier,
+        tweaks: TweakChecks,
+        run_verdicts: dict[CheckKey, bool],
+    ) -> None:
+        self._prepared = prepared
+        self._buffer = buffer
+        self._verifier = verifier
+        self._tweaks = tweaks
+        self._run_verdicts = run_verdicts
+        self._waiting: dict[CheckKey, list[Group]] = {}
+        self._tweak_waits: list[CheckKey] = []
+        self._jobs: list[TweakJob] = []
+
+    async def verify(self) -> None:
+        """Every group decided by a first verdict: those that need none at once, then the
+        others as their pairs verify (broker-site leaks first)."""
+        prepared, buffer = self._prepared, self._buffer
+        for group in prepared.groups:
+            if group.check is None:
+                buffer.add(group.observe(group.status(None)))
+            else:
+                self._waiting.setdefault(group.check, []).append(group)
+        for key, verified in prepared.known.items():
+            self._decided(key, verified)
+        keys = list(prepared.todo)
+        if not keys:
+            return
+
+        def on_result(index: int, verified: bool) -> None:
+            key = keys[index]
+            self._run_verdicts[key] = verified
+            buffer.verdict(key, verified)
+            self._decided(key, verified)
+
+        started = time.perf_counter()
+        await self._verifier.verify_many([prepared.todo[k] for k in keys], on_result=on_result)
+        prepared.counts.verify_seconds += time.perf_counter() - started
+        prepared.counts.verifications += len(keys)
+
+    async def check_tweaks(self) -> None:
+        """The tweak checks this batch started (broker-site leaks first), and those of earlier
+        batches its stale groups wait for; returns once every one has answered."""
+        counts = self._prepared.counts
+        broker = self._prepared.broker_checks
+        jobs = sorted(self._jobs, key=lambda job: job.key not in broker)
+
+        def on_answer(key: CheckKey, tweaked: bool) -> None:
+            self._buffer.tweak_verdict(key, tweaked)
+            counts.tweak_checks += 1
+            counts.tweaked += tweaked
+
+        if jobs:
+            await self._tweaks.run(jobs, on_answer)
+        for key in self._tweak_waits:
+            await self._tweaks.wait(key)
+
+    def _decided(self, key: CheckKey, verified: bool) -> None:
+        groups = self._waiting.pop(key, [])
+        if verified or not groups:
+            for group in groups:
+                self._buffer.add(group.observe(PasswordStatus.LIVE))
+            return
+        tweaked = self._prepared.tweaks_known.get(key)
+        if tweaked is None:
+            tweaked = self._tweaks.answer(key)
+        for group in groups:
+            self._buffer.add(group.observe(group.status(False, tweaked)))
+        if tweaked is not None or not self._tweaks.enabled:
+            return
+
+        def on_answer(tweaked: bool) -> None:
+            if tweaked:
+                for group in groups:
+                    self._buffer.escalate(group.observe(PasswordStatus.TWEAKED))
+
+        self._tweak_waits.append(key)
+        if self._tweaks.want(key, on_answer):
+            enrolled_hash, leaked = self._prepared.secrets[key]
+            self._jobs.append(TweakJob(key, enrolled_hash, leaked))
