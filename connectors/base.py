@@ -15,12 +15,13 @@ cursor (network, 429, 5xx: see :mod:`connectors.http`), and one bad item is coun
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 import re
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -276,6 +277,14 @@ class Connector(ABC, Generic[S]):
         generator is closed at the ``yield`` (``GeneratorExit``): do nothing irreversible there.
         After a retriable error the runner calls ``pages`` again with the last stored cursor.
         """
+
+    @classmethod
+    def watch(cls, settings: Any, stop: asyncio.Event) -> AsyncIterator[None] | None:
+        """Changes of this connector's source as they happen (one item per change seen), for
+        a daemon that then runs the connector at once, until ``stop``; its schedule stays as
+        the fallback. ``None`` (the default): the schedule alone. ``settings`` is an instance
+        of :attr:`settings_type`."""
+        return None
 
     @classmethod
     def schedule_variable(cls) -> str:

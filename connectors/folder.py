@@ -2,10 +2,15 @@
 
 * **Ready means stable.** Names starting with ``.`` or ``~$`` and names ending in ``.part``,
   ``.tmp``, ``.partial``, ``.crdownload`` or ``.download`` are never picked up: write under
-  such a name and rename when done (an atomic rename is the reliable way). As a safety net
-  for writers that cannot, an entry is taken only if its size and modification time (for a
-  folder: its files' count, total size and newest mtime) are the same at two looks
-  ``EXPOSURE_FOLDER_SETTLE_SECONDS`` apart; anything still changing waits for the next run.
+  such a name and rename when done (an atomic rename is the reliable way). An entry the
+  daemon's watcher saw arrive that way is taken at once (:mod:`connectors.folder_watch`). As
+  a safety net for writers that cannot, any other entry is taken only if its size and
+  modification time (for a folder: its files' count, total size and newest mtime) are the
+  same at two looks ``EXPOSURE_FOLDER_SETTLE_SECONDS`` apart; anything still changing waits
+  for the next run.
+* **Watched, and polled.** The daemon runs this connector as soon as its watcher sees the
+  inbox change (:meth:`FolderConnector.watch`), and on its schedule as the fallback for
+  network file systems that send no change events.
 * **Folders count.** A top-level folder (an unpacked stealer-log tree) is one input.
 * **Move after commit.** After the ingest committed, the entry moves to ``processed/``; if
   nothing could be read from it at all (corrupt archive, unknown format, unreadable), it moves
@@ -28,11 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from connectors import folder_watch
 from connectors.base import (
     Connector,
     ConnectorSettings,
@@ -54,7 +62,7 @@ PROCESSED = "processed"
 FAILED = "failed"
 IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".download")
 
-Signature = tuple[int, int, int]  # (files, bytes, newest mtime in ns)
+Signature = folder_watch.Signature
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,41 +95,68 @@ class FolderConnector(Connector[FolderSettings]):
     default_schedule = "every 1m"
     description = "drop folder: files and folders put in the inbox are ingested once, then moved"
 
+    @classmethod
+    def watch(cls, settings: Any, stop: asyncio.Event) -> AsyncIterator[None] | None:
+        """The inbox's changes as they happen (:func:`connectors.folder_watch.watch`)."""
+        inbox = Path(settings.path)
+        _prepare(inbox)  # at start-up: the watch needs the folder
+        return folder_watch.watch(
+            inbox, stop, ignored=_ignored, suffixes=IGNORED_SUFFIXES, signature=_signature
+        )
+
     async def pages(self, cursor: Cursor) -> AsyncGenerator[Page, Stored | None]:
         inbox = self.settings.path
         await asyncio.to_thread(_prepare, inbox)
         first = await asyncio.to_thread(_snapshot, inbox)
         if not first:
             return
-        await asyncio.sleep(self.settings.settle_seconds)
+        looked = time.monotonic()
+        # Entries renamed in complete go first, with no settle wait; the others are looked
+        # at again once the settle time has passed (their ingest counts towards it).
+        arrived = folder_watch.take_arrived(inbox, first)
+        settling = {path: sig for path, sig in first.items() if path not in arrived}
+        for settled in (False, True):
+            if not settled:
+                ready = sorted(arrived)
+            elif settling:
+                ready = await self._settled(inbox, settling, looked)
+            else:
+                return
+            for path in ready:
+                problem = await asyncio.to_thread(_unreadable, path)
+                if problem is not None:
+                    await asyncio.to_thread(_move_failed, inbox, path, problem)
+                    continue
+                chunk_bytes = self.settings.chunk_bytes
+                if await asyncio.to_thread(_is_large_plain_file, path, chunk_bytes):
+                    stored = yield LargeFilePage(
+                        files=(path,),
+                        cursor=None,
+                        chunk_bytes=chunk_bytes,
+                        done_folder=inbox / PROCESSED,
+                    )
+                else:
+                    stored = yield FilesPage(files=(path,), cursor=None)
+                # Past the yield: the ingest and its run record have committed.
+                if _chunks_pending(stored):
+                    continue  # the chunk workers move it when its last chunk is done
+                reason = _failure(stored)
+                if reason is None:
+                    await asyncio.to_thread(move_into, path, inbox / PROCESSED)
+                else:
+                    await asyncio.to_thread(_move_failed, inbox, path, reason)
+
+    async def _settled(
+        self, inbox: Path, first: dict[Path, Signature], looked: float
+    ) -> list[Path]:
+        """The entries of ``first`` unchanged a settle time after ``looked``."""
+        await asyncio.sleep(max(0.0, self.settings.settle_seconds - (time.monotonic() - looked)))
         second = await asyncio.to_thread(_snapshot, inbox)
         ready = sorted(path for path, sig in second.items() if first.get(path) == sig)
         waiting = len(second) - len(ready)
         if waiting:
             log.info("folder: %d entr(ies) still changing, left for the next run", waiting)
-        for path in ready:
-            problem = await asyncio.to_thread(_unreadable, path)
-            if problem is not None:
-                await asyncio.to_thread(_move_failed, inbox, path, problem)
-                continue
-            chunk_bytes = self.settings.chunk_bytes
-            if await asyncio.to_thread(_is_large_plain_file, path, chunk_bytes):
-                stored = yield LargeFilePage(
-                    files=(path,),
-                    cursor=None,
-                    chunk_bytes=chunk_bytes,
-                    done_folder=inbox / PROCESSED,
-                )
-            else:
-                stored = yield FilesPage(files=(path,), cursor=None)
-            # Past the yield: the ingest and its run record have committed.
-            if _chunks_pending(stored):
-                continue  # the chunk workers move it when its last chunk is done
-            reason = _failure(stored)
-            if reason is None:
-                await asyncio.to_thread(move_into, path, inbox / PROCESSED)
-            else:
-                await asyncio.to_thread(_move_failed, inbox, path, reason)
+        return ready
 
 
 def _prepare(inbox: Path) -> None:

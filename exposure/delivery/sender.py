@@ -132,6 +132,14 @@ class Deliverer:
         # "endpoint enabled" and clear the flag.
         self._gone = asyncio.Event()
         self._gone_unrecorded = 0
+        # Set by :meth:`wake` (an ingest in this process queued events): an idle run() loop
+        # claims at once instead of at its next poll.
+        self._queued = asyncio.Event()
+
+    def wake(self) -> None:
+        """Events were just queued in this process: :meth:`run` claims them now. (Events
+        queued by other processes are found by its poll.)"""
+        self._queued.set()
 
     async def deliver_due(self, *, limit: int = 100) -> DeliveryReport:
         """Claim up to ``limit`` events due now, send them (bounded concurrency), record."""
@@ -156,7 +164,8 @@ class Deliverer:
         return replace(functools.reduce(operator.add, reports), waiting=waiting)
 
     async def run(self, stop: asyncio.Event, *, idle_seconds: float = 1.0) -> None:
-        """Deliver until ``stop`` is set; sleep ``idle_seconds`` whenever nothing was due.
+        """Deliver until ``stop`` is set; whenever nothing was due, wait ``idle_seconds`` or
+        until :meth:`wake`, whichever comes first.
 
         On ``stop`` no new send starts; sends in flight finish and are recorded first. A
         database outage pauses delivery (with a warning) instead of ending it.
@@ -165,6 +174,7 @@ class Deliverer:
         async def worker() -> None:
             pause = idle_seconds
             while not stop.is_set():
+                self._queued.clear()  # a wake from here on means another round
                 try:
                     report = await self._round(limit=ROUND_SIZE, due_by=None, stop=stop)
                 except (OperationalError, InterfaceError, OSError) as error:
@@ -178,7 +188,9 @@ class Deliverer:
                     await _wait(stop, pause)
                     continue
                 pause = idle_seconds
-                if not report.claimed or report.endpoint is not EndpointState.OK:
+                if not report.claimed:
+                    await _wait_either(stop, self._queued, idle_seconds)
+                elif report.endpoint is not EndpointState.OK:
                     await _wait(stop, idle_seconds)
 
         await _all_or_none([worker() for _ in range(PIPELINE)])
@@ -363,6 +375,16 @@ async def _all_or_none(workers: list[Coroutine[Any, Any, T]]) -> list[T]:
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _wait_either(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Until ``stop`` or ``wake`` is set, or ``seconds`` have passed."""
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
 
 
 def open_session(settings: Settings) -> aiohttp.ClientSession:

@@ -17,6 +17,7 @@ import logging
 import signal
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -28,7 +29,7 @@ from exposure.api.server import serve
 from exposure.delivery.sender import Deliverer
 from exposure.errors import FatalError
 from exposure.passwords.verifier import PasswordVerifier
-from exposure.runtime.jobs import chunks_job, connector_jobs, report_job
+from exposure.runtime.jobs import IngestWiring, chunks_job, connector_jobs, report_job
 from exposure.runtime.scheduler import Job, Schedule
 from exposure.runtime.threads import worker_threads
 from exposure.settings import Settings
@@ -72,16 +73,25 @@ class Daemon:
             )
             verifier = await stack.enter_async_context(PasswordVerifier())
             stack.enter_context(worker_threads())
+            deliverer = Deliverer(engine, settings, session)
+            # Ingests wake the delivery loop as they commit events: a forced reset goes out
+            # as soon as its transaction does, not at the next poll.
+            ingest = IngestWiring(engine, settings, verifier, on_events=deliverer.wake)
+            connector, watched = connector_jobs(ingest, session, self._stop, self.counters)
             jobs = [
-                *connector_jobs(engine, settings, session, verifier, self._stop, self.counters),
-                chunks_job(engine, settings, verifier, self._stop, self.counters),
-                report_job(engine, settings, self.counters),
+                *(self._tracked(job) for job in connector),
+                self._tracked(chunks_job(ingest, self._stop, self.counters)),
+                self._tracked(report_job(engine, settings, self.counters)),
             ]
-            schedule = Schedule([self._tracked(job) for job in jobs], settings.timezone)
+            schedule = Schedule(jobs, settings.timezone)
+            watchers = [
+                asyncio.create_task(self._follow(self._tracked(w.job), w.changes), name=w.job.name)
+                for w in watched
+            ]
             api = asyncio.create_task(
                 serve(create_app(settings, engine), settings.api_listen, self._stop)
             )
-            delivery = asyncio.create_task(Deliverer(engine, settings, session).run(self._stop))
+            delivery = asyncio.create_task(deliverer.run(self._stop))
             schedule.start()
             log.info(
                 "exposure daemon running",
@@ -94,6 +104,9 @@ class Daemon:
                 await self._wait(api, delivery)
             finally:
                 schedule.stop()
+                for watcher in watchers:
+                    watcher.cancel()
+                await asyncio.gather(*watchers, return_exceptions=True)
                 await self._finish_jobs()
                 await asyncio.gather(api, delivery, return_exceptions=True)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -122,20 +135,28 @@ class Daemon:
                 raise FatalError(f"{task.get_name()} stopped: {task.exception()}")
         stop.cancel()
 
+    async def _follow(self, job: Job, changes: AsyncIterator[None]) -> None:
+        """Run ``job`` each time its connector's source changes (it coalesces runs itself)."""
+        async for _ in changes:
+            if self._stop.is_set():
+                return
+            # A task of its own, so the watch goes on noticing changes meanwhile; it ends as
+            # a scheduled run would (the connector run records its own failure).
+            run = asyncio.ensure_future(job.run())
+            run.add_done_callback(_log_failure)
+
     def _tracked(self, job: Job) -> Job:
-        """Register each run's task so shutdown can wait for it."""
+        """Run each run in a task of its own, registered so shutdown can wait for it: the
+        scheduler cancels the runs it started when it stops, and a run must finish its
+        current page instead."""
 
         async def run() -> object:
             if self._stop.is_set():
                 return None
-            task = asyncio.current_task()
-            if task is None:  # not inside a task: nothing to wait for at shutdown
-                return await job.run()
+            task = asyncio.ensure_future(job.run())
             self._running.add(task)
-            try:
-                return await job.run()
-            finally:
-                self._running.discard(task)
+            task.add_done_callback(self._running.discard)
+            return await asyncio.shield(task)
 
         return dataclasses.replace(job, run=run)
 
@@ -150,6 +171,11 @@ class Daemon:
             log.warning(
                 "cancelled %d job(s) still running after %.0fs", len(pending), JOB_GRACE_SECONDS
             )
+
+
+def _log_failure(run: asyncio.Future[object]) -> None:
+    if not run.cancelled() and run.exception() is not None:
+        log.error("a watched connector run failed: %s", type(run.exception()).__name__)
 
 
 async def run_daemon(settings: Settings) -> None:

@@ -2,8 +2,11 @@
 drop-folder dumps, and the weekly report.
 
 Each connector run loads a fresh enrolled index (customers enrolled since the last run are
-matched) and goes through the same runner as ``exposure connectors run``. The report job
-builds, keeps and mails the report, and announces it with a ``report.weekly`` webhook.
+matched) and goes through the same runner as ``exposure connectors run``. A connector that
+can watch its source (the drop folder) is also run as soon as the source changes: its job
+then runs from both the schedule (the fallback) and the watcher, never twice at once, and a
+change seen during a run makes it run once more (:class:`Coalesced`). The report job builds,
+keeps and mails the report, and announces it with a ``report.weekly`` webhook.
 """
 
 from __future__ import annotations
@@ -11,14 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.base import Connector
 from exposure.clock import utcnow
 from exposure.delivery.payloads import report_webhook
 from exposure.ingest.connector_runner import configured_connectors, run_connector
 from exposure.ingest.large_files import work
+from exposure.ingest.matching import EnrolledIndex
 from exposure.ingest.pipeline import Ingestor
 from exposure.passwords.verifier import PasswordVerifier
 from exposure.report.builder import produce_weekly_report
@@ -30,16 +38,65 @@ from exposure.store.leases import new_owner_id
 log = logging.getLogger("exposure.runtime.daemon")
 
 
+@dataclass(frozen=True, slots=True)
+class IngestWiring:
+    """What every ingesting job shares: the engine, the settings, the process's password
+    verifier, and what to call when an ingest queued webhook events (the delivery loop's
+    wake-up)."""
+
+    engine: AsyncEngine
+    settings: Settings
+    verifier: PasswordVerifier
+    on_events: Callable[[], None] | None = None
+
+    def ingestor(self, index: EnrolledIndex | None = None) -> Ingestor:
+        return Ingestor(self.engine, self.settings, index, self.verifier, on_events=self.on_events)
+
+
+class Coalesced:
+    """A job run that never overlaps itself: called while a run is in progress, it asks
+    that run to go once more when it ends and returns at once."""
+
+    def __init__(self, run: Callable[[], Awaitable[object]], stop: asyncio.Event) -> None:
+        self._run = run
+        self._stop = stop
+        self._running = False
+        self._again = False
+
+    async def __call__(self) -> object:
+        if self._running:
+            self._again = True
+            return None
+        self._running = True
+        try:
+            while True:
+                self._again = False
+                result = await self._run()
+                if not self._again or self._stop.is_set():
+                    return result
+        finally:
+            self._running = False
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A job to run whenever ``changes`` yields (a connector's source changed)."""
+
+    job: Job
+    changes: AsyncIterator[None]
+
+
 def connector_jobs(
-    engine: AsyncEngine,
-    settings: Settings,
+    wiring: IngestWiring,
     session: aiohttp.ClientSession,
-    verifier: PasswordVerifier,
     stop: asyncio.Event,
     counters: Counter[str],
-) -> list[Job]:
-    """One job per ``EXPOSURE_CONNECTORS`` entry; settings are checked now, at start-up."""
-    jobs = []
+) -> tuple[list[Job], list[Watched]]:
+    """One job per ``EXPOSURE_CONNECTORS`` entry (settings are checked now, at start-up), and
+    the watches of the connectors that can watch their source."""
+    engine, settings = wiring.engine, wiring.settings
+    jobs: list[Job] = []
+    watched: list[Watched] = []
     for cls in configured_connectors(settings):
         name = cls.name
 
@@ -48,35 +105,36 @@ def connector_jobs(
                 return None
             # A fresh index per run (customers enrolled since are matched), loaded only
             # if the run brings something to match.
-            ingestor = Ingestor(engine, settings, None, verifier)
             summary = await run_connector(
-                engine, settings, session, ingestor, name, once=False, stop=stop
+                engine, settings, session, wiring.ingestor(), name, once=False, stop=stop
             )
             counters[f"connector_runs_{summary.outcome}"] += 1
             return summary
 
         schedule = cls.schedule(settings.environ)
-        jobs.append(
-            Job(
-                name=f"connector:{name}",
-                schedule=schedule.text,
-                run=run,
-                setting=cls.schedule_variable(),
-                # Interval connectors (the drop folder) start working at once.
-                run_at_start=schedule.interval_seconds is not None,
-                quiet=(schedule.interval_seconds or 3600) < 300,
-            )
+        job = Job(
+            name=f"connector:{name}",
+            schedule=schedule.text,
+            run=Coalesced(run, stop),
+            setting=cls.schedule_variable(),
+            # Interval connectors (the drop folder) start working at once.
+            run_at_start=schedule.interval_seconds is not None,
+            quiet=(schedule.interval_seconds or 3600) < 300,
         )
-    return jobs
+        jobs.append(job)
+        changes = _changes(cls, settings, stop)
+        if changes is not None:
+            watched.append(Watched(job, changes))
+    return jobs, watched
 
 
-def chunks_job(
-    engine: AsyncEngine,
-    settings: Settings,
-    verifier: PasswordVerifier,
-    stop: asyncio.Event,
-    counters: Counter[str],
-) -> Job:
+def _changes(
+    cls: type[Connector[Any]], settings: Settings, stop: asyncio.Event
+) -> AsyncIterator[None] | None:
+    return cls.watch(cls.settings_type.from_environ(settings.environ), stop)
+
+
+def chunks_job(wiring: IngestWiring, stop: asyncio.Event, counters: Counter[str]) -> Job:
     """Every replica ingests claimable chunks of large dumps
     (:mod:`exposure.ingest.large_files`), one at a time until none is left. Deliberately not under
     the folder connector's advisory lock: the chunks are shared out row by row with ``FOR UPDATE
@@ -85,10 +143,10 @@ def chunks_job(
 
     async def make_ingestor() -> Ingestor:
         # Loaded per job run, and only once a chunk was claimed: an idle tick is one query.
-        return Ingestor(engine, settings, await Ingestor.load_index(engine), verifier)
+        return wiring.ingestor(await Ingestor.load_index(wiring.engine))
 
     async def run() -> object:
-        done = await work(engine, make_ingestor, owner=owner, stop=stop)
+        done = await work(wiring.engine, make_ingestor, owner=owner, stop=stop)
         counters["chunks_ingested"] += len(done)
         return len(done)
 
