@@ -31,7 +31,6 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure.clock import utcnow
-from exposure.domain.lifecycle import ExposureKey
 from exposure.dumps.fastpath import RecordBlock
 from exposure.dumps.reader import MemberEnd, MemberStart, read_dump, read_range
 from exposure.dumps.records import LeakRecord
@@ -98,6 +97,7 @@ class _InFlight:
     verified: asyncio.Event
     task: asyncio.Task[None]
     cut: _Cut
+    firsts_written: asyncio.Event  # its first decisions are all committed
 
     async def verifications_done(self) -> None:
         """Until ``verified``; raises what the batch raised if it failed first."""
@@ -313,9 +313,10 @@ class Ingestor:
             await waiting[0].verifications_done()
         previous = in_flight[-1] if in_flight else None
         after = previous.cut.ordinal if previous is not None else ctx.run.checkpoint
-        verified = asyncio.Event()
-        task = asyncio.create_task(self._batch(ctx, batch, cut, after, previous, verified))
-        in_flight.append(_InFlight(verified, task, cut))
+        verified, firsts_written = asyncio.Event(), asyncio.Event()
+        buffer = StepBuffer(firsts_written=firsts_written)
+        task = asyncio.create_task(self._batch(ctx, batch, cut, after, previous, buffer, verified))
+        in_flight.append(_InFlight(verified, task, cut, firsts_written))
 
     async def _batch(
         self,
@@ -324,6 +325,7 @@ class Ingestor:
         cut: _Cut,
         after: int,
         previous: _InFlight | None,
+        buffer: StepBuffer,
         verified: asyncio.Event,
     ) -> None:
         """One batch: matched and looked up once the previous batch's first verifications
@@ -333,13 +335,13 @@ class Ingestor:
             await previous.verifications_done()
         prepared = await self._evaluator.prepare(batch, ctx.run.feeds_corpus, ctx.verdicts)
         del batch  # its records: what is left to do needs the matches only
-        written: set[tuple[ExposureKey, int]] = set()
         if ctx.run.resumed and prepared.groups:
             async with self._engine.connect() as conn:
-                written = await ingest_queries.written_sightings(
-                    conn, ctx.run.id, after=after, up_to=cut.ordinal
+                buffer.skip_written(
+                    await ingest_queries.written_sightings(
+                        conn, ctx.run.id, after=after, up_to=cut.ordinal
+                    )
                 )
-        buffer = StepBuffer(written)
         stream = BatchStream(
             prepared,
             buffer,
@@ -347,14 +349,19 @@ class Ingestor:
             tweaks=ctx.tweaks,
             run_verdicts=ctx.verdicts,
         )
-        flushing = asyncio.create_task(self._flush(ctx, buffer))
+        earlier = previous.firsts_written if previous is not None else None
+        flushing = asyncio.create_task(self._flush(ctx, buffer, after=earlier))
         try:
             await stream.verify()
             verified.set()
+            if earlier is not None:
+                await earlier.wait()
+            buffer.first_pass_done()
             await stream.check_tweaks()
             buffer.close()
             await flushing
         except BaseException:
+            buffer.abandon()
             flushing.cancel()
             await asyncio.gather(flushing, return_exceptions=True)
             raise
@@ -366,11 +373,17 @@ class Ingestor:
         INGEST_LINES.inc(cut.reading.lines - lines_before)
         INGEST_RECORDS.inc(prepared.records)
 
-    async def _flush(self, ctx: RunContext, buffer: StepBuffer) -> None:
-        """Write the batch's decisions a step at a time, as they come: while one step
-        commits, the next gathers what arrives meanwhile."""
+    async def _flush(
+        self, ctx: RunContext, buffer: StepBuffer, *, after: asyncio.Event | None
+    ) -> None:
+        """Write the batch's decisions a step at a time, as they come (while one step
+        commits, the next gathers what arrives meanwhile), none before ``after`` (the
+        previous batch's first decisions are committed)."""
         while (step := await buffer.next_step()) is not None:
+            if after is not None:
+                await after.wait()
             await self._write(ctx, step)
+            buffer.committed(step)
 
     async def _write(
         self,

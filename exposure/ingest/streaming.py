@@ -8,7 +8,7 @@ observations in the batch's :class:`StepBuffer`; the pipeline takes what the buf
 step at a time, and commits each step in its own short transaction. A group whose password
 is stale is written as such at once, and its tweaks are then checked behind every first
 verification (:mod:`exposure.ingest.tweak_checks`); a tweak that verifies raises the exposure
-to ``tweaked`` through the same write path (an escalation).
+to ``tweaked`` through the same write path, in a later step (an escalation).
 
 Crash safety: a step saves the run's checkpoint where it stood (it covers only batches whose
 every verification is done). A resumed run reads such a batch again; what the interrupted
@@ -45,6 +45,7 @@ class Step:
     observations: list[Observation] = field(default_factory=list)
     verdicts: dict[CheckKey, bool] = field(default_factory=dict)
     tweak_verdicts: dict[CheckKey, bool] = field(default_factory=dict)
+    firsts: int = 0  # how many of the observations are first decisions (not escalations)
 
     def __bool__(self) -> bool:
         return bool(self.observations or self.verdicts or self.tweak_verdicts)
@@ -52,16 +53,40 @@ class Step:
 
 class StepBuffer:
     """What a batch has decided and not yet written. ``written``: the (key, ordinal) sightings
-    an interrupted run already committed of this batch (resumed runs only)."""
+    an interrupted run already committed of this batch (resumed runs only).
 
-    def __init__(self, written: Collection[tuple[ExposureKey, int]] = ()) -> None:
+    An escalation (a tweak verified) is always written after the observation it raises, in
+    a later step, and a tweak verdict that escalated goes with its escalations: so a stale
+    exposure is written as such, then raised, whatever the timing (the outbox holds the same
+    events on every run), and a run resumed between the two still raises it (the verdict is
+    not recorded yet, so the check runs again and escalates).
+    """
+
+    def __init__(
+        self,
+        written: Collection[tuple[ExposureKey, int]] = (),
+        *,
+        firsts_written: asyncio.Event | None = None,
+    ) -> None:
         self._written = written
+        # Set once every first decision is committed (:meth:`first_pass_done`, then
+        # :meth:`committed`): the next batch writes nothing before, so exposures open in
+        # the order their batches were read, whatever the timing.
+        self.firsts_written = firsts_written or asyncio.Event()
+        self._first_pass = False
+        self._uncommitted = 0
         self._pending: dict[ExposureKey, Observation] = {}
-        self._raised: dict[ExposureKey, Observation] = {}  # escalations of written ones
+        self._raised: dict[ExposureKey, Observation] = {}  # escalations ready to go
+        self._held: dict[ExposureKey, Observation] = {}  # escalations of pending ones
+        self._held_verdicts: dict[CheckKey, bool] = {}  # tweak verdicts that go with them
         self._step = Step()
         self._changed = asyncio.Event()
         self._closed = False
         self._size = FIRST_STEP
+
+    def skip_written(self, written: Collection[tuple[ExposureKey, int]]) -> None:
+        """What an interrupted run committed of this batch (before anything is added)."""
+        self._written = written
 
     def add(self, observation: Observation) -> None:
         """A group decided: one observation for its key (once per key and batch)."""
@@ -71,17 +96,30 @@ class StepBuffer:
             places = observation.sightings
             observation.sightings = [s for s in places if (key, s.ordinal) not in written]
         self._pending[observation.key] = observation
+        self._uncommitted += 1
         self._changed.set()
 
+    def first_pass_done(self) -> None:
+        """Every first decision was added (the batch's first verifications are done)."""
+        self._first_pass = True
+        self._check_firsts()
+
+    def committed(self, step: Step) -> None:
+        """``step`` (from :meth:`next_step`) is committed."""
+        self._uncommitted -= step.firsts
+        self._check_firsts()
+
+    def _check_firsts(self) -> None:
+        if self._first_pass and not self._uncommitted:
+            self.firsts_written.set()
+
     def escalate(self, observation: Observation) -> None:
-        """Stronger evidence for a key added before (a tweak verified): it replaces the
-        pending observation, or, once that is written, goes as one without sightings."""
-        pending = self._pending.get(observation.key)
-        if pending is not None:
-            observation.sightings = pending.sightings
-            self._pending[observation.key] = observation
+        """Stronger evidence for a key added before (a tweak verified), as an observation
+        without sightings (they were counted with the one it raises)."""
+        observation.sightings = []
+        if observation.key in self._pending:
+            self._held[observation.key] = observation
         else:
-            observation.sightings = []
             self._raised[observation.key] = observation
         self._changed.set()
 
@@ -90,7 +128,11 @@ class StepBuffer:
         self._changed.set()
 
     def tweak_verdict(self, key: CheckKey, tweaked: bool) -> None:
-        self._step.tweak_verdicts[key] = tweaked
+        """A tweak check's answer (after its escalations, if any, were added)."""
+        if self._held:
+            self._held_verdicts[key] = tweaked
+        else:
+            self._step.tweak_verdicts[key] = tweaked
         self._changed.set()
 
     def close(self) -> None:
@@ -98,10 +140,15 @@ class StepBuffer:
         self._closed = True
         self._changed.set()
 
+    def abandon(self) -> None:
+        """The batch failed: nothing more is written, and the next batch must not wait."""
+        self.close()
+        self.firsts_written.set()
+
     async def next_step(self) -> Step | None:
         """The next step to write, as soon as there is something; None when closed and
-        empty. Escalations and verdicts go whole; pending observations the strongest first,
-        up to the step's size."""
+        empty. Verdicts and ready escalations go whole; pending observations the strongest
+        first, up to the step's size."""
         while True:
             step = self._take()
             if step:
@@ -115,13 +162,20 @@ class StepBuffer:
         step, self._step = self._step, Step()
         step.observations.extend(self._raised.values())
         self._raised.clear()
-        if len(self._pending) <= self._size:
+        if self._held or len(self._pending) <= self._size:
+            # (Escalations wait for their observations: every pending one goes now, and the
+            # escalations, with their verdicts, in the next step.)
             step.observations.extend(self._pending.values())
+            step.firsts = len(self._pending)
             self._pending.clear()
+            self._raised, self._held = self._held, {}
+            self._step.tweak_verdicts.update(self._held_verdicts)
+            self._held_verdicts.clear()
         else:
             strongest = sorted(self._pending.values(), key=Observation.rank, reverse=True)
             for observation in strongest[: self._size]:
                 step.observations.append(self._pending.pop(observation.key))
+            step.firsts = min(self._size, len(strongest))
         if step.observations:
             self._size = min(2 * self._size, LARGEST_STEP)
         return step

@@ -80,18 +80,18 @@ class TweakChecks:
         self, jobs: Sequence[TweakJob], on_answer: Callable[[CheckKey, bool], None]
     ) -> None:
         """Verify each job's tweaks (in the order given, behind first verifications) and
-        answer each as soon as it is known: ``on_answer`` first (the caller records the
-        verdict), then every dependent, in one go."""
+        answer each as soon as it is known: every dependent (they escalate), then
+        ``on_answer`` (the caller records the verdict), in one go."""
         candidates = [(job.enrolled_hash, tweaks(job.leaked, self.guesses)) for job in jobs]
 
         def answered(index: int, tweaked: bool) -> None:
             key = jobs[index].key
-            on_answer(key, tweaked)
             check = self._checks[key]
             check.tweaked = tweaked
             for dependent in check.dependents:
                 dependent(tweaked)
             check.dependents.clear()
+            on_answer(key, tweaked)
             check.done.set()
 
         try:

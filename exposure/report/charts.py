@@ -32,6 +32,7 @@ CATEGORY_COLOURS = {
     "notify": AMBER,
     "none": GREY,
     "live": RED,
+    "tweaked": "#d9534f",
     "unknown": AMBER,
     "absent": "#c0841a",
     "stale": GREY,

@@ -5,7 +5,8 @@ Definitions (all over the report week ``[start, end)``, local Monday 00:00 to th
 
 * new exposures: exposures whose ``first_seen`` is in the week, by action, password status and
   leak type; customers affected: distinct customers among them; live credentials: those whose
-  leaked password verified against the enrolled hash (``password_status = live``).
+  leaked password verified against the enrolled hash (``password_status = live``); a close
+  variant of it verifying instead (``tweaked``) is its own status, not counted there.
 * resets requested: distinct exposures for which an ``exposure.force_reset`` webhook event was
   written in the week (new force_reset exposures and escalations from notify), delivered or not.
 * resets confirmed: force_reset exposures whose ``resolution`` is ``reset_completed`` with
@@ -43,7 +44,7 @@ from exposure.report.weeks import IsoWeek, WeekNotStarted
 from exposure.store import report_queries as q
 
 ACTIONS = ("force_reset", "notify", "none")
-PASSWORD_STATUSES = ("live", "unknown", "absent", "stale")
+PASSWORD_STATUSES = ("live", "tweaked", "unknown", "absent", "stale")
 LEAK_TYPES = ("combo", "ulp", "stealer_log", "session_cookie", "breach_record", "feed_alert")
 OUTBOX_STATES = ("delivered", "pending", "failed", "dead")
 ATTEMPT_OUTCOMES = ("delivered", "retry", "dead", "disabled", "replayed")

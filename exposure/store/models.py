@@ -127,7 +127,8 @@ class Exposure(Base):
         UniqueConstraint("customer_id", "identifier_kind", "password_fp", "site_domain"),
         CheckConstraint("action IN ('force_reset', 'notify', 'none')", name="action"),
         CheckConstraint(
-            "password_status IN ('live', 'stale', 'unknown', 'absent')", name="password_status"
+            "password_status IN ('live', 'tweaked', 'stale', 'unknown', 'absent')",
+            name="password_status",
         ),
         Index(None, "first_seen"),
         Index(None, "action", "state"),

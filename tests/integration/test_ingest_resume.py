@@ -1,6 +1,7 @@
 """Crash safety: an ingest killed with SIGKILL at any moment, then run again, ends with exactly
-the exposures, sightings, outbox rows and corpus counts of an uninterrupted run. And the native
-fast path writes exactly what the pure-Python path writes."""
+the exposures (live, tweaked, stale and unknown ones), sightings, outbox rows and corpus counts
+of an uninterrupted run, although observations are committed as their verifications complete.
+And the native fast path writes exactly what the pure-Python path writes."""
 
 from __future__ import annotations
 
@@ -48,7 +49,15 @@ def _write_inputs(tmp_path: Path) -> tuple[Path, Path]:
     for i in range(LINES):
         if i % 15 == 0:  # hits, with repeats of the same exposure across the file
             n = rng.randrange(CUSTOMERS)
-            password = "Sakura#2025" if rng.random() < 0.5 else f"guess{rng.randrange(5)}"
+            draw = rng.random()
+            # Live, tweaked (the current password is the leaked one counted up) or stale.
+            password = (
+                "Sakura#2025"
+                if draw < 0.4
+                else "Sakura#2024"
+                if draw < 0.55
+                else f"guess{rng.randrange(5)}"
+            )
             lines.append(f"resume.user{n}@example.jp:{password}")
         else:
             lines.append(f"stranger{i}@example.org:pw{rng.randrange(10**6)}")
@@ -148,6 +157,8 @@ async def test_kill_9_at_any_moment_then_resume(
     async with db.open_engine(empty_database_url) as reference_engine:
         reference = await _state(reference_engine)
     assert resumed["exposures"] and resumed["sightings"] and resumed["outbox"]
+    statuses = {status for _, _, status, _, _ in resumed["exposures"]}
+    assert {"live", "tweaked", "stale", "unknown"} <= statuses
     assert resumed == reference
 
 

@@ -216,7 +216,13 @@ async def test_json_has_every_figure(
     assert set(data["headline"]) == set(data["changes"]) == set(data["previous_week"]) - {"week"}
     assert data["period"] == {"start": "2025-05-11T15:00:00Z", "end": "2025-05-18T15:00:00Z"}
     assert len(data["trend"]) == 12
-    assert set(data["new_exposures_by_password_status"]) == {"live", "unknown", "absent", "stale"}
+    assert set(data["new_exposures_by_password_status"]) == {
+        "live",
+        "tweaked",
+        "unknown",
+        "absent",
+        "stale",
+    }
     assert set(data["delivery"]["events_by_state"]) == {"delivered", "pending", "failed", "dead"}
     assert data["headline"]["sla_breaches"] == len(data["sla"]["breaches"])
     # A closed week: figures run to its end, and it had data.
