@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.clock import utcnow
 from exposure.domain.fingerprints import FINGERPRINT_BYTES
-from exposure.store.dialect import IN_LIST_SIZE, in_lists, upsert
 from exposure.domain.lifecycle import ExposureKey
+from exposure.store.dialect import IN_LIST_SIZE, in_lists, upsert
 from exposure.store.models import (
     Customer,
     CustomerIdentifier,
