@@ -111,17 +111,26 @@ class FolderConnector(Connector[FolderSettings]):
         if not first:
             return
         looked = time.monotonic()
-        # Entries renamed in complete go first, with no settle wait; the others are looked
-        # at again once the settle time has passed (their ingest counts towards it).
-        arrived = folder_watch.take_arrived(inbox, first)
-        settling = {path: sig for path, sig in first.items() if path not in arrived}
-        for settled in (False, True):
-            if not settled:
-                ready = sorted(arrived)
-            elif settling:
-                ready = await self._settled(inbox, settling, looked)
-            else:
-                return
+        arrivals = folder_watch.arrivals(inbox)
+        # Entries renamed in complete go at once, with no settle wait (also those arriving
+        # while the others settle); the others are looked at again once the settle time has
+        # passed since the first look (the ingests meanwhile count towards it).
+        settling = dict(first)
+        while True:
+            ready = sorted(arrivals.take(await asyncio.to_thread(_snapshot, inbox)))
+            for path in ready:
+                settling.pop(path, None)
+            if not ready:
+                if not settling:
+                    return
+                remaining = self.settings.settle_seconds - (time.monotonic() - looked)
+                if remaining > 0:
+                    await arrivals.wait(remaining)
+                    continue
+                ready = await asyncio.to_thread(_settled, inbox, settling)
+                settling = {}
+                if not ready:
+                    return
             for path in ready:
                 problem = await asyncio.to_thread(_unreadable, path)
                 if problem is not None:
@@ -146,17 +155,15 @@ class FolderConnector(Connector[FolderSettings]):
                 else:
                     await asyncio.to_thread(_move_failed, inbox, path, reason)
 
-    async def _settled(
-        self, inbox: Path, first: dict[Path, Signature], looked: float
-    ) -> list[Path]:
-        """The entries of ``first`` unchanged a settle time after ``looked``."""
-        await asyncio.sleep(max(0.0, self.settings.settle_seconds - (time.monotonic() - looked)))
-        second = await asyncio.to_thread(_snapshot, inbox)
-        ready = sorted(path for path, sig in second.items() if first.get(path) == sig)
-        waiting = len(second) - len(ready)
-        if waiting:
-            log.info("folder: %d entr(ies) still changing, left for the next run", waiting)
-        return ready
+
+def _settled(inbox: Path, first: dict[Path, Signature]) -> list[Path]:
+    """The entries of ``first`` unchanged at this second look."""
+    second = _snapshot(inbox)
+    ready = sorted(path for path, sig in second.items() if first.get(path) == sig)
+    waiting = len(second) - len(ready)
+    if waiting:
+        log.info("folder: %d entr(ies) still changing, left for the next run", waiting)
+    return ready
 
 
 def _prepare(inbox: Path) -> None:

@@ -10,7 +10,8 @@ An entry renamed into the inbox from a name the connector never picks up (``.dum
 -> ``dump.txt``: a dotfile, ``.part``, ``.tmp``, ...) was complete when it appeared, which is
 what the README asks writers to do: the watcher sees the old name go and the new one come in
 the same moment, records the new entry's signature (:func:`arrivals`), and the connector takes
-it without the settle wait while its signature is unchanged. Anything else (written in place,
+it without the settle wait while its signature is unchanged (a run waiting for other entries
+to settle is woken to take it at once). Anything else (written in place,
 moved in from another folder, or an ambiguous rename) waits for the settle check as before.
 """
 
@@ -21,6 +22,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from contextlib import suppress
 from pathlib import Path
 
 import watchfiles
@@ -34,22 +36,58 @@ PAIRING_SECONDS = 2.0
 # Events of one moment are gathered for this long (ms) before the watcher reports them.
 DEBOUNCE_MS = 50
 
-_arrivals: dict[Path, dict[str, Signature]] = {}
+# An arrival nobody took (the entry went away first) is forgotten after this long.
+FORGET_SECONDS = 3600.0
 
 
-def arrivals(inbox: Path) -> dict[str, Signature]:
-    """The entries of ``inbox`` (by name) that arrived complete, with their signature then
-    (shared by the watcher, which fills it, and the connector, which takes from it)."""
-    return _arrivals.setdefault(inbox.resolve(), {})
+class Arrivals:
+    """The entries of one inbox that arrived complete (by name), with their signature then:
+    the watcher records them, the connector takes them. A connector run waiting for other
+    entries to settle is woken by each new arrival (:meth:`wait`)."""
+
+    def __init__(self) -> None:
+        self._recorded: dict[str, tuple[Signature, float]] = {}
+        self._event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def record(self, name: str, signature: Signature) -> None:
+        now = time.monotonic()
+        self._recorded = {
+            n: seen for n, seen in self._recorded.items() if now - seen[1] < FORGET_SECONDS
+        }
+        self._recorded[name] = (signature, now)
+        self._changed().set()
+
+    def take(self, snapshot: dict[Path, Signature]) -> set[Path]:
+        """The entries of ``snapshot`` that arrived complete and have not changed since (an
+        arrival that changed since is forgotten: it waits for the settle check)."""
+        self._changed().clear()  # what arrives from now on wakes a waiting run
+        ready = set()
+        for path, signature in snapshot.items():
+            recorded = self._recorded.pop(path.name, None)
+            if recorded is not None and recorded[0] == signature:
+                ready.add(path)
+        return ready
+
+    async def wait(self, seconds: float) -> None:
+        """Until an entry arrives (since the last :meth:`take`), or ``seconds`` have passed."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._changed().wait(), seconds)
+
+    def _changed(self) -> asyncio.Event:
+        # One event per event loop (tests run several loops in one process).
+        loop = asyncio.get_running_loop()
+        if self._event is None or self._loop is not loop:
+            self._event, self._loop = asyncio.Event(), loop
+        return self._event
 
 
-def take_arrived(inbox: Path, snapshot: dict[Path, Signature]) -> set[Path]:
-    """The entries of ``snapshot`` that arrived complete and have not changed since; every
-    other recorded arrival (changed, gone) is forgotten."""
-    recorded = arrivals(inbox)
-    ready = {path for path, sig in snapshot.items() if recorded.get(path.name) == sig}
-    recorded.clear()
-    return ready
+_arrivals: dict[Path, Arrivals] = {}
+
+
+def arrivals(inbox: Path) -> Arrivals:
+    """The arrivals of ``inbox`` (one registry per folder, in this process)."""
+    return _arrivals.setdefault(inbox.resolve(), Arrivals())
 
 
 def stem(name: str, suffixes: Iterable[str]) -> str:
@@ -98,9 +136,16 @@ async def watch(
     cannot be watched."""
     recorded = arrivals(inbox)
     staged: list[tuple[str, float]] = []  # ignored names seen going, and when
+    # The watch is set up in the same step as this line is logged (before the first wait).
+    log.info("folder: watching the inbox for new entries (the schedule polls as well)")
     try:
         async for changes in watchfiles.awatch(
-            inbox, stop_event=stop, recursive=False, debounce=DEBOUNCE_MS, step=DEBOUNCE_MS // 2
+            inbox,
+            stop_event=stop,
+            watch_filter=None,  # every event: staging names going away are what pairs a rename
+            recursive=False,
+            debounce=DEBOUNCE_MS,
+            step=DEBOUNCE_MS // 2,
         ):
             now = time.monotonic()
             seen = [(change, Path(path).name) for change, path in changes]
@@ -115,7 +160,7 @@ async def watch(
             names = [name for name, _ in staged]
             for name in renamed_in(added, names, suffixes):
                 try:
-                    recorded[name] = await asyncio.to_thread(signature, inbox / name)
+                    recorded.record(name, await asyncio.to_thread(signature, inbox / name))
                 except OSError:
                     continue  # gone already: the connector's snapshot will not see it either
             staged = _unpaired(staged, names)

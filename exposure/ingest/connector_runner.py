@@ -37,7 +37,7 @@ import hashlib
 import hmac
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -269,8 +269,11 @@ class _Run:
             outcome: Stored | None = None
             while True:
                 try:
-                    page = await pages.asend(outcome)
+                    page = await self._next_page(pages, outcome)
                 except StopAsyncIteration:
+                    return
+                if page is None:  # stopped while the connector was getting its next page
+                    self.stopped = True
                     return
                 outcome, ingested = await self._store(page)
                 self.cursor = page.cursor
@@ -294,6 +297,25 @@ class _Run:
                     self.stopped = True
                     log.info("connector %s: stopping after %d pages", self.name, self.pages)
                     return
+
+    async def _next_page(
+        self, pages: AsyncGenerator[Page, Stored | None], outcome: Stored | None
+    ) -> Page | None:
+        """The connector's next page, or None when ``stop`` comes first: nothing of that page
+        is stored yet, so the wait for it (a settle time, a download) ends at once."""
+        if self.stop is None:
+            return await pages.asend(outcome)
+        fetching = asyncio.ensure_future(pages.asend(outcome))
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if fetching.done():
+            return fetching.result()
+        fetching.cancel()
+        await asyncio.gather(fetching, return_exceptions=True)
+        return None
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
