@@ -1,12 +1,29 @@
-"""Detection latency: from a dump landing in the inbox to the webhook's 2xx, through the daemon.
+"""Detection latency: from a dump renamed into the inbox of a running ``exposure run`` (default
+configuration: the watched drop folder, its default schedule and settle time) to the broker's
+receiver on 127.0.0.1 answering 2xx. Three scenarios, each with a baseline measured in the
+same run:
 
-A 100,000-line combo list (default) with H hitting customers is renamed into the watched inbox
-of a running ``exposure run``; a receiver on 127.0.0.1 records when each webhook arrives.
-Figures: time to the first and to the last webhook, p50/p99 over all of them. Baseline, in the
-same run: the same dump handled by hand, ``exposure ingest`` then ``exposure deliver``, timed
-from the start of the ingest to the last 2xx (what the daemon adds is scheduling and polling).
+* ``drop`` (issue 18): a 100,000-line combo list with ``--hits`` live passwords (argon2-cffi
+  defaults). Target: the first force_reset's 2xx within 3 s. Baseline: the same dump by hand,
+  ``exposure ingest`` then ``exposure deliver``.
+* ``live`` (issue 18): a 100,000-line dump carrying ``--customers`` (2,000) enrolled customers'
+  live passwords (argon2-cffi defaults). Targets: the first force_reset's 2xx within 3 s, the
+  last within 10% of the time the verifications alone take on this machine's cores (the
+  baseline: ``PasswordVerifier().verify_many`` over the same pairs, in this process).
+* ``tweaks`` (issue 17): ``--stale`` (1,000) stale matches in the first half of the dump and
+  ``--live`` live ones in the second half (batches of 50,000 lines, so the live ones come in a
+  later batch than the stale ones' tweak work), at the default tweak budget. Target: the time to
+  the first force_reset does not grow against the same dump with ``EXPOSURE_TWEAK_GUESSES=0``
+  (same run). Also tweak verifications per second, the pool against one thread (target 1.8x on
+  2 cores). Hashes: argon2id t=2 m=19 MiB p=1 (OWASP's minimum; argon2-cffi's defaults with
+  ``--hasher default``), so 20 guesses for 1,000 stale passwords stay a few minutes of work.
 
-    python bench/detection_bench.py [--lines N] [--hits H]
+Hashes are made once and cached under ``~/.cache/exposure-bench``. Timing-sensitive: run it
+on a quiet machine.
+
+    python bench/detection_bench.py drop [--hits 100]
+    python bench/detection_bench.py live [--customers 2000]
+    python bench/detection_bench.py tweaks [--stale 1000] [--live 20] [--hasher owasp|default]
 """
 
 from __future__ import annotations
@@ -18,46 +35,62 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import argon2
 from aiohttp import web
 
+from exposure.passwords.tweaks import tweaks
+from exposure.passwords.verifier import PasswordVerifier
+
 PEPPER = "cd" * 32
+BROKER = "mirai-sec.co.jp"
+CACHE = Path.home() / ".cache" / "exposure-bench"
+HASHERS = {
+    "default": {},  # argon2-cffi's defaults: t=3, m=64 MiB, p=4
+    "owasp": {"time_cost": 2, "memory_cost": 19456, "parallelism": 1},
+}
 
 
-def write_inputs(work: Path, lines: int, hits: int) -> tuple[Path, Path]:
-    rng = random.Random(5)
-    customers = work / "customers.csv"
-    with customers.open("w") as out:
-        out.write("customer_id,email,login_id,phone,password_hash\n")
-        for n in range(hits * 10):
-            out.write(f"C{n:06d},bench.user{n}@example.jp,,,\n")
-    hit_lines = set(rng.sample(range(lines), hits))
-    dump = work / "dump.txt"
-    with dump.open("w") as out:
-        for i in range(lines):
-            login = (
-                f"bench.user{i % (hits * 10)}@example.jp" if i in hit_lines else f"x{i}@example.org"
-            )
-            out.write(f"{login}:pw{rng.randrange(10**9)}\n")
-    return customers, dump
+def _hash(args: tuple[str, dict[str, int]]) -> str:
+    password, params = args
+    return str(argon2.PasswordHasher(**params).hash(password))
+
+
+def hashes(passwords: list[str], hasher: str) -> list[str]:
+    """argon2 hashes of ``passwords``, made on every core once and cached."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{hasher}.json"
+    cached: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [p for p in passwords if p not in cached]
+    if missing:
+        print(f"hashing {len(missing)} passwords ({hasher}), cached for later runs", flush=True)
+        with ProcessPoolExecutor() as pool:
+            made = pool.map(_hash, [(p, HASHERS[hasher]) for p in missing], chunksize=8)
+            cached.update(zip(missing, made, strict=True))
+        path.write_text(json.dumps(cached))
+    return [cached[p] for p in passwords]
 
 
 class Receiver:
+    """Answers 204 and records when each webhook arrived, and its type."""
+
     def __init__(self) -> None:
-        self.arrivals: list[float] = []
+        self.arrivals: list[tuple[float, str]] = []
 
     async def start(self) -> tuple[web.AppRunner, str]:
         async def hook(request: web.Request) -> web.Response:
-            await request.read()
-            self.arrivals.append(time.time())
+            body = json.loads(await request.read())
+            self.arrivals.append((time.time(), body["type"]))
             return web.Response(status=204)
 
         app = web.Application()
@@ -68,24 +101,44 @@ class Receiver:
         await site.start()
         return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
 
+    def resets(self) -> list[float]:
+        return sorted(at for at, kind in self.arrivals if kind == "exposure.force_reset")
 
-def env_for(work: Path, db: str, url: str) -> dict[str, str]:
+
+def env_for(work: Path, db: str, url: str, **extra: str) -> dict[str, str]:
+    """The default configuration, but for the database, the receiver and the inbox."""
     return {
         **os.environ,
         "EXPOSURE_PEPPER": PEPPER,
         "EXPOSURE_DATABASE_URL": f"sqlite+aiosqlite:///{work / db}",
+        "EXPOSURE_BROKER_DOMAINS": BROKER,
         "EXPOSURE_WEBHOOK_URL": url,
         "EXPOSURE_WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
         "EXPOSURE_API_LISTEN": "127.0.0.1:0",
         "EXPOSURE_FOLDER_PATH": str(work / "inbox"),
-        "EXPOSURE_FOLDER_SCHEDULE": "every 1s",
-        "EXPOSURE_FOLDER_SETTLE_SECONDS": "0.5",
         "EXPOSURE_LOG_FORMAT": "json",
+        **extra,
     }
 
 
-def figures(start: float, arrivals: list[float]) -> dict[str, Any]:
-    latencies = sorted(t - start for t in arrivals)
+def write_customers(path: Path, customers: list[tuple[str, str]]) -> None:
+    with path.open("w") as out:
+        out.write("customer_id,email,login_id,phone,password_hash\n")
+        for n, (email, phc) in enumerate(customers):
+            out.write(f"C{n:06d},{email},,,{phc}\n")
+
+
+def write_dump(path: Path, lines: int, hits: dict[int, str]) -> None:
+    """``lines`` combo lines; line ``i`` in ``hits`` is that leak, the others strangers."""
+    rng = random.Random(5)
+    with path.open("w") as out:
+        for i in range(lines):
+            out.write(hits.get(i) or f"x{i}@example.org:pw{rng.randrange(10**9)}")
+            out.write("\n")
+
+
+def figures(start: float, times: list[float]) -> dict[str, Any]:
+    latencies = sorted(t - start for t in times)
     if not latencies:
         return {"webhooks": 0}
     return {
@@ -93,87 +146,237 @@ def figures(start: float, arrivals: list[float]) -> dict[str, Any]:
         "first_s": round(latencies[0], 2),
         "last_s": round(latencies[-1], 2),
         "p50_s": round(statistics.median(latencies), 2),
-        "p99_s": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 2),
     }
 
 
 async def command(exposure: str, *args: str, env: dict[str, str], cwd: Path) -> None:
     """Run a CLI command without blocking the loop: the receiver must keep answering."""
     process = await asyncio.create_subprocess_exec(
-        exposure,
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        exposure, *args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     if await process.wait() != 0:
         raise SystemExit(f"exposure {' '.join(args)} failed")
 
 
-async def wait_for(receiver: Receiver, count: int, timeout: float) -> None:
+async def until(condition: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while len(receiver.arrivals) < count and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
-async def run(lines: int, hits: int, exposure: str) -> dict[str, Any]:
+async def daemon_run(
+    exposure: str,
+    work: Path,
+    env: dict[str, str],
+    customers: Path,
+    dump: Path,
+    receiver: Receiver,
+    *,
+    wanted: int,
+    timeout: float,
+    kill: bool = False,
+) -> dict[str, Any]:
+    """Enrol, start ``exposure run``, rename ``dump`` into its inbox, wait for ``wanted``
+    force_reset webhooks; the figures from the rename."""
+    receiver.arrivals.clear()
+    inbox = work / "inbox"
+    inbox.mkdir(exist_ok=True)
+    await command(exposure, "db", "upgrade", env=env, cwd=work)
+    await command(exposure, "enroll", str(customers), env=env, cwd=work)
+    log = work / "daemon.log"
+    daemon = subprocess.Popen(
+        [exposure, "run"], env=env, cwd=work, stderr=log.open("wb"), stdout=subprocess.DEVNULL
+    )
+    try:
+        await until(lambda: "watching the inbox" in log.read_text(), timeout=60)
+        staged = inbox / f".{dump.name}.part"
+        await asyncio.to_thread(shutil.copyfile, dump, staged)
+        start = time.time()
+        staged.rename(inbox / dump.name)
+        await until(lambda: len(receiver.resets()) >= wanted, timeout)
+        result = figures(start, receiver.resets())
+    finally:
+        daemon.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        daemon.wait(timeout=120)
+    return result
+
+
+async def drop(exposure: str, work: Path, receiver: Receiver, url: str, hits: int) -> Any:
+    passwords = [f"Drop#{n}-current" for n in range(hits)]
+    phcs = hashes(passwords, "default")
+    customers = work / "customers.csv"
+    write_customers(customers, [(f"drop.user{n}@example.jp", h) for n, h in enumerate(phcs)])
+    rng = random.Random(7)
+    at = rng.sample(range(100_000), hits)
+    dump = work / "dump.txt"
+    write_dump(
+        dump, 100_000, {i: f"drop.user{n}@example.jp:{passwords[n]}" for n, i in enumerate(at)}
+    )
+
+    env = env_for(work, "manual.db", url)
+    await command(exposure, "db", "upgrade", env=env, cwd=work)
+    await command(exposure, "enroll", str(customers), env=env, cwd=work)
+    receiver.arrivals.clear()
+    start = time.time()
+    await command(exposure, "ingest", str(dump), env=env, cwd=work)
+    await command(exposure, "deliver", env=env, cwd=work)
+    manual = figures(start, receiver.resets())
+
+    env = env_for(work, "daemon.db", url)
+    detected = await daemon_run(
+        exposure, work, env, customers, dump, receiver, wanted=hits, timeout=600
+    )
+    return {
+        "scenario": "drop",
+        "lines": 100_000,
+        "live_passwords": hits,
+        "daemon_inbox_to_2xx": detected,
+        "baseline_manual_ingest_then_deliver": manual,
+        "target_first_2xx_within_3s": detected.get("first_s", 1e9) <= 3.0,
+    }
+
+
+async def live(exposure: str, work: Path, receiver: Receiver, url: str, count: int) -> Any:
+    passwords = [f"Live#{n}-current" for n in range(count)]
+    phcs = hashes(passwords, "default")
+    customers = work / "customers.csv"
+    write_customers(customers, [(f"live.user{n}@example.jp", h) for n, h in enumerate(phcs)])
+    at = random.Random(11).sample(range(100_000), count)
+    dump = work / "dump.txt"
+    write_dump(
+        dump, 100_000, {i: f"live.user{n}@example.jp:{passwords[n]}" for n, i in enumerate(at)}
+    )
+
+    # Baseline: the verifications alone, on every core, the same pairs.
+    async with PasswordVerifier() as verifier:
+        started = time.perf_counter()
+        verified = await verifier.verify_many(list(zip(phcs, passwords, strict=True)))
+        alone = time.perf_counter() - started
+        workers = verifier.workers
+    assert all(verified)
+
+    env = env_for(work, "daemon.db", url)
+    detected = await daemon_run(
+        exposure, work, env, customers, dump, receiver, wanted=count, timeout=3600
+    )
+    last = detected.get("last_s", 1e9)
+    return {
+        "scenario": "live",
+        "lines": 100_000,
+        "live_passwords": count,
+        "daemon_inbox_to_2xx": detected,
+        "baseline_verifications_alone_s": round(alone, 2),
+        "baseline_workers": workers,
+        "last_over_baseline": round(last / alone, 3),
+        "target_first_2xx_within_3s": detected.get("first_s", 1e9) <= 3.0,
+        "target_last_within_10pct": last <= 1.1 * alone,
+    }
+
+
+async def tweak_rate(phcs: list[str], leaked: list[str]) -> dict[str, Any]:
+    """Tweak verifications per second: the pool against one thread, the same jobs (none
+    matches, so every guess is verified)."""
+    jobs = [(phc, tweaks(pw, 20)) for phc, pw in zip(phcs, leaked, strict=True)]
+    guesses = sum(len(candidates) for _, candidates in jobs)
+    rates = {}
+    for name, workers in (("one_thread", 1), ("pool", None)):
+        async with PasswordVerifier(workers=workers) as verifier:
+            started = time.perf_counter()
+            assert not any(await verifier.verify_any(jobs))
+            rates[name] = guesses / (time.perf_counter() - started)
+    return {
+        "guesses": guesses,
+        "one_thread_per_s": round(rates["one_thread"], 1),
+        "pool_per_s": round(rates["pool"], 1),
+        "ratio": round(rates["pool"] / rates["one_thread"], 2),
+        "target_ratio_1_8": rates["pool"] / rates["one_thread"] >= 1.8,
+    }
+
+
+async def tweak_scenario(
+    exposure: str,
+    work: Path,
+    receiver: Receiver,
+    url: str,
+    stale: int,
+    live_count: int,
+    hasher: str,
+) -> Any:
+    current = [f"Stale#{n}-now" for n in range(stale)] + [f"Tw#{n}-live" for n in range(live_count)]
+    phcs = hashes(current, hasher)
+    customers = work / "customers.csv"
+    emails = [f"tw.user{n}@example.jp" for n in range(stale + live_count)]
+    write_customers(customers, list(zip(emails, phcs, strict=True)))
+    rng = random.Random(13)
+    hits = {
+        i: f"{emails[n]}:Leaked{n}pw2024" for n, i in enumerate(rng.sample(range(50_000), stale))
+    }
+    for n, i in enumerate(rng.sample(range(50_000, 100_000), live_count)):
+        hits[i] = f"{emails[stale + n]}:{current[stale + n]}"
+    dump = work / "dump.txt"
+    write_dump(dump, 100_000, hits)
+
+    runs = {}
+    for name, budget in (("tweaks_off", "0"), ("tweaks_on", "20")):
+        env = env_for(
+            work,
+            f"{name}.db",
+            url,
+            EXPOSURE_TWEAK_GUESSES=budget,
+            EXPOSURE_INGEST_BATCH_EVENTS="50000",
+        )
+        for leftover in (work / "inbox").glob("**/dump.txt"):
+            leftover.unlink()
+        # Killed once measured: with tweaks on, 20 guesses per stale password go on for minutes.
+        runs[name] = await daemon_run(
+            exposure, work, env, customers, dump, receiver, wanted=1, timeout=1800, kill=True
+        )
+    off, on = runs["tweaks_off"].get("first_s", 1e9), runs["tweaks_on"].get("first_s", 1e9)
+    sample = min(stale, 20)
+    return {
+        "scenario": "tweaks",
+        "hasher": hasher,
+        "stale_matches": stale,
+        "live_passwords": live_count,
+        "first_force_reset_2xx": {"tweaks_off_s": off, "tweaks_on_s": on},
+        "target_no_growth": on <= off * 1.1 + 0.5,  # within noise: one verification per worker
+        "tweak_verifications": await tweak_rate(
+            phcs[:sample], [f"Leaked{n}pw2024" for n in range(sample)]
+        ),
+    }
+
+
+async def run(args: argparse.Namespace, exposure: str) -> Any:
     receiver = Receiver()
     runner, url = await receiver.start()
     try:
         with tempfile.TemporaryDirectory(prefix="detect-bench-") as tmp:
             work = Path(tmp)
-            customers, dump = write_inputs(work, lines, hits)
-            # Baseline: by hand.
-            env = env_for(work, "manual.db", url)
-            await command(exposure, "db", "upgrade", env=env, cwd=work)
-            await command(exposure, "enroll", str(customers), env=env, cwd=work)
-            start = time.time()
-            await command(exposure, "ingest", str(dump), env=env, cwd=work)
-            await command(exposure, "deliver", env=env, cwd=work)
-            manual = figures(start, receiver.arrivals)
-            receiver.arrivals.clear()
-
-            # The daemon.
-            env = env_for(work, "daemon.db", url)
-            (work / "inbox").mkdir()
-            await command(exposure, "db", "upgrade", env=env, cwd=work)
-            await command(exposure, "enroll", str(customers), env=env, cwd=work)
-            daemon = subprocess.Popen(
-                [exposure, "run"], env=env, cwd=work, stderr=subprocess.DEVNULL
+            if args.scenario == "drop":
+                return await drop(exposure, work, receiver, url, args.hits)
+            if args.scenario == "live":
+                return await live(exposure, work, receiver, url, args.customers)
+            return await tweak_scenario(
+                exposure, work, receiver, url, args.stale, args.live, args.hasher
             )
-            await asyncio.sleep(3)  # let it start
-            staged = work / "inbox" / ".dump.txt.part"
-            staged.write_bytes(dump.read_bytes())
-            start = time.time()
-            staged.rename(work / "inbox" / "dump.txt")
-            await wait_for(receiver, hits, timeout=300)
-            detected = figures(start, receiver.arrivals)
-            daemon.send_signal(signal.SIGTERM)
-            exit_code = daemon.wait(timeout=60)
     finally:
         await runner.cleanup()
-    return {
-        "lines": lines,
-        "hits": hits,
-        "daemon_inbox_to_2xx": detected,
-        "baseline_manual_ingest_then_deliver": manual,
-        "daemon_minus_baseline_last_s": round(
-            detected.get("last_s", 0) - manual.get("last_s", 0), 2
-        ),
-        "daemon_exit_code": exit_code,
-    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("scenario", nargs="?", default="drop", choices=("drop", "live", "tweaks"))
     parser.add_argument("--hits", type=int, default=100)
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--stale", type=int, default=1000)
+    parser.add_argument("--live", type=int, default=20)
+    parser.add_argument("--hasher", choices=sorted(HASHERS), default="owasp")
     args = parser.parse_args()
     exposure = str(Path(sys.executable).with_name("exposure"))
-    print(json.dumps(asyncio.run(run(args.lines, args.hits, exposure)), indent=2))
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(json.dumps(asyncio.run(run(args, exposure)), indent=2))
     return 0
 
 

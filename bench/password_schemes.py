@@ -14,6 +14,14 @@ single-thread work per round; the two runs are interleaved for ``--rounds`` roun
 keeps its best round (other processes can only slow a run down). Prints verifications/s per
 scheme and the ratio; exits 1 if any ratio is below ``--min-ratio`` (1.8, the target on 2 cores).
 
+Beside each ratio, the evidence that does not depend on how loaded the machine is: the cores
+the process kept busy (process CPU time over wall time: 2.0 means two verifications ran side by
+side all along; 1.0 with two workers would mean a lock, such as the GIL, serialised them), and
+the CPU one verification cost in the pool against alone (above 1.0: the two compete for memory
+bandwidth or caches), and the longest pause of a Python thread while a verification runs
+(short: the library releases the GIL; as long as the verification: it holds it). On a machine
+shared with other work the ratio falls while these stay.
+
     python bench/password_schemes.py [--seconds 3] [--rounds 3] [--min-ratio 1.8] [--only bcrypt]
 """
 
@@ -24,6 +32,7 @@ import asyncio
 import os
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +43,7 @@ from passlib import hash as passlib_hash
 
 from exposure.passwords import sha_crypt
 from exposure.passwords.verifier import PasswordVerifier
+from exposure.passwords.verifier import _verify_one as verify_one
 
 
 @dataclass(frozen=True)
@@ -79,23 +89,65 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def _run(
-    pairs: list[tuple[str, str]], expected: list[bool], workers: int | None
-) -> tuple[float, int]:
+@dataclass(frozen=True)
+class Timing:
+    """One run: wall seconds, and the CPU seconds the whole process used meanwhile (every
+    thread): ``cpu / wall`` is how many cores were busy on average, which shows whether the
+    pool's verifications really ran side by side, however loaded the machine is."""
+
+    wall: float
+    cpu: float
+    workers: int
+
+    @property
+    def cores(self) -> float:
+        return self.cpu / self.wall
+
+
+async def _run(pairs: list[tuple[str, str]], expected: list[bool], workers: int | None) -> Timing:
     with PasswordVerifier(workers=workers) as verifier:
-        started = time.perf_counter()
+        cpu, started = time.process_time(), time.perf_counter()
         results = await verifier.verify_many(pairs)
-        elapsed = time.perf_counter() - started
+        elapsed, used = time.perf_counter() - started, time.process_time() - cpu
     if results != expected:
         raise SystemExit("wrong verification results: the benchmark would be measuring nothing")
-    return elapsed, verifier.workers
+    return Timing(elapsed, used, verifier.workers)
+
+
+def _gil_gap(pair: tuple[str, str], rounds: int) -> tuple[float, float]:
+    """(longest pause of a Python thread ticking every 2 ms while another verifies, the
+    longest verification): a verification that held the GIL would pause the ticker for as long
+    as itself; one that releases it pauses it for a scheduling slice at most."""
+    gaps: list[float] = []
+    longest = 0.0
+    stop = threading.Event()
+
+    def tick() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            time.sleep(0.002)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            verify_one(*pair)
+            longest = max(longest, time.perf_counter() - started)
+    finally:
+        stop.set()
+        ticker.join()
+    return max(gaps), longest
 
 
 def _pairs(scheme: Scheme, seconds: float) -> tuple[list[tuple[str, str]], list[bool]]:
     """Enough pairs for about ``seconds`` of single-thread work (at least 16, even)."""
     probe_password = secrets.token_urlsafe(12)
     probe = [(scheme.make(probe_password), probe_password)] * 2
-    each, _ = asyncio.run(_run(probe, [True, True], workers=1))
+    each = asyncio.run(_run(probe, [True, True], workers=1)).wall
     count = max(16, min(400, round(seconds / (each / 2))))
     count += count % 2
     pairs, expected = [], []
@@ -125,20 +177,28 @@ def main() -> int:
         if args.only and scheme.name not in args.only:
             continue
         pairs, expected = _pairs(scheme, args.seconds)
-        single = pool = float("inf")
-        workers = 0
+        singles, pools = [], []
         for _ in range(args.rounds):
-            s_time, _ = asyncio.run(_run(pairs, expected, workers=1))
-            p_time, workers = asyncio.run(_run(pairs, expected, workers=args.workers))
-            single, pool = min(single, s_time), min(pool, p_time)
-        s_rate, p_rate = len(pairs) / single, len(pairs) / pool
+            singles.append(asyncio.run(_run(pairs, expected, workers=1)))
+            pools.append(asyncio.run(_run(pairs, expected, workers=args.workers)))
+        gap, longest = _gil_gap(pairs[0], rounds=3)
+        single = min(singles, key=lambda t: t.wall)
+        pool = min(pools, key=lambda t: t.wall)
+        s_rate, p_rate = len(pairs) / single.wall, len(pairs) / pool.wall
         ratio = p_rate / s_rate
         verdict = "OK" if ratio >= args.min_ratio else "FAIL"
         if verdict == "FAIL":
             failed.append(scheme.name)
+        # Evidence of parallelism that load cannot fake: cores busy during the pool run, and
+        # the CPU one verification costs in the pool against alone (contention for memory
+        # bandwidth or caches shows there, not in the GIL).
         rows.append(
             f"{scheme.name:14} {scheme.params:40} {len(pairs):4} pairs  single {s_rate:8.2f}/s"
-            f"  pool({workers}) {p_rate:8.2f}/s  {ratio:5.2f}x  {verdict}"
+            f"  pool({pool.workers}) {p_rate:8.2f}/s  {ratio:5.2f}x  {verdict}"
+            f"  cores busy: single {single.cores:4.2f}, pool {pool.cores:4.2f}"
+            f"  cpu per verification pool/single {pool.cpu / single.cpu:4.2f}"
+            f"  GIL: a Python thread paused at most {gap * 1000:.0f} ms during"
+            f" {longest * 1000:.0f} ms verifications"
         )
         print(rows[-1], f"(load {_load()})", flush=True)
     print(f"best of {args.rounds} rounds, gate {args.min_ratio}x:")

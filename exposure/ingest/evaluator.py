@@ -1,14 +1,17 @@
-"""Evaluating one batch: match its records against the enrolled customers, verify the leaked
-passwords of the matches, and decide. Nothing here writes: the orchestrator
-(:mod:`exposure.ingest.pipeline`) commits what an evaluation found.
+"""Preparing one batch: match its records against the enrolled customers and look up what
+their verification needs. Nothing here writes or verifies: :mod:`exposure.ingest.streaming`
+verifies a prepared batch and decides each group as its verdict comes, and the orchestrator
+(:mod:`exposure.ingest.pipeline`) commits the decisions.
 
 Plain lines come as blocks packed by the native fast path (:mod:`exposure.dumps.fastpath`);
 their match against the in-memory index starts on the matching threads as soon as they are
 read (:meth:`BatchEvaluator.match_block`), and only records that may match come back as
-ordinary records. Every record that may match is then fingerprinted, confirmed against the
-full fingerprints in the store, verified (argon2, each (customer, password, enrolled hash)
-once ever, on every core) and decided by the policy, giving one
-:class:`~exposure.domain.lifecycle.Observation` per exposure key.
+ordinary records. Every record that may match is then fingerprinted and confirmed against the
+full fingerprints in the store; the matches are gathered into one :class:`Group` per exposure
+key, each needing at most one verdict (each (customer, password, enrolled hash) is verified
+once ever), with the verdicts already known and the pairs still to verify, most urgent first.
+:meth:`Group.observe` turns a group into the
+:class:`~exposure.domain.lifecycle.Observation` the policy decides.
 """
 
 from __future__ import annotations
