@@ -24,6 +24,7 @@ on a quiet machine.
     python bench/detection_bench.py drop [--hits 100]
     python bench/detection_bench.py live [--customers 2000]
     python bench/detection_bench.py tweaks [--stale 1000] [--live 20] [--hasher owasp|default]
+                                           [--rounds 3]
 """
 
 from __future__ import annotations
@@ -278,12 +279,13 @@ async def tweak_rate(phcs: list[str], leaked: list[str]) -> dict[str, Any]:
     matches, so every guess is verified)."""
     jobs = [(phc, tweaks(pw, 20)) for phc, pw in zip(phcs, leaked, strict=True)]
     guesses = sum(len(candidates) for _, candidates in jobs)
-    rates = {}
-    for name, workers in (("one_thread", 1), ("pool", None)):
-        async with PasswordVerifier(workers=workers) as verifier:
-            started = time.perf_counter()
-            assert not any(await verifier.verify_any(jobs))
-            rates[name] = guesses / (time.perf_counter() - started)
+    rates = {"one_thread": 0.0, "pool": 0.0}
+    for _ in range(3):  # interleaved; each keeps its best round
+        for name, workers in (("one_thread", 1), ("pool", None)):
+            async with PasswordVerifier(workers=workers) as verifier:
+                started = time.perf_counter()
+                assert not any(await verifier.verify_any(jobs))
+                rates[name] = max(rates[name], guesses / (time.perf_counter() - started))
     return {
         "guesses": guesses,
         "one_thread_per_s": round(rates["one_thread"], 1),
@@ -301,6 +303,7 @@ async def tweak_scenario(
     stale: int,
     live_count: int,
     hasher: str,
+    rounds: int,
 ) -> Any:
     current = [f"Stale#{n}-now" for n in range(stale)] + [f"Tw#{n}-live" for n in range(live_count)]
     phcs = hashes(current, hasher)
@@ -316,29 +319,31 @@ async def tweak_scenario(
     dump = work / "dump.txt"
     write_dump(dump, 100_000, hits)
 
-    runs = {}
-    for name, budget in (("tweaks_off", "0"), ("tweaks_on", "20")):
-        env = env_for(
-            work,
-            f"{name}.db",
-            url,
-            EXPOSURE_TWEAK_GUESSES=budget,
-            EXPOSURE_INGEST_BATCH_EVENTS="50000",
-        )
-        for leftover in (work / "inbox").glob("**/dump.txt"):
-            leftover.unlink()
-        # Killed once measured: with tweaks on, 20 guesses per stale password go on for minutes.
-        runs[name] = await daemon_run(
-            exposure, work, env, customers, dump, receiver, wanted=1, timeout=1800, kill=True
-        )
-    off, on = runs["tweaks_off"].get("first_s", 1e9), runs["tweaks_on"].get("first_s", 1e9)
+    firsts: dict[str, list[float]] = {"tweaks_off": [], "tweaks_on": []}
+    for round_ in range(rounds):  # interleaved; each keeps its best (load only slows a run)
+        for name, budget in (("tweaks_off", "0"), ("tweaks_on", "20")):
+            env = env_for(
+                work,
+                f"{name}-{round_}.db",
+                url,
+                EXPOSURE_TWEAK_GUESSES=budget,
+                EXPOSURE_INGEST_BATCH_EVENTS="50000",
+            )
+            for leftover in (work / "inbox").glob("**/dump.txt"):
+                leftover.unlink()
+            # Killed once measured: with tweaks on, the guesses go on for minutes.
+            measured = await daemon_run(
+                exposure, work, env, customers, dump, receiver, wanted=1, timeout=1800, kill=True
+            )
+            firsts[name].append(measured.get("first_s", 1e9))
+    off, on = min(firsts["tweaks_off"]), min(firsts["tweaks_on"])
     sample = min(stale, 20)
     return {
         "scenario": "tweaks",
         "hasher": hasher,
         "stale_matches": stale,
         "live_passwords": live_count,
-        "first_force_reset_2xx": {"tweaks_off_s": off, "tweaks_on_s": on},
+        "first_force_reset_2xx": {"tweaks_off_s": off, "tweaks_on_s": on, "rounds": firsts},
         "target_no_growth": on <= off * 1.1 + 0.5,  # within noise: one verification per worker
         "tweak_verifications": await tweak_rate(
             phcs[:sample], [f"Leaked{n}pw2024" for n in range(sample)]
@@ -357,7 +362,7 @@ async def run(args: argparse.Namespace, exposure: str) -> Any:
             if args.scenario == "live":
                 return await live(exposure, work, receiver, url, args.customers)
             return await tweak_scenario(
-                exposure, work, receiver, url, args.stale, args.live, args.hasher
+                exposure, work, receiver, url, args.stale, args.live, args.hasher, args.rounds
             )
     finally:
         await runner.cleanup()
@@ -373,6 +378,7 @@ def main() -> int:
     parser.add_argument("--stale", type=int, default=1000)
     parser.add_argument("--live", type=int, default=20)
     parser.add_argument("--hasher", choices=sorted(HASHERS), default="owasp")
+    parser.add_argument("--rounds", type=int, default=3, help="tweaks: interleaved rounds")
     args = parser.parse_args()
     exposure = str(Path(sys.executable).with_name("exposure"))
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
