@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import argon2
 import bcrypt
@@ -171,6 +172,11 @@ def main() -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"CPUs available: {cpus}; sha-crypt backend: {sha_crypt.backend()}")
     print(f"load average before: {_load()}")
+    autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    if autogroup.exists() and autogroup.read_text().strip() == "1":
+        # The kernel shares the CPU fairly between sessions, not threads: on a busy machine the
+        # pool's two threads together get about one session's share ("cores busy" shows it).
+        print("sched_autogroup_enabled=1: under load, a process gets its session's share")
     failed: list[str] = []
     rows: list[str] = []
     for scheme in SCHEMES:
