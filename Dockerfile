@@ -22,18 +22,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY --from=build /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels
 
-# An unprivileged user; its home holds the inbox and the reports (mount volumes there).
+# An unprivileged user; its home holds the inbox and the reports (mount volumes there). The
+# compose file runs the container as the host user instead, who owns the mounted folders.
 RUN useradd --system --create-home --home-dir /var/lib/exposure exposure \
     && mkdir -p /var/lib/exposure/inbox /var/lib/exposure/reports \
     && chown -R exposure:exposure /var/lib/exposure
 USER exposure
 WORKDIR /var/lib/exposure
 
+# A container's .env is lost with the container: never generate a pepper here, refuse to start
+# without one (docs/decisions/pepper-in-containers.md).
 ENV EXPOSURE_API_LISTEN=0.0.0.0:8080 \
     EXPOSURE_FOLDER_PATH=/var/lib/exposure/inbox \
-    EXPOSURE_REPORT_DIR=/var/lib/exposure/reports
+    EXPOSURE_REPORT_DIR=/var/lib/exposure/reports \
+    EXPOSURE_GENERATE_PEPPER=false
 EXPOSE 8080
+# /readyz on the port EXPOSURE_API_LISTEN names, whatever it is set to.
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=4)"
+    CMD ["python", "-m", "exposure.runtime.healthcheck"]
 STOPSIGNAL SIGTERM
 CMD ["exposure", "run"]

@@ -145,11 +145,11 @@ def move_into(entry: Path, folder: Path) -> Path | None:
     """Move ``entry`` into ``folder`` (created if need be); a name already there gets a UTC
     timestamp prefix. Returns where it went, or ``None`` when ``entry`` is gone: someone else
     (another replica finishing the same large file) moved it first."""
-    if not entry.exists():
+    if not os.path.lexists(entry):  # a link is moved as the link, even a dangling one
         return None
     folder.mkdir(exist_ok=True)
     target = folder / entry.name
-    if target.exists():
+    if os.path.lexists(target):
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = folder / f"{stamp}-{entry.name}"
     try:

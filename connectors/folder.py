@@ -12,6 +12,13 @@
   inbox change (:meth:`FolderConnector.watch`), and on its schedule as the fallback for
   network file systems that send no change events.
 * **Folders count.** A top-level folder (an unpacked stealer-log tree) is one input.
+* **Files and folders only.** A symbolic link, a FIFO, a socket or a device is never opened or
+  followed: it goes to ``failed/`` with its reason (:mod:`connectors.folder_entries`), and the
+  rest of the inbox is ingested as usual. Such entries, and entries nothing could be read
+  from, are counted in the run's summary (``failed_<reason>``), so a manual run exits 1.
+* **Changed while read.** An entry whose size or modification time changed during its ingest
+  stays in the inbox and is ingested again once it settles (what was read already only adds
+  sightings).
 * **Move after commit.** After the ingest committed, the entry moves to ``processed/``; if
   nothing could be read from it at all (corrupt archive, unknown format, unreadable), it moves
   to ``failed/`` with ``<name>.reason.txt`` beside it holding reason codes only. A crash
@@ -33,14 +40,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import stat
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors import folder_watch
+from connectors import folder_entries, folder_watch
 from connectors.base import (
     Connector,
     ConnectorSettings,
@@ -62,7 +71,7 @@ PROCESSED = "processed"
 FAILED = "failed"
 IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".download")
 
-Signature = folder_watch.Signature
+Signature = folder_entries.Signature
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,7 +110,11 @@ class FolderConnector(Connector[FolderSettings]):
         inbox = Path(settings.path)
         _prepare(inbox)  # at start-up: the watch needs the folder
         return folder_watch.watch(
-            inbox, stop, ignored=_ignored, suffixes=IGNORED_SUFFIXES, signature=_signature
+            inbox,
+            stop,
+            ignored=_ignored,
+            suffixes=IGNORED_SUFFIXES,
+            signature=folder_entries.signature,
         )
 
     async def pages(self, cursor: Cursor) -> AsyncGenerator[Page, Stored | None]:
@@ -112,29 +125,33 @@ class FolderConnector(Connector[FolderSettings]):
             return
         looked = time.monotonic()
         arrivals = folder_watch.arrivals(inbox)
+        failed: Counter[str] = Counter()
         # Entries renamed in complete go at once, with no settle wait (also those arriving
         # while the others settle); the others are looked at again once the settle time has
         # passed since the first look (the ingests meanwhile count towards it).
         settling = dict(first)
         while True:
-            ready = sorted(arrivals.take(await asyncio.to_thread(_snapshot, inbox)))
+            seen = await asyncio.to_thread(_snapshot, inbox)
+            ready = sorted(arrivals.take(seen))
             for path in ready:
                 settling.pop(path, None)
             if not ready:
                 if not settling:
-                    return
+                    break
                 remaining = self.settings.settle_seconds - (time.monotonic() - looked)
                 if remaining > 0:
                     await arrivals.wait(remaining)
                     continue
-                ready = await asyncio.to_thread(_settled, inbox, settling)
+                ready, seen = await asyncio.to_thread(_settled, inbox, settling)
                 settling = {}
                 if not ready:
-                    return
+                    break
             for path in ready:
-                problem = await asyncio.to_thread(_unreadable, path)
+                # Regular files and folders only; links and special files are never opened.
+                problem = await asyncio.to_thread(folder_entries.problem, path)
                 if problem is not None:
-                    await asyncio.to_thread(_move_failed, inbox, path, problem)
+                    await asyncio.to_thread(_move_failed, inbox, path, problem.text)
+                    failed[problem.code] += 1
                     continue
                 chunk_bytes = self.settings.chunk_bytes
                 if await asyncio.to_thread(_is_large_plain_file, path, chunk_bytes):
@@ -149,21 +166,36 @@ class FolderConnector(Connector[FolderSettings]):
                 # Past the yield: the ingest and its run record have committed.
                 if _chunks_pending(stored):
                     continue  # the chunk workers move it when its last chunk is done
+                if await asyncio.to_thread(_changed, path, seen[path]):
+                    # Written to while it was read: what was added may not have been. Left
+                    # where it is, it is ingested again once it settles (the lines read
+                    # already only add sightings).
+                    log.warning(
+                        "folder: %s changed while it was ingested; left in the inbox to be "
+                        "ingested again once it stops changing",
+                        path.name,
+                    )
+                    continue
                 reason = _failure(stored)
                 if reason is None:
                     await asyncio.to_thread(move_into, path, inbox / PROCESSED)
                 else:
                     await asyncio.to_thread(_move_failed, inbox, path, reason)
+                    failed["no_records"] += 1
+        if failed:
+            # Counted in the run's summary (the entries are in failed/ with their reasons),
+            # so a manual run says so and exits non-zero.
+            yield Page(cursor=None, skipped={f"failed_{code}": n for code, n in failed.items()})
 
 
-def _settled(inbox: Path, first: dict[Path, Signature]) -> list[Path]:
-    """The entries of ``first`` unchanged at this second look."""
+def _settled(inbox: Path, first: dict[Path, Signature]) -> tuple[list[Path], dict[Path, Signature]]:
+    """The entries of ``first`` unchanged at this second look, and that look."""
     second = _snapshot(inbox)
     ready = sorted(path for path, sig in second.items() if first.get(path) == sig)
     waiting = len(second) - len(ready)
     if waiting:
         log.info("folder: %d entr(ies) still changing, left for the next run", waiting)
-    return ready
+    return ready, second
 
 
 def _prepare(inbox: Path) -> None:
@@ -186,43 +218,25 @@ def _snapshot(inbox: Path) -> dict[Path, Signature]:
         if _ignored(entry.name):
             continue
         try:
-            found[entry] = _signature(entry)
+            found[entry] = folder_entries.signature(entry)
         except OSError:
             continue  # vanished or unreadable while we looked: the next run sees it again
     return found
 
 
-def _signature(entry: Path) -> Signature:
-    if not entry.is_dir():
-        stat = entry.stat()
-        return (1, stat.st_size, stat.st_mtime_ns)
-    files = size = newest = 0
-    for path in entry.rglob("*"):
-        stat = path.stat()
-        newest = max(newest, stat.st_mtime_ns)
-        if path.is_file():
-            files, size = files + 1, size + stat.st_size
-    return (files, size, newest)
-
-
-def _unreadable(entry: Path) -> str | None:
-    """A reason code when the entry cannot be read (checked before ingesting it)."""
+def _changed(entry: Path, before: Signature) -> bool:
+    """Whether the entry is no longer what was picked up (appended to, rewritten)."""
     try:
-        if entry.is_dir():
-            for path in entry.rglob("*"):
-                if path.is_file():
-                    path.open("rb").close()
-        else:
-            entry.open("rb").close()
-    except OSError as error:
-        return f"unreadable ({type(error).__name__})"
-    return None
+        return folder_entries.signature(entry) != before
+    except OSError:
+        return False  # gone: moved by a chunk worker, or by its writer; nothing to redo
 
 
 def _is_large_plain_file(entry: Path, chunk_bytes: int) -> bool:
     """A regular file over ``chunk_bytes`` whose first bytes are no container's magic."""
     try:
-        if not entry.is_file() or entry.stat().st_size <= chunk_bytes:
+        status = entry.lstat()
+        if not stat.S_ISREG(status.st_mode) or status.st_size <= chunk_bytes:
             return False
         with entry.open("rb") as handle:
             head = handle.read(4096)

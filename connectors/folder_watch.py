@@ -27,9 +27,10 @@ from pathlib import Path
 
 import watchfiles
 
+from connectors.folder_entries import Signature
+
 log = logging.getLogger("exposure.connectors.folder")
 
-Signature = tuple[int, int, int]  # (files, bytes, newest mtime in ns)
 
 # A rename's two halves arrive together; a half seen this long ago may still pair.
 PAIRING_SECONDS = 2.0

@@ -46,6 +46,15 @@ def configure_logging(*, json_lines: bool, verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    # Third-party chatter that would otherwise drown the daemon's own lines.
-    for noisy in ("aiohttp.access", "apscheduler.executors.default", "alembic.runtime.migration"):
+    # Third-party chatter that would otherwise drown the daemon's own lines (Alembic's INFO
+    # lines would bury the first run's pepper warning).
+    for noisy in ("aiohttp.access", "apscheduler.executors.default", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for driver in NEVER_VERBOSE:
+        logging.getLogger(driver).setLevel(logging.WARNING)
+
+
+# Loggers that print bound parameters or result rows below WARNING (aiosqlite logs every call
+# with its arguments at DEBUG; SQLAlchemy logs rows at DEBUG): held at WARNING at every level,
+# since those values are enrolled password hashes and token hashes.
+NEVER_VERBOSE = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool", "sqlalchemy.orm")

@@ -70,6 +70,26 @@ def _parse_pepper(text: str) -> Secret[bytes]:
     return Secret(pepper)
 
 
+def _parse_database_url(text: str) -> str:
+    """An async driver's URL: what a newcomer writes from another tool's docs (``sqlite:///``,
+    ``postgresql://``) names a synchronous driver, which cannot run here."""
+    scheme = text.partition("://")[0].lower()
+    if scheme == "sqlite+aiosqlite" or scheme == "postgresql+asyncpg":
+        return text
+    if scheme.startswith("sqlite"):
+        raise ValueError(
+            f"{scheme}:// is a synchronous driver: write sqlite+aiosqlite:///./exposure.db"
+        )
+    if scheme.startswith(("postgres", "postgresql")):
+        raise ValueError(
+            f"{scheme}:// is not the asyncpg driver: write "
+            "postgresql+asyncpg://user:password@host:5432/database"
+        )
+    raise ValueError(
+        "must be sqlite+aiosqlite:///./exposure.db or postgresql+asyncpg://user:password@host/db"
+    )
+
+
 def _parse_region(text: str) -> str:
     if len(text) != 2 or not text.isalpha():
         raise ValueError("must be a two-letter region code such as JP")
@@ -95,7 +115,8 @@ def _parse_timezone(text: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {text!r}") from None
 
 
-def _parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:8080`` too) as the API listens on it."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
@@ -155,6 +176,7 @@ class Settings(EnvironSettings):
         "EXPOSURE_DATABASE_URL",
         help="SQLite (the embedded default) or postgresql+asyncpg://user:pass@host/db",
         default=DEFAULT_DATABASE_URL,
+        parse=_parse_database_url,
     )
     pepper: Secret[bytes] = setting(
         "EXPOSURE_PEPPER",
@@ -204,7 +226,7 @@ class Settings(EnvironSettings):
         "EXPOSURE_API_LISTEN",
         help="host:port of the HTTP API",
         default=("127.0.0.1", 8080),
-        parse=_parse_listen,
+        parse=parse_listen,
         shown="127.0.0.1:8080",
     )
     api_max_body_bytes: int = setting(
@@ -316,6 +338,21 @@ class Settings(EnvironSettings):
         default=DEFAULT_TWEAK_GUESSES,
         parse=_parse_tweak_guesses,
     )
+    generate_pepper: bool = setting(
+        "EXPOSURE_GENERATE_PEPPER",
+        help="with no EXPOSURE_PEPPER, generate one into .env on the first run; false: refuse"
+        " to start instead (the Docker image sets false: a container's .env is lost with it)",
+        default=True,
+        parse=parse_bool,
+    )
+    stop_grace_seconds: float = setting(
+        "EXPOSURE_STOP_GRACE_SECONDS",
+        help="after SIGTERM the daemon exits within this long, whatever it is doing; keep it"
+        " below the grace period of what stops it (Docker, Kubernetes, systemd)",
+        default=25.0,
+        parse=_positive(float),
+        shown="25",
+    )
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -339,15 +376,42 @@ def load_settings(
             raise ConfigurationError(
                 "EXPOSURE_PEPPER", "not set; run any exposure command once to generate it"
             )
+        if not _generating(values):
+            # In a container each would make its own, lost with it: `migrate` and the daemon
+            # would disagree, and a re-created container could not read its own database
+            # (docs/decisions/pepper-in-containers.md). The image turns generation off.
+            raise ConfigurationError(
+                "EXPOSURE_PEPPER",
+                "not set, and EXPOSURE_GENERATE_PEPPER=false (as in the Docker image, where a "
+                "generated pepper would be lost with the container): generate one (openssl "
+                "rand -hex 32), put it in .env and back it up",
+            )
         values["EXPOSURE_PEPPER"] = _write_new_pepper(env_file)
     exposure_variables = {k: v for k, v in values.items() if k.startswith("EXPOSURE_")}
     return Settings.from_environ(values, environ=exposure_variables)
 
 
+def _generating(values: Mapping[str, str]) -> bool:
+    text = values.get("EXPOSURE_GENERATE_PEPPER", "").strip()
+    try:
+        return parse_bool(text) if text else True
+    except ValueError as error:
+        raise ConfigurationError("EXPOSURE_GENERATE_PEPPER", str(error)) from None
+
+
 def _write_new_pepper(env_file: Path) -> str:
     pepper = secrets.token_hex(PEPPER_BYTES)
     # O_CREAT with 0600 so the secret is never world-readable, not even for an instant.
-    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as error:
+        # A pepper that cannot be kept must not be used: the next run would make another.
+        raise ConfigurationError(
+            "EXPOSURE_PEPPER",
+            f"not set, and a generated one cannot be kept in {env_file} "
+            f"({error.strerror or type(error).__name__}): generate one (openssl rand -hex 32), "
+            "set it in the environment or .env, and back it up",
+        ) from None
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         if handle.tell() > 0:
             handle.write("\n")

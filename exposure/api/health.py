@@ -16,10 +16,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from exposure.api import keys
 from exposure.api.auth import public
 from exposure.api.errors import error_response
+from exposure.clock import utcnow
 from exposure.domain.policy import Action
 from exposure.errors import PepperMismatch
 from exposure.metrics import REGISTRY
-from exposure.store import api_queries, db
+from exposure.store import api_queries, db, health_queries
 
 log = logging.getLogger("exposure.api")
 
@@ -78,8 +79,10 @@ class _Snapshot(Collector):
 @routes.get("/metrics")
 @public
 async def metrics(request: web.Request) -> web.Response:
-    """Process counters from :data:`exposure.metrics.REGISTRY`, then exposures by action and
-    state and the enrolled-customer count read from the database now. If the database is
+    """Process counters from :data:`exposure.metrics.REGISTRY`, then what the database holds
+    now, whichever process wrote it (a CLI ingest, another replica): exposures by action and
+    state, enrolled customers, the outbox by state with its oldest undelivered event, disabled
+    endpoints, the corpus fold backlog and each connector's last success. If the database is
     down the process metrics are still served, with ``exposure_database_up 0``."""
     engine = request.app[keys.ENGINE]
     up = GaugeMetricFamily("exposure_database_up", "1 when the scrape could read the database.")
@@ -89,6 +92,9 @@ async def metrics(request: web.Request) -> web.Response:
             async with engine.connect() as conn:
                 counts = await api_queries.exposure_counts(conn)
                 customers = await api_queries.customer_count(conn)
+                backlog = await health_queries.delivery_backlog(conn, dead_limit=0)
+                corpus = await health_queries.corpus_backlog(conn)
+                runs = await health_queries.connectors(conn)
     except (SQLAlchemyError, OSError, TimeoutError) as error:
         log.warning("metrics: database unreadable (%s)", type(error).__name__)
         up.add_metric([], 0)
@@ -106,8 +112,49 @@ async def metrics(request: web.Request) -> web.Response:
             "exposure_customers_enrolled", "Customers enrolled, read at scrape time."
         )
         enrolled.add_metric([], customers)
-        families += [exposures, enrolled]
+        families += [exposures, enrolled, *_backlog_families(backlog, corpus, runs)]
     scrape = CollectorRegistry(auto_describe=False)
     scrape.register(_Snapshot(families))
     body = generate_latest(REGISTRY) + generate_latest(scrape)
     return web.Response(body=body, headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+
+
+def _backlog_families(
+    backlog: health_queries.DeliveryBacklog,
+    corpus: health_queries.CorpusBacklog,
+    runs: list[health_queries.ConnectorHealth],
+) -> list[Metric]:
+    """Gauges of work waiting, read at scrape time (counters are per process)."""
+    now = utcnow()
+    events = GaugeMetricFamily(
+        "exposure_outbox_events",
+        "Webhook events in the outbox by state (pending, failed, dead, delivered).",
+        labels=["state"],
+    )
+    for state, count in sorted(backlog.by_state.items()):
+        events.add_metric([state], count)
+    oldest = GaugeMetricFamily(
+        "exposure_outbox_oldest_undelivered_seconds",
+        "Age of the oldest event not yet delivered (0 when none waits).",
+    )
+    first = backlog.oldest_undelivered
+    oldest.add_metric([], 0.0 if first is None else (now - first).total_seconds())
+    disabled = GaugeMetricFamily(
+        "exposure_webhook_endpoints_disabled",
+        "Webhook endpoints disabled by a 410 Gone (nothing is sent until re-enabled).",
+    )
+    disabled.add_metric([], len(backlog.disabled_endpoints))
+    staged = GaugeMetricFamily(
+        "exposure_corpus_staged_digests",
+        "Leaked-password digests staged by ingests and not yet folded into /range.",
+    )
+    staged.add_metric([], corpus.digests)
+    success = GaugeMetricFamily(
+        "exposure_connector_last_success_timestamp_seconds",
+        "When each connector last finished a run successfully (Unix time).",
+        labels=["connector"],
+    )
+    for run in runs:
+        if run.last_success is not None and run.last_success.finished_at is not None:
+            success.add_metric([run.connector], run.last_success.finished_at.timestamp())
+    return [events, oldest, disabled, staged, success]

@@ -11,6 +11,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from exposure.api import keys
 from exposure.api.auth import Handler, access_of
 from exposure.api.errors import STATUS_CODES, ApiError, error_response
+from exposure.store.reconnect import DatabaseUnavailable, is_transient
 
 log = logging.getLogger("exposure.api")
 
@@ -40,7 +41,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(
             error.status, code, _MESSAGES.get(error.status, error.reason), headers
         )
-    except (OperationalError, InterfaceError, OSError, TimeoutError):
+    except (OperationalError, InterfaceError, OSError, TimeoutError, DatabaseUnavailable):
         # The database went away mid-request (or, on SQLite, has no schema yet): transient
         # from the client's side, so say so and when to retry.
         log.warning("database unavailable during %s %s", request.method, request.path)
@@ -52,7 +53,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _unavailable()
     except asyncio.CancelledError:
         raise
-    except Exception:
+    except Exception as error:
+        if is_transient(error):  # a connection lost mid-statement
+            log.warning("database connection lost during %s %s", request.method, request.path)
+            return _unavailable()
         # The last line of defence, so the client gets the JSON shape and the log the
         # traceback (engines hide bound parameters, so no identifier reaches it).
         log.exception("unhandled error in %s %s", request.method, request.path)

@@ -29,6 +29,7 @@ from exposure.api.errors import bad_request
 from exposure.api.params import query_params
 from exposure.api.scopes import Scope
 from exposure.store import api_queries, corpus
+from exposure.store.reconnect import describe, is_transient
 
 log = logging.getLogger("exposure.api")
 
@@ -63,8 +64,15 @@ async def keep_corpus_compact(app: web.Application) -> AsyncIterator[None]:
                 if time.monotonic() - swept >= SWEEP_EVERY_S and not stop.is_set():
                     await corpus.sweep_spool(app[keys.ENGINE])
                     swept = time.monotonic()
-            except Exception:  # a database hiccup must not stop the loop or the server
-                log.exception("corpus compaction failed; retrying")
+            except Exception as error:  # a database hiccup must not stop the loop or the server
+                if is_transient(error):
+                    log.warning(
+                        "corpus compaction paused: database unavailable (%s); retrying in %.0f s",
+                        describe(error),
+                        COMPACT_EVERY_S,
+                    )
+                else:
+                    log.exception("corpus compaction failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), COMPACT_EVERY_S)
 

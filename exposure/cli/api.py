@@ -20,17 +20,19 @@ def api_command() -> None:
     """Serve the HTTP API on EXPOSURE_API_LISTEN until SIGINT or SIGTERM."""
 
     from exposure.api import create_app  # the whole app: only for this command
-    from exposure.api.server import serve
+    from exposure.api.server import listening
 
     async def go(settings: Settings) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with ready_engine(settings) as engine:
-            host, port = settings.api_listen
+        async with (
+            ready_engine(settings) as engine,
+            listening(create_app(settings, engine), settings.api_listen) as (host, port),
+        ):
             click.echo(f"serving the HTTP API on http://{host}:{port} (Ctrl-C stops)", err=True)
-            await serve(create_app(settings, engine), settings.api_listen, stop)
+            await stop.wait()
         click.echo("stopped", err=True)
 
     run(go)
@@ -41,6 +43,11 @@ def tokens_group() -> None:
     """Bearer tokens for the HTTP API."""
 
 
+# The command is spelt `enroll` (as the CLI contract has it), the scope `enrol`: each spelling
+# is accepted for the other too.
+SCOPE_SPELLINGS = {"enroll": Scope.ENROL.value}
+
+
 @tokens_group.command("create")
 @click.argument("name")
 @click.option(
@@ -48,13 +55,16 @@ def tokens_group() -> None:
     "scopes",
     multiple=True,
     required=True,
-    type=click.Choice([s.value for s in Scope]),
-    help="enrol (customers), read (exposures), resolve (resolutions); repeat for several.",
+    type=click.Choice([s.value for s in Scope] + list(SCOPE_SPELLINGS)),
+    help="enrol (customers; enroll works too), read (exposures), resolve (resolutions); "
+    "repeat for several.",
 )
 @handle_errors
 def tokens_create(name: str, scopes: tuple[str, ...]) -> None:
     """Create a token; it is printed once and cannot be shown again."""
     from exposure.api.auth import issue_token
+
+    scopes = tuple(dict.fromkeys(SCOPE_SPELLINGS.get(scope, scope) for scope in scopes))
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import wraps
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -46,14 +46,34 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except FatalError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(2)
         except ExposureError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(1)
+            _fail(error)
+        except Exception as error:
+            # A driver's or the system's error that we can name (an unreachable database, a
+            # wrong database URL, a full disk): one line too. Anything else is a bug: raised.
+            ours = _explained(error)
+            if ours is None:
+                raise
+            _fail(ours)
 
     return wrapper
+
+
+def _fail(error: ExposureError) -> NoReturn:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(2 if isinstance(error, FatalError) else 1)
+
+
+def _explained(error: BaseException) -> ExposureError | None:
+    from exposure.store.failures import explain  # loads SQLAlchemy: only on the error path
+
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = inner if isinstance(inner, ExposureError) else _explained(inner)
+            if found is not None:
+                return found
+        return None
+    return explain(error)
 
 
 def run(coro_fn: Callable[[Settings], Awaitable[R]], settings: Settings | None = None) -> R:
@@ -75,6 +95,7 @@ COMMAND_MODULES = {
     "connectors": "connectors",
     "db": "customers",
     "enroll": "customers",
+    "enrol": "customers",
     "customers": "customers",
     "run": "daemon",
     "demo": "daemon",

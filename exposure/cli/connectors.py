@@ -87,7 +87,8 @@ def status_command() -> None:
 )
 @handle_errors
 def run_command(name: str, once: bool) -> None:
-    """Run connector NAME now and print its summary; exit 1 if the run failed or was skipped."""
+    """Run connector NAME now and print its summary; exit 1 if the run failed, was skipped or
+    left items out (for the drop folder: entries moved to failed/), 2 if it failed fatally."""
     import aiohttp
 
     from connectors.registry import load_registry
@@ -121,3 +122,8 @@ def run_command(name: str, once: bool) -> None:
     if result.outcome == "failed":
         click.echo(f"error: {result.error}", err=True)
         sys.exit(2 if result.error_class == "fatal" else 1)
+    if result.skipped:
+        # Stored what it could, but some items or inputs could not be (for the drop folder:
+        # entries moved to failed/ with their reasons): not a clean run, for cron's sake.
+        click.echo(f"error: connector {name}: {result.error}", err=True)
+        sys.exit(1)

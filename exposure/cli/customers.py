@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -9,10 +10,13 @@ import click
 
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
 from exposure.customers import service as customer_service
-from exposure.customers.enrolment import BadHeader, Enroller
+from exposure.customers.enrolment import Enroller, NotUtf8, sniff_encoding
 from exposure.settings import Settings
 from exposure.store import db
 from exposure.store.audit import Actor
+
+# How much of an enrolment file is checked for its encoding before anything is enrolled.
+SNIFF_BYTES = 1 << 20
 
 
 @main.group("db")
@@ -46,6 +50,10 @@ def enroll(file: Path) -> None:
             login_id_case_sensitive=settings.login_id_case_sensitive,
             phone_region=settings.phone_region,
         )
+        with file.open("rb") as raw:
+            looks_like = sniff_encoding(raw.read(SNIFF_BYTES))
+        if looks_like is not None:
+            raise NotUtf8(file.name, looks_like)  # before a single row is enrolled
         async with ready_engine(settings) as engine:
             try:
                 with file.open(encoding="utf-8-sig", newline="") as stream:
@@ -58,12 +66,18 @@ def enroll(file: Path) -> None:
                         size_hint=size,
                     )
             except UnicodeDecodeError:
-                raise BadHeader(
-                    "the file is not UTF-8; save it as UTF-8 (CSV UTF-8 in Excel)"
-                ) from None
+                # Past the first megabyte: the rows before were enrolled (enrolling the
+                # converted file again is idempotent).
+                raise NotUtf8(file.name, None) from None
         emit({"file": file.name, **summary.as_json()})
 
     run(go)
+
+
+# `exposure enrol` (the scope's spelling) works too, unlisted: the contract spells it enroll.
+_enrol_alias = copy.copy(enroll)
+_enrol_alias.hidden = True
+main.add_command(_enrol_alias, "enrol")
 
 
 @main.group("customers")

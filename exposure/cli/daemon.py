@@ -25,14 +25,15 @@ def run_command() -> None:
     )
 
     settings = load_settings()
-    configure_logging(json_lines=settings.log_format == "json")
+    verbose = bool(click.get_current_context().find_root().params.get("verbose"))
+    configure_logging(json_lines=settings.log_format == "json", verbose=verbose)
     asyncio.run(run_daemon(settings))
 
 
 @main.command("demo")
 @handle_errors
 def demo_command() -> None:
-    """See the whole flow on an invented broker in a throw-away database (about a minute)."""
+    """See the whole flow on an invented broker in a throw-away database (a few seconds)."""
     from exposure.runtime.demo import run_demo
 
     def say(text: str) -> None:

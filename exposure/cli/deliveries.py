@@ -39,11 +39,12 @@ def deliver() -> None:
     """Send the webhooks that are due now, then exit (JSON summary on stdout)."""
     from exposure.delivery.sender import Deliverer, open_session
 
-    async def go(settings: Settings) -> None:
+    async def go(settings: Settings) -> tuple[JsonObject, int, int]:
         async with ready_engine(settings) as engine, open_session(settings) as session:
             report = await Deliverer(engine, settings, session).drain()
             async with engine.connect() as conn:
                 endpoint = await _endpoint_status(conn, settings)
+                pending = (await queries.count_by_state(conn))["pending"]
         emit(
             {
                 "delivered": report.delivered,
@@ -55,8 +56,21 @@ def deliver() -> None:
                 "endpoint": endpoint,
             }
         )
+        return endpoint, report.dead, pending
 
-    run(go)
+    endpoint, dead, pending = run(go)
+    # Exit statuses cron can act on: a disabled endpoint (a 410, now or before) sends nothing
+    # until someone acts; a dead-lettered event needs a replay.
+    if endpoint["state"] == "disabled":
+        click.echo(f"error: {_endpoint_line(endpoint, pending)}", err=True)
+        sys.exit(1)
+    if dead:
+        click.echo(
+            f"error: {dead} event(s) dead-lettered after the retry window; resend with "
+            "`exposure deliveries replay --dead`",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @main.group("deliveries", invoke_without_command=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
 from exposure.cli.render import write_exposures
-from exposure.clock import iso_utc
+from exposure.clock import NaiveTimestamp, iso_utc, parse_iso
 from exposure.errors import FatalError
 from exposure.settings import Settings
 
@@ -58,8 +58,9 @@ async def _exposure_id(conn: AsyncConnection, text: str) -> str:
 @click.option("--state", type=click.Choice(STATES), help="Only exposures in this state.")
 @click.option(
     "--since",
-    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
-    help="Only exposures seen since this time (ISO 8601; UTC unless it has an offset).",
+    callback=lambda _ctx, _param, value: None if value is None else _moment(value),
+    help="Only exposures first seen at or after this time: ISO 8601 with a UTC offset "
+    "(2025-05-12T09:00:00+09:00 or ...Z), as the API's since.",
 )
 @click.pass_context
 @handle_errors
@@ -78,9 +79,6 @@ def exposures_group(
         return
     from exposure.store.exposures import iter_exposures
 
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine, engine.connect() as conn:
             rows = [
@@ -89,6 +87,19 @@ def exposures_group(
         write_exposures(rows, output, sys.stdout)
 
     run(go)
+
+
+def _moment(text: str) -> datetime:
+    """``--since`` read as the API reads ``since``: a time without an offset is refused (in
+    Tokyo or in UTC? the operator must say)."""
+    try:
+        return parse_iso(text.strip())
+    except NaiveTimestamp:
+        raise click.BadParameter(
+            "add a UTC offset (Z or +09:00): a bare local time is ambiguous"
+        ) from None
+    except (ValueError, OverflowError):
+        raise click.BadParameter("not an ISO 8601 time such as 2025-05-12T09:00:00+09:00") from None
 
 
 @exposures_group.command("show")

@@ -91,10 +91,14 @@ def write_exposures(rows: Sequence[dict[str, Any]], output: str, stream: TextIO)
                 json.dumps({k: _json(v) for k, v in row.items()}, ensure_ascii=False) + "\n"
             )
     elif output == "csv":
+        from exposure.report.render import spreadsheet_safe  # loads the report's templates
+
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]) if rows else ["exposure_id"])
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _cell(v) for k, v in row.items()})
+            # Customer ids and source names come from outside, and this file is opened in a
+            # spreadsheet: a cell that would run as a formula is neutralised.
+            writer.writerow({k: spreadsheet_safe(_cell(v)) for k, v in row.items()})
     else:
         stream.write(table_line(heading for _, heading, _ in TABLE_COLUMNS) + "\n")
         for row in rows:

@@ -10,7 +10,9 @@ the row: its identifiers are enrolled, no hash is kept (the customer is monitore
 
 from __future__ import annotations
 
+import codecs
 import csv
+import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,11 +33,45 @@ COLUMNS = ("customer_id", "email", "login_id", "phone", "password_hash")
 IDENTIFIER_COLUMNS = (IdentifierKind.EMAIL, IdentifierKind.LOGIN_ID, IdentifierKind.PHONE)
 MAX_CUSTOMER_ID = 128
 
+log = logging.getLogger("exposure.customers")
+
 
 class BadHeader(FatalError):
     def __init__(self, problem: str) -> None:
         self.problem = problem
         super().__init__(f"enrolment file header: {problem}; expected {','.join(COLUMNS)}")
+
+
+class NotUtf8(FatalError):
+    """The enrolment file is not UTF-8; the message says what it looks like and how to fix it
+    (the header is not to blame)."""
+
+    def __init__(self, name: str, looks_like: str | None) -> None:
+        self.looks_like = looks_like
+        found = f" (it reads as {looks_like})" if looks_like else ""
+        super().__init__(
+            f"{name} is not UTF-8 text{found}: save it as 'CSV UTF-8' in Excel, or convert "
+            f"it, e.g. iconv -f CP932 -t UTF-8 {name} > utf8.csv; enrolling again is safe"
+        )
+
+
+def sniff_encoding(head: bytes) -> str | None:
+    """``None`` when ``head`` (the start of a file) is UTF-8, else what it most likely is."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return None
+    except UnicodeDecodeError:
+        pass
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "UTF-16"
+    try:
+        head.decode("cp932")
+    except UnicodeDecodeError:
+        try:  # the sample may end inside a two-byte character
+            head[:-1].decode("cp932")
+        except UnicodeDecodeError:
+            return None if not head else "an encoding that is neither UTF-8 nor Shift_JIS"
+    return "Shift_JIS (CP932), what Excel saves as plain 'CSV' in Japan"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +176,10 @@ class Enroller:
         self._region = phone_region
 
     def build(self, line_no: int, record: Mapping[str, str | None]) -> EnrolmentRow | RowRejected:
-        """One customer record (CSV row or JSON object) -> fingerprints, or why it is refused."""
-        customer_id = (record.get("customer_id") or "").strip()
-        if not customer_id:
-            return RowRejected(line_no, "customer_id: empty")
-        if len(customer_id) > MAX_CUSTOMER_ID or not customer_id.isprintable():
-            return RowRejected(line_no, "customer_id: too long or has control characters")
+        """One customer record (CSV row or JSON object) -> fingerprints, or why it is refused
+        (every bad value of the row, not only the first)."""
+        customer_id = record.get("customer_id") or ""
+        problems = [f"customer_id: {p}"] if (p := customer_id_problem(customer_id)) else []
         password_hash = (record.get("password_hash") or "").strip() or None
         hash_refused: Refusal | None = None
         if password_hash is not None:
@@ -166,13 +200,16 @@ class Enroller:
                     phone_region=self._region,
                 )
             except InvalidIdentifier as error:
-                return RowRejected(line_no, f"{kind.value}: {error.reason}")
+                problems.append(f"{kind.value}: {error.reason}")
+                continue
             identifiers.extend(self._fingerprints(normalised))
             if kind is IdentifierKind.EMAIL:
                 sha1 = email_sha1(normalised.strict)
                 email_ranges.append(
                     (sha1[:EMAIL_PREFIX_LENGTH], email_range_key(self._pepper, sha1))
                 )
+        if problems:
+            return RowRejected(line_no, "; ".join(problems))
         return EnrolmentRow(
             line_no,
             customer_id,
@@ -223,32 +260,65 @@ class Enroller:
             yield self.build(index, record)
 
 
+def customer_id_problem(customer_id: str) -> str | None:
+    """Why ``customer_id`` cannot be a customer id, or ``None``.
+
+    An id is taken exactly as written: ``" C1"``, ``"C1"`` and ``"\tC1"`` would otherwise be
+    trimmed into one customer, silently merging records that a broker's system keeps apart.
+    So whitespace at either end and control characters are refused, with the reason
+    (docs/decisions/customer-ids.md); a spreadsheet formula in an id is harmless here, and
+    every CSV we write neutralises it.
+    """
+    if not customer_id.strip():
+        return "empty"
+    if customer_id != customer_id.strip():
+        return "whitespace at the start or end (ids are taken exactly as written)"
+    if not customer_id.isprintable():
+        return "control characters"
+    if len(customer_id) > MAX_CUSTOMER_ID:
+        return f"longer than {MAX_CUSTOMER_ID} characters"
+    return None
+
+
 def csv_records(stream: TextIO) -> Iterator[tuple[int, dict[str, str | None]] | RowRejected]:
-    """Check the header, then yield each row as ``(line_no, record)`` or a rejection."""
+    """Check the header, then yield each row as ``(line_no, record)`` or a rejection.
+
+    A column the monitor does not use (a name, a branch code) is ignored, with a warning that
+    names it; a missing ``customer_id`` column or a column given twice is refused.
+    """
     reader = csv.reader(stream)
     header = next(reader, None)
     if header is None:
         raise BadHeader("the file is empty")
     columns = [name.strip().lstrip("\ufeff").lower() for name in header]
-    unknown = [name for name in columns if name not in COLUMNS]
-    if unknown:
-        raise BadHeader(f"unknown column(s) {', '.join(unknown)}")
     if "customer_id" not in columns:
         raise BadHeader("no customer_id column")
-    if len(set(columns)) != len(columns):
+    known = [name for name in columns if name in COLUMNS]
+    if len(set(known)) != len(known):
         raise BadHeader("a column appears twice")
+    unknown = [name for name in columns if name not in COLUMNS]
+    if unknown:
+        log.warning(
+            "enrolment file: column(s) %s ignored (the monitor reads %s)",
+            ", ".join(name[:40] or "(unnamed)" for name in unknown),
+            ",".join(COLUMNS),
+        )
+    # An unquoted PHC string ($argon2id$v=19$m=65536,t=3,p=4$...) holds two commas (passlib's
+    # $scrypt$ln=16,r=8,p=1$... too); when the hash is the last column, the extra fields can
+    # only be its pieces.
+    hash_last = columns[-1] == "password_hash"
     start = reader.line_num
     for row in reader:
         line_no = start + 1  # a quoted field may span lines: report where the row starts
         start = reader.line_num
-        if len(row) > len(columns) and columns[-1] == "password_hash":
-            # An unquoted PHC string ($argon2id$v=19$m=65536,t=3,p=4$...) holds two commas
-            # (passlib's $scrypt$ln=16,r=8,p=1$... too); when the hash is the last column, the
-            # extra fields can only be its pieces.
+        if len(row) > len(columns) and hash_last:
             row = [*row[: len(columns) - 1], ",".join(row[len(columns) - 1 :])]
         if len(row) != len(columns):
             if not any(cell.strip() for cell in row):
                 continue  # blank line
             yield RowRejected(line_no, f"expected {len(columns)} fields, found {len(row)}")
             continue
-        yield line_no, dict(zip(columns, row, strict=True))
+        yield (
+            line_no,
+            {name: cell for name, cell in zip(columns, row, strict=True) if name in COLUMNS},
+        )

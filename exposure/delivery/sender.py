@@ -16,14 +16,12 @@ import math
 import operator
 import time
 from collections.abc import Coroutine
-from contextlib import suppress
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
 import aiohttp
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure import JsonObject
@@ -45,6 +43,7 @@ from exposure.settings import Settings
 from exposure.store import outbox as queries
 from exposure.store.leases import OWNER_ID_CHARS, new_owner_id
 from exposure.store.outbox import AttemptRecord, DueEvent
+from exposure.store.reconnect import Backoff, describe, is_transient, pause, retrying
 
 log = logging.getLogger("exposure.delivery.sender")
 T = TypeVar("T")
@@ -172,26 +171,29 @@ class Deliverer:
         """
 
         async def worker() -> None:
-            pause = idle_seconds
+            backoff = idle_seconds
             while not stop.is_set():
                 self._queued.clear()  # a wake from here on means another round
                 try:
                     report = await self._round(limit=ROUND_SIZE, due_by=None, stop=stop)
-                except (OperationalError, InterfaceError, OSError) as error:
-                    # Transient by nature (database restarting, network blip): back off.
-                    pause = min(max(pause * 2, idle_seconds), 60.0)
+                except Exception as error:
+                    if not is_transient(error):
+                        raise
+                    # A lost connection (the database restarting, failing over): back off;
+                    # the pool hands the next round a fresh connection.
+                    backoff = min(max(backoff * 2, idle_seconds), 60.0)
                     log.warning(
                         "delivery paused: database unavailable (%s); retrying in %.0f s",
-                        type(error).__name__,
-                        pause,
+                        describe(error),
+                        backoff,
                     )
-                    await _wait(stop, pause)
+                    await pause(stop, backoff)
                     continue
-                pause = idle_seconds
+                backoff = idle_seconds
                 if not report.claimed:
                     await _wait_either(stop, self._queued, idle_seconds)
                 elif report.endpoint is not EndpointState.OK:
-                    await _wait(stop, idle_seconds)
+                    await pause(stop, idle_seconds)
 
         await _all_or_none([worker() for _ in range(PIPELINE)])
 
@@ -239,8 +241,20 @@ class Deliverer:
         results = await asyncio.gather(*(self._send(e, self._url, stop) for e in events))
         records = [r for r in results if r is not None]
         unsent = [e.id for e, r in zip(events, results, strict=True) if r is None]
+        key = self._endpoint_key
+        tries = 0
+
+        async def record() -> DeliveryReport:
+            nonlocal tries
+            tries += 1
+            return await self._record(key, records, unsent, again=tries > 1)
+
         try:
-            return await self._record(self._endpoint_key, records, unsent)
+            # The sends happened: record them even if the connection drops meanwhile, for
+            # as long as the rows stay leased to us (after that another sender resends them).
+            return await retrying(
+                record, what="recording webhook attempts", backoff=Backoff(patience=lease)
+            )
         finally:
             # Recorded, or failed to record (then the lease expires and a later round meets
             # the 410 again): either way these no longer hold other rounds back.
@@ -301,12 +315,12 @@ class Deliverer:
             )
 
     async def _record(
-        self, key: str, records: list[AttemptRecord], unsent: list[int]
+        self, key: str, records: list[AttemptRecord], unsent: list[int], *, again: bool = False
     ) -> DeliveryReport:
         by = {o: sum(r.outcome == o for r in records) for o in Outcome}
         waiting: int | None = None
         async with self._engine.begin() as conn:
-            await queries.record_attempts(conn, self.sender_id, records)
+            await queries.record_attempts(conn, self.sender_id, records, again=again)
             await queries.release(conn, self.sender_id, unsent)
             if by[Outcome.DISABLED]:
                 await queries.disable_endpoint(conn, key, now=utcnow(), reason="HTTP 410 Gone")
@@ -370,11 +384,6 @@ async def _all_or_none(workers: list[Coroutine[Any, Any, T]]) -> list[T]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _wait_either(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:

@@ -33,6 +33,7 @@ with the cursor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -69,10 +70,12 @@ from exposure.ingest.results import (
     Ingested,
     RunSkipped,
 )
+from exposure.ingest.run_interruptions import in_our_terms, unless_lost
 from exposure.metrics import CONNECTOR_RUNS
 from exposure.settings import Settings
 from exposure.store import connectors as q
 from exposure.store import corpus
+from exposure.store.reconnect import Backoff, DatabaseUnavailable, pause, retrying
 
 log = logging.getLogger("exposure.connectors")
 
@@ -144,11 +147,11 @@ async def run_connector(
     anything else is recorded as ``failed`` and re-raised (cancellation too).
     """
     cls = (registry or load_registry()).get(name)
-    async with q.connector_lock(engine, name) as acquired:
-        if not acquired:
+    async with q.connector_lock(engine, name) as lock:
+        if not lock.acquired:
             return await _skipped(engine, name, record=once)
         run = _Run(engine, settings, session, ingestor, cls, retry, stop, work_chunks=once)
-        return await run.execute()
+        return await run.execute(lock.lost)
 
 
 async def connector_status(
@@ -211,20 +214,32 @@ class _Run:
         self.skipped: Counter[str] = Counter()
         self.started = utcnow()
 
-    async def execute(self) -> ConnectorRunResult:
-        async with self.engine.begin() as conn:
-            if await q.close_interrupted(conn, self.name, now=self.started):
-                log.warning("connector %s: closed a run a dead process left running", self.name)
-            self.run_id = await q.start_run(conn, self.name, now=self.started)
-            self.cursor = await q.load_cursor(conn, self.name)
+    async def execute(self, lock_lost: asyncio.Event) -> ConnectorRunResult:
+        async def begin() -> None:
+            async with self.engine.begin() as conn:
+                if await q.close_interrupted(conn, self.name, now=self.started):
+                    log.warning(
+                        "connector %s: closed a run left running by a process that died or "
+                        "lost its database connection",
+                        self.name,
+                    )
+                self.run_id = await q.start_run(conn, self.name, now=self.started)
+                self.cursor = await q.load_cursor(conn, self.name)
+
+        await retrying(begin, what=f"connector {self.name}: starting the run", stop=self.stop)
         try:
-            await self._drive()
+            await unless_lost(self._drive(), lock_lost)
         except ExposureError as error:
             kind = _error_class(error)
             log.error("connector %s: run failed (%s): %s", self.name, kind, error)
             return await self._finish("failed", kind, str(error))
         except asyncio.CancelledError:
-            await self._finish("failed", "retriable", "cancelled: the process stopped the run")
+            # Stopping: record it if the database answers at once, else the next run will.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self._finish("failed", "retriable", "cancelled: the process stopped the run"),
+                    CANCELLED_FINISH_SECONDS,
+                )
             raise
         except Exception as error:
             # Not one of ours: its message may quote data, so only its type is recorded.
@@ -243,11 +258,19 @@ class _Run:
             try:
                 await self._pass()
                 return
-            except RetriableError as error:
-                failures = 1 if self.pages > stored_before else failures + 1
-                delay = self.retry.delay(failures, getattr(error, "retry_after", None))
-                if failures >= self.retry.attempts or delay is None or self._stopping():
+            except Exception as raised:
+                # A lost database connection, or a connector's group of errors, in our terms.
+                error = in_our_terms(raised)
+                if error is None:
                     raise
+                delay = None
+                if isinstance(error, RetriableError):
+                    failures = 1 if self.pages > stored_before else failures + 1
+                    delay = self.retry.delay(failures, getattr(error, "retry_after", None))
+                if delay is None or failures >= self.retry.attempts or self._stopping():
+                    if error is raised:
+                        raise
+                    raise error from raised
                 self.retries += 1
                 log.warning(
                     "connector %s: %s (attempt %d of %d); resuming from the last stored page "
@@ -258,7 +281,7 @@ class _Run:
                     self.retry.attempts,
                     delay,
                 )
-                await asyncio.sleep(delay)
+                await pause(self.stop, delay)
 
     async def _pass(self) -> None:
         config = self.cls.settings_type.from_environ(self.settings.environ)
@@ -285,14 +308,7 @@ class _Run:
                     self.new_exposures.update(result.new_exposures)
                     self.events += result.events
                     self.sightings += result.sightings
-                async with self.engine.begin() as conn:
-                    await q.update_run(
-                        conn,
-                        self.run_id,
-                        pages=self.pages,
-                        records=self.records,
-                        matched=self.matched,
-                    )
+                await self._record_progress()
                 if self._stopping():
                     self.stopped = True
                     log.info("connector %s: stopping after %d pages", self.name, self.pages)
@@ -316,6 +332,16 @@ class _Run:
         fetching.cancel()
         await asyncio.gather(fetching, return_exceptions=True)
         return None
+
+    async def _record_progress(self) -> None:
+        async def record() -> None:
+            async with self.engine.begin() as conn:
+                await q.update_run(
+                    conn, self.run_id, pages=self.pages, records=self.records, matched=self.matched
+                )
+
+        # The page is stored already: only the run's counters wait for the connection.
+        await retrying(record, what=f"connector {self.name}: recording progress")
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
@@ -377,17 +403,26 @@ class _Run:
         self, outcome: str, error_class: str | None, error: str | None
     ) -> ConnectorRunResult:
         now = utcnow()
-        async with self.engine.begin() as conn:
-            await q.update_run(
-                conn,
-                self.run_id,
-                pages=self.pages,
-                records=self.records,
-                matched=self.matched,
-                outcome=outcome,
-                error_class=error_class,
-                error=error,
-                now=now,
+
+        async def record() -> None:
+            async with self.engine.begin() as conn:
+                await q.update_run(
+                    conn,
+                    self.run_id,
+                    pages=self.pages,
+                    records=self.records,
+                    matched=self.matched,
+                    outcome=outcome,
+                    error_class=error_class,
+                    error=error,
+                    now=now,
+                )
+
+        with contextlib.suppress(DatabaseUnavailable):
+            # Still unreachable after a while: the row stays "running" and the next run
+            # closes it as interrupted; the summary below is what the operator sees now.
+            await retrying(
+                record, what=f"connector {self.name}: recording the outcome", backoff=_FINISHING
             )
         CONNECTOR_RUNS.labels(connector=self.name, outcome=outcome).inc()
         log.info(
@@ -416,6 +451,12 @@ class _Run:
             error_class=error_class,
             error=error,
         )
+
+
+# Recording a run's outcome waits this long for the database at most; a cancelled run (the
+# process is stopping) this long.
+_FINISHING = Backoff(patience=30.0)
+CANCELLED_FINISH_SECONDS = 2.0
 
 
 def _error_class(error: ExposureError) -> str:

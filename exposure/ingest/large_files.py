@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import BinaryIO
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.base import move_into
-from exposure.clock import utcnow
+from exposure.clock import full_jitter, utcnow
 from exposure.dumps.reader import range_format
 from exposure.errors import RetriableError
 from exposure.ingest.input_keys import content_key
@@ -48,16 +49,29 @@ from exposure.settings import Settings
 from exposure.store import large_files as q
 from exposure.store.large_files import ChunkSpec, ClaimedChunk, FileProgress
 from exposure.store.leases import new_owner_id
+from exposure.store.reconnect import (
+    Backoff,
+    DatabaseUnavailable,
+    describe,
+    is_transient,
+    pause,
+    retrying,
+)
 
 log = logging.getLogger("exposure.ingest.large_files")
 
-# A chunk is held this long without a renewal; the holder renews it every quarter of that, so
-# only a dead (or wedged) holder lets it run out and another replica take the chunk over.
-LEASE_SECONDS = 300.0
+# A chunk is held this long without a renewal; the holder renews it every sixth of that
+# (retrying through a lost connection), so only a dead or wedged holder lets it run out and
+# another replica take the chunk over. A daemon restarted on the same host takes its own
+# previous claims back at once (its owner id is stable: exposure/runtime/instance.py).
+LEASE_SECONDS = 120.0
+RENEWALS_PER_LEASE = 6
 # Claims of one chunk before it is left alone (pending, visible in ingest_chunks.attempts).
 MAX_ATTEMPTS = 5
 # After a failure the chunk is claimable again this long times its attempts later.
 RETRY_SECONDS = 30.0
+# How long a stopping worker tries to give its chunk back before leaving it to its lease.
+RELEASE_ON_STOP_SECONDS = 2.0
 _SCAN_BYTES = 64 << 10
 
 IngestorFactory = Callable[[], Awaitable[Ingestor]]
@@ -215,11 +229,14 @@ async def work(
 
     The ingestor is made only once a chunk was claimed: an idle tick costs one query, not a
     load of the enrolled index. A chunk whose file cannot be read is given back for a later
-    retry and the work goes on; any other error gives the chunk back and is raised.
+    retry and the work goes on; a lost database connection sends the chunk round again from
+    its last committed batch (the chunk is given back as soon as the database answers, and
+    the attempt is not counted); any other error gives the chunk back and is raised.
     """
     ingestor: Ingestor | None = None
     results: list[ChunkResult] = []
     lease = timedelta(seconds=lease_seconds)
+    lost_connections = 0
     while stop is None or not stop.is_set():
         now = utcnow()
         async with engine.begin() as conn:
@@ -237,20 +254,65 @@ async def work(
             ingestor = await make_ingestor()
         try:
             results.append(await _ingest_chunk(engine, ingestor, chunk, owner, lease))
+            lost_connections = 0
         except LeaseLost as error:
             log.warning("chunks: %s", error)
-        except OSError as error:
+        except asyncio.CancelledError:
+            # Stopping: give the chunk back now rather than when its lease runs out.
+            await _release_on_the_way_out(engine, chunk, owner)
+            raise
+        except Exception as error:
+            if is_transient(error):
+                lost_connections += 1
+                await _after_lost_connection(engine, chunk, owner, error, lost_connections, stop)
+                continue
             await _release(engine, chunk, owner)
+            if not isinstance(error, OSError):
+                raise
             log.warning(
                 "chunks: chunk %d of %s unreadable (%s); retried later",
                 chunk.chunk_no,
                 Path(chunk.path).name,
                 type(error).__name__,
             )
-        except Exception:
-            await _release(engine, chunk, owner)
-            raise
     return results
+
+
+async def _after_lost_connection(
+    engine: AsyncEngine,
+    chunk: ClaimedChunk,
+    owner: str,
+    error: Exception,
+    failures: int,
+    stop: asyncio.Event | None,
+) -> None:
+    """The chunk's ingest lost its database connection: the batches it committed stay, the
+    one in flight rolled back. Wait a little, give the attempt back (a connection drop is not
+    the chunk's fault) and let the loop claim it again: it resumes from its checkpoint."""
+    delay = full_jitter(failures, base=0.5, cap=15.0)
+    log.warning(
+        "chunks: chunk %d of %s lost its database connection (%s); resuming from its last "
+        "committed batch in %.1f s",
+        chunk.chunk_no,
+        Path(chunk.path).name,
+        describe(error),
+        delay,
+    )
+    await pause(stop, delay)
+
+    async def release() -> None:
+        async with engine.begin() as conn:
+            await q.release(conn, chunk.id, owner, utcnow(), uncount=True)
+
+    # Until the lease would have run out anyway; a stop leaves it to the next start (which
+    # takes back this owner's chunks) or to the lease.
+    with contextlib.suppress(DatabaseUnavailable):
+        await retrying(
+            release,
+            what=f"giving back ingest chunk {chunk.id}",
+            stop=stop,
+            backoff=Backoff(cap=5.0, patience=LEASE_SECONDS),
+        )
 
 
 async def _ingest_chunk(
@@ -294,18 +356,46 @@ async def _ingest_chunk(
 async def _keep_lease(
     engine: AsyncEngine, chunk: ClaimedChunk, owner: str, lease: timedelta
 ) -> None:
+    """Renew the lease until cancelled; through a lost connection, retry until it would have
+    run out (then another claimer may take the chunk, and finalize notices)."""
+    every = lease.total_seconds() / RENEWALS_PER_LEASE
+    expires = time.monotonic() + lease.total_seconds()
     while True:
-        await asyncio.sleep(lease.total_seconds() / 4)
-        async with engine.begin() as conn:
-            held = await q.renew(conn, chunk.id, owner, utcnow() + lease)
+        await asyncio.sleep(every)
+
+        async def renew() -> bool:
+            async with engine.begin() as conn:
+                return await q.renew(conn, chunk.id, owner, utcnow() + lease)
+
+        try:
+            held = await retrying(
+                renew,
+                what=f"renewing the lease of ingest chunk {chunk.id}",
+                backoff=Backoff(base=0.5, cap=5.0, patience=expires - time.monotonic() - 1),
+            )
+        except DatabaseUnavailable:
+            return  # the lease runs out: finalize will notice if someone took the chunk
         if not held:
             return  # taken over: finalize will notice and roll the last batch back
+        expires = time.monotonic() + lease.total_seconds()
 
 
 async def _release(engine: AsyncEngine, chunk: ClaimedChunk, owner: str) -> None:
     retry_at = utcnow() + timedelta(seconds=RETRY_SECONDS * chunk.attempts)
     async with engine.begin() as conn:
         await q.release(conn, chunk.id, owner, retry_at)
+
+
+async def _release_on_the_way_out(engine: AsyncEngine, chunk: ClaimedChunk, owner: str) -> None:
+    """Give the chunk back, claimable at once and the attempt uncounted, within a second or
+    two; shielded from the cancellation that is stopping us."""
+
+    async def release() -> None:
+        async with engine.begin() as conn:
+            await q.release(conn, chunk.id, owner, utcnow(), uncount=True)
+
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(release()), RELEASE_ON_STOP_SECONDS)
 
 
 async def _finish_file(engine: AsyncEngine, chunk: ClaimedChunk) -> None:
@@ -316,9 +406,31 @@ async def _finish_file(engine: AsyncEngine, chunk: ClaimedChunk) -> None:
         progress = await q.progress(conn, chunk.file_key)
     if progress is None or not progress.complete:
         return
-    log.info("chunks: %s complete (%d chunks)", Path(chunk.path).name, progress.chunks)
-    if progress.done_folder is not None:
-        await asyncio.to_thread(move_into, Path(chunk.path), Path(progress.done_folder))
+    path = Path(chunk.path)
+    log.info("chunks: %s complete (%d chunks)", path.name, progress.chunks)
+    if progress.done_folder is None:
+        return
+    size = await asyncio.to_thread(_size, path)
+    if size is not None and progress.file_bytes is not None and size != progress.file_bytes:
+        # Written to since it was split: the bytes past the last range were never read. Left
+        # where it is, the drop folder registers it again as what it is now (the ranges read
+        # already only add sightings).
+        log.warning(
+            "chunks: %s changed while it was ingested (%d bytes, %d when split); left in "
+            "place to be ingested again",
+            path.name,
+            size,
+            progress.file_bytes,
+        )
+        return
+    await asyncio.to_thread(move_into, path, Path(progress.done_folder))
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None  # moved already, by another replica finishing the same file
 
 
 async def file_progress(engine: AsyncEngine, file_key: str) -> FileProgress | None:

@@ -30,6 +30,7 @@ log = logging.getLogger("exposure.report")
 FILE_PREFIX = "exposure-report-"
 # The CSV names customers: readable by the service's group, not by everyone on the host.
 FILE_MODE = 0o640
+DIR_MODE = 0o750
 KINDS = ("html", "csv", "json")
 # exposure-report-2025-W20.ja.html; files written before reports were kept per language have
 # no language part (exposure-report-2025-W20.html) and are still listed and served.
@@ -155,7 +156,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def write_report(report: Report, out_dir: Path) -> list[Path]:
     """Write ``<stem>.html``, ``.csv`` and ``.json`` into ``out_dir`` (created if needed)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     paths = []
     for suffix, data in (
         (".html", report.html.encode("utf-8")),

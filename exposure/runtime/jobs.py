@@ -33,7 +33,7 @@ from exposure.report.builder import produce_weekly_report
 from exposure.runtime.scheduler import Job
 from exposure.settings import Settings
 from exposure.store import outbox
-from exposure.store.leases import new_owner_id
+from exposure.store.reconnect import Backoff, retrying
 
 log = logging.getLogger("exposure.runtime.daemon")
 
@@ -134,12 +134,14 @@ def _changes(
     return cls.watch(cls.settings_type.from_environ(settings.environ), stop)
 
 
-def chunks_job(wiring: IngestWiring, stop: asyncio.Event, counters: Counter[str]) -> Job:
+def chunks_job(
+    wiring: IngestWiring, stop: asyncio.Event, counters: Counter[str], *, owner: str
+) -> Job:
     """Every replica ingests claimable chunks of large dumps
     (:mod:`exposure.ingest.large_files`), one at a time until none is left. Deliberately not under
     the folder connector's advisory lock: the chunks are shared out row by row with ``FOR UPDATE
-    SKIP LOCKED``, so all replicas help."""
-    owner = new_owner_id()
+    SKIP LOCKED``, so all replicas help. ``owner``: the daemon's lease owner id (one chunk at a
+    time per owner: this job is its only chunk worker)."""
 
     async def make_ingestor() -> Ingestor:
         # Loaded per job run, and only once a chunk was claimed: an idle tick is one query.
@@ -160,17 +162,32 @@ def chunks_job(wiring: IngestWiring, stop: asyncio.Event, counters: Counter[str]
     )
 
 
-def report_job(engine: AsyncEngine, settings: Settings, counters: Counter[str]) -> Job:
+def report_job(
+    engine: AsyncEngine, settings: Settings, stop: asyncio.Event, counters: Counter[str]
+) -> Job:
+    """The weekly report. It runs once a week, so a lost database connection is retried here
+    (until the daemon stops), not left to next week's run; the mail goes out once."""
+    patient = Backoff(cap=60.0, patience=None)
+
     async def run() -> object:
-        produced = await produce_weekly_report(engine, settings)
-        async with engine.begin() as conn:
-            report = produced.report
-            now = utcnow()
-            await outbox.enqueue_once(
-                conn, report_webhook(report.week, report.figures, now=now), now=now
-            )
+        produced = await retrying(
+            lambda: produce_weekly_report(engine, settings),
+            what="weekly report",
+            stop=stop,
+            backoff=patient,
+        )
+        report = produced.report
+
+        async def announce() -> None:
+            async with engine.begin() as conn:
+                now = utcnow()
+                await outbox.enqueue_once(
+                    conn, report_webhook(report.week, report.figures, now=now), now=now
+                )
+
+        await retrying(announce, what="weekly report webhook", stop=stop, backoff=patient)
         counters["reports"] += 1
-        return str(produced.report.week)
+        return str(report.week)
 
     return Job(
         name="weekly-report",

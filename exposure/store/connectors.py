@@ -4,12 +4,13 @@ into the corpus."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ from exposure.store.models import (
     LeakedPassword,
     Sighting,
 )
+from exposure.store.reconnect import is_transient
 
 state = cast(Table, ConnectorState.__table__)
 runs = cast(Table, ConnectorRun.__table__)
@@ -89,44 +91,82 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+# How often the connection holding a PostgreSQL run lock is checked: when it is gone (the
+# server restarted, failed over or ended the session), so is the lock.
+LOCK_CHECK_SECONDS = 2.0
+
+
+@dataclass(slots=True)
+class RunLock:
+    """Whether the run may go ahead (``acquired``); ``lost`` is set if the database session
+    holding the lock ends during the run (another replica may then take the lock)."""
+
+    acquired: bool
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 @asynccontextmanager
-async def connector_lock(engine: AsyncEngine, name: str) -> AsyncIterator[bool]:
+async def connector_lock(engine: AsyncEngine, name: str) -> AsyncIterator[RunLock]:
     """Whether this run may go ahead; held until the block ends. PostgreSQL: a session-level
-    advisory lock on a connection of its own, so one replica runs the connector at a time.
+    advisory lock on a connection of its own, so one replica runs the connector at a time,
+    watched so that the run learns when the session (and with it the lock) is gone.
     SQLite (one process by design): an in-process guard."""
     if engine.dialect.name != "postgresql":
         key = (str(engine.url), name)
         if key in _HELD:
-            yield False
+            yield RunLock(False)
             return
         _HELD.add(key)
         try:
-            yield True
+            yield RunLock(True)
         finally:
             _HELD.discard(key)
         return
     async with engine.connect() as conn:
-        lock = advisory_key(name)
-        acquired = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock}))
+        lock_key = advisory_key(name)
+        acquired = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key}))
         # A session lock outlives the transaction: commit so the connection is not left idle
         # in a transaction for the whole run.
         await conn.commit()
+        lock = RunLock(acquired)
+        watch = asyncio.create_task(_watch(conn, lock)) if acquired else None
         try:
-            yield acquired
+            yield lock
         finally:
-            if acquired:
-                await _unlock(conn, lock)
+            if watch is not None:
+                watch.cancel()
+                with suppress(asyncio.CancelledError):
+                    await watch
+                await _unlock(conn, lock_key, lock)
 
 
-async def _unlock(conn: AsyncConnection, lock: int) -> None:
+async def _watch(conn: AsyncConnection, lock: RunLock) -> None:
+    """Set ``lock.lost`` once the lock's connection stops answering."""
+    while True:
+        await asyncio.sleep(LOCK_CHECK_SECONDS)
+        try:
+            await conn.execute(text("SELECT 1"))
+            await conn.commit()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            lock.lost.set()
+            return
+
+
+async def _unlock(conn: AsyncConnection, key: int, lock: RunLock) -> None:
     try:
-        await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock})
+        if lock.lost.is_set():
+            raise ConnectionError("the lock's session has ended")
+        await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
         await conn.commit()
-    except BaseException:
+    except BaseException as error:
         # The lock must not go back to the pool with the connection: drop the connection,
-        # which ends its session and so releases the lock.
+        # which ends its session and so releases the lock. A session already gone released
+        # it already.
         await conn.invalidate()
-        raise
+        if not is_transient(error):
+            raise
 
 
 # -- runs -----------------------------------------------------------------------------------

@@ -6,19 +6,22 @@ writer with concurrent readers (WAL); PostgreSQL goes through asyncpg.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, insert, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from exposure.domain.fingerprints import pepper_check
-from exposure.errors import FatalError, PepperMismatch
+from exposure.errors import ConfigurationError, FatalError, PepperMismatch
 from exposure.secret import redact_url
 from exposure.store.models import Meta
 
@@ -47,6 +50,7 @@ class SchemaOutdated(FatalError):
 SCHEMA_REVISION = "0010"
 
 SQLITE_PAGE_BYTES = 16384
+SECRET_FILE_MODE = 0o600
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -68,19 +72,79 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# A database host that vanishes without closing its connections (a failover, a network
+# partition) is noticed by TCP within about a minute, instead of the two hours a socket may
+# otherwise wait: the statement then fails as a lost connection and is retried
+# (docs/decisions/database-reconnect.md).
+_KEEPALIVE = (
+    ("TCP_KEEPIDLE", 30),
+    ("TCP_KEEPINTVL", 10),
+    ("TCP_KEEPCNT", 3),
+    ("TCP_USER_TIMEOUT", 60_000),  # ms: unacknowledged writes give up too
+)
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def _keepalive(dbapi_connection: Any, _record: Any) -> None:
+    transport = getattr(getattr(dbapi_connection, "driver_connection", None), "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # a Unix socket: the server's end cannot vanish unseen
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in _KEEPALIVE:
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
 def create_engine(database_url: str) -> AsyncEngine:
     # hide_parameters: bound values must never reach an error message or a log line.
-    if database_url.startswith("sqlite"):
+    if database_url.startswith("sqlite+aiosqlite"):
+        _restrict_sqlite_files(make_url(database_url).database)
         engine = create_async_engine(database_url, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    if database_url.startswith("postgresql"):
-        return create_async_engine(
-            database_url, pool_size=5, max_overflow=5, pool_pre_ping=True, hide_parameters=True
+    if database_url.startswith("postgresql+asyncpg"):
+        # pool_pre_ping: a connection the server dropped while it sat in the pool is replaced
+        # before use, so a restart or failover costs the statements in flight, nothing more.
+        engine = create_async_engine(
+            database_url,
+            pool_size=5,
+            max_overflow=5,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
         )
-    raise FatalError(
-        f"unsupported database URL {redact_url(database_url)}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
+        event.listen(engine.sync_engine, "connect", _keepalive)
+        return engine
+    raise ConfigurationError(
+        "EXPOSURE_DATABASE_URL",
+        f"{redact_url(database_url)} is not supported: use sqlite+aiosqlite:///./exposure.db "
+        "or postgresql+asyncpg://user:password@host/database",
     )
+
+
+def _restrict_sqlite_files(database: str | None) -> None:
+    """The database file holds every customer's password hash and the API token hashes:
+    create it 0600 before SQLite does (which would use the umask, typically 0644; its -wal
+    and -shm files then get the same mode), and take group and other access away from an
+    existing one and its companions."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        raise ConfigurationError(
+            "EXPOSURE_DATABASE_URL",
+            f"SQLite cannot open the database file there: the folder {path.parent} does not "
+            "exist (create it, or point the URL elsewhere)",
+        )
+    with contextlib.suppress(OSError):  # exists already, or not ours to create: SQLite says
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_FILE_MODE))
+    for companion in ("", "-wal", "-shm", "-journal"):
+        candidate = path.with_name(path.name + companion)
+        with contextlib.suppress(OSError):  # absent, or not ours to change
+            if candidate.stat().st_mode & 0o077:
+                os.chmod(candidate, SECRET_FILE_MODE)
 
 
 @asynccontextmanager

@@ -245,7 +245,8 @@ async def iter_exposures(
     state: str | None = None,
     since: datetime | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Exposures, oldest first, as plain dicts with the contract's field names."""
+    """Exposures, oldest first, as plain dicts with the contract's field names. ``since``
+    keeps those first seen at or after it, as the API's ``since`` does."""
     query = select(*(exposures.c[name] for name in EXPOSURE_FIELDS)).order_by(
         exposures.c.first_seen, exposures.c.exposure_id
     )
@@ -254,7 +255,7 @@ async def iter_exposures(
     if state is not None:
         query = query.where(exposures.c.state == state)
     if since is not None:
-        query = query.where(exposures.c.last_seen >= since)
+        query = query.where(exposures.c.first_seen >= since)
     result = await conn.stream(query)
     async for row in result:
         item = dict(row._mapping)

@@ -56,6 +56,7 @@ class FileProgress:
     chunks: int
     done: int
     done_folder: str | None = None
+    file_bytes: int | None = None  # its size when registered
 
     @property
     def complete(self) -> bool:
@@ -134,6 +135,7 @@ async def _progress(conn: AsyncConnection, where: Any) -> FileProgress | None:
                 func.count(),
                 func.count().filter(chunks.c.state == "done"),
                 func.min(chunks.c.done_folder),
+                func.min(chunks.c.file_bytes),
             )
             .where(where)
             .group_by(chunks.c.file_key)
@@ -141,7 +143,7 @@ async def _progress(conn: AsyncConnection, where: Any) -> FileProgress | None:
     ).first()
     if row is None:
         return None
-    return FileProgress(row[0], row[1], int(row[2]), int(row[3]), row[4])
+    return FileProgress(row[0], row[1], int(row[2]), int(row[3]), row[4], row[5])
 
 
 def _claimable(now: datetime, max_attempts: int) -> Any:
@@ -215,10 +217,29 @@ async def mark_done(conn: AsyncConnection, chunk_id: int, owner: str, now: datet
     return result.rowcount == 1
 
 
-async def release(conn: AsyncConnection, chunk_id: int, owner: str, retry_at: datetime) -> None:
-    """Give the chunk back after a failure; it can be claimed again from ``retry_at``."""
-    await conn.execute(
+async def release(
+    conn: AsyncConnection, chunk_id: int, owner: str, retry_at: datetime, *, uncount: bool = False
+) -> None:
+    """Give the chunk back; it can be claimed again from ``retry_at``. ``uncount``: the attempt
+    was not the chunk's fault (a lost connection, a stop), so it does not count towards the
+    chunk's limit."""
+    values: dict[str, Any] = {"state": "pending", "lease_owner": None, "lease_until": retry_at}
+    if uncount:
+        values["attempts"] = chunks.c.attempts - 1  # the claim counted it
+    await conn.execute(update(chunks).where(_held(chunk_id, owner)).values(**values))
+
+
+async def release_owned(conn: AsyncConnection, owner: str, now: datetime) -> int:
+    """Give back every chunk ``owner`` holds, claimable at once and the attempt uncounted: a
+    daemon starting under its predecessor's owner id takes over what that one left."""
+    result = await conn.execute(
         update(chunks)
-        .where(_held(chunk_id, owner))
-        .values(state="pending", lease_owner=None, lease_until=retry_at)
+        .where(chunks.c.lease_owner == owner, chunks.c.state == "claimed")
+        .values(
+            state="pending",
+            lease_owner=None,
+            lease_until=now,
+            attempts=chunks.c.attempts - 1,
+        )
     )
+    return result.rowcount or 0

@@ -135,13 +135,20 @@ async def _replayed_at(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, d
 
 
 async def record_attempts(
-    conn: AsyncConnection, owner: str, records: Sequence[AttemptRecord]
+    conn: AsyncConnection, owner: str, records: Sequence[AttemptRecord], *, again: bool = False
 ) -> None:
-    """Write each attempt to the history and the row's new state, releasing the lease.
+    """Write each attempt to the history and the row's new state, releasing the lease
+    (``again``: a retry of the same records after a lost connection).
 
     The state update only applies while ``owner`` still holds the lease, so a sender that
     somehow outlived its lease cannot overwrite the work of the sender that took over.
     """
+    if again:
+        # Recording again after a lost connection: only rows still leased to ``owner``. If
+        # the first commit landed and only its answer was lost, its rows are released already
+        # and no second history line is written.
+        held = await _held_by(conn, owner, [r.outbox_id for r in records])
+        records = [r for r in records if r.outbox_id in held]
     if not records:
         return
     await conn.execute(
@@ -186,6 +193,13 @@ async def record_attempts(
             for r in records
         ],
     )
+
+
+async def _held_by(conn: AsyncConnection, owner: str, ids: Sequence[int]) -> set[int]:
+    found = await conn.execute(
+        select(outbox.c.id).where(outbox.c.id.in_(list(ids)), outbox.c.lease_owner == owner)
+    )
+    return set(found.scalars())
 
 
 async def release(conn: AsyncConnection, owner: str, ids: Sequence[int]) -> None:
@@ -370,3 +384,15 @@ async def dead_among(conn: AsyncConnection, event_ids: Sequence[str]) -> list[st
         )
     )
     return list(rows.scalars())
+
+
+async def release_owned(conn: AsyncConnection, owner: str) -> int:
+    """Give back every event ``owner`` holds: a daemon starting under its predecessor's owner
+    id sends what that one claimed at once instead of after the lease (the receiver
+    de-duplicates on ``webhook-id`` if the predecessor had sent some of them)."""
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+    return result.rowcount or 0

@@ -63,9 +63,12 @@ async def cli(
 
 
 async def deliver(
-    env: dict[str, str], cwd: Path, *, process: bool = False
+    env: dict[str, str], cwd: Path, *, process: bool = False, status: int = 0
 ) -> tuple[dict[str, Any], str]:
-    result = await cli("deliver", env=env, cwd=cwd, process=process)
+    """``exposure deliver``'s summary and stderr; it must exit with ``status`` (1 when the
+    endpoint is disabled or an event was dead-lettered)."""
+    result = await cli("deliver", env=env, cwd=cwd, process=process, check=False)
+    assert result.returncode == status, (result.returncode, result.stderr)
     return json.loads(result.stdout), result.stderr
 
 

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api.auth import Scope
@@ -18,7 +19,8 @@ from exposure.metrics import INGEST_LINES
 from exposure.secret import Secret
 from exposure.settings import Settings, load_settings
 from exposure.store import db
-from tests.cli import EXPOSURE_SCRIPT
+from exposure.store.models import OutboxEvent, WebhookEndpoint
+from tests.cli import EXPOSURE_SCRIPT, run_cli
 from tests.conftest import TEST_PEPPER, environment
 from tests.integration.test_api_support import (
     T0,
@@ -30,6 +32,7 @@ from tests.integration.test_api_support import (
     make_token,
 )
 from tests.integration.test_daemon import answers, free_port
+from tests.leakgen import enrolment_csv, policy_cases
 from tests.waiting import eventually
 
 # Well-formed, so the request reaches the database to look it up.
@@ -150,3 +153,40 @@ async def test_exposure_api_serves_until_sigterm(database_url: str, tmp_path: Pa
             process.kill()
     assert process.returncode == 0, stderr
     assert f"http://127.0.0.1:{port}" in stderr and "stopped" in stderr
+
+
+async def test_metrics_show_the_backlog_whichever_process_made_it(
+    engine: AsyncEngine, settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    """Counters are per process; the backlog gauges are read from the database at scrape
+    time, so the API shows what a CLI ingest or another replica left waiting."""
+    cases = policy_cases()
+    env = environment(database_url, EXPOSURE_FOLDER_PATH=str(tmp_path / "inbox"))
+    (tmp_path / "customers.csv").write_text(enrolment_csv(cases))
+    run_cli("enroll", str(tmp_path / "customers.csv"), env=env, cwd=tmp_path)
+    (tmp_path / "inbox").mkdir()
+    lines = [line for case in cases for line in case.lines]
+    (tmp_path / "inbox" / "leak.txt").write_text("\n".join(lines) + "\n")
+    run_cli("connectors", "run", "folder", "--once", env=env, cwd=tmp_path)
+    async with engine.begin() as conn:
+        first = select(OutboxEvent.id).order_by(OutboxEvent.id).limit(1)
+        dead = (await conn.execute(first)).scalar_one()
+        await conn.execute(update(OutboxEvent).where(OutboxEvent.id == dead).values(state="dead"))
+        await conn.execute(
+            insert(WebhookEndpoint).values(
+                url="https://reset.example/hook", disabled_at=T0, disabled_reason="HTTP 410 Gone"
+            )
+        )
+    events = sum(case.action != "none" for case in cases)
+    async with api_client(settings, engine) as client:
+        text = await (await client.get("/metrics")).text()
+    outbox = samples(text, "exposure_outbox_events")
+    by_state = {dict(labels)["state"]: value for labels, value in outbox.items()}
+    assert by_state == {"pending": events - 1, "dead": 1, "failed": 0, "delivered": 0}
+    assert samples(text, "exposure_outbox_oldest_undelivered_seconds")[()] > 0
+    assert samples(text, "exposure_webhook_endpoints_disabled") == {(): 1}
+    # (The API folds staged digests as it starts: the backlog may be gone already.)
+    assert samples(text, "exposure_corpus_staged_digests")[()] >= 0
+    success = samples(text, "exposure_connector_last_success_timestamp_seconds")
+    [(labels, finished)] = success.items()
+    assert labels == (("connector", "folder"),) and finished > T0.timestamp()

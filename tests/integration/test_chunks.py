@@ -388,11 +388,15 @@ async def test_two_replicas_share_the_chunks_of_one_dump(
     assert all(count == 1 for count in receiver.ids().values()), receiver.ids()
     rows = await _chunk_rows(engine)
     assert len(rows) > 100 and all(r.state == "done" for r in rows)
-    # Both replicas ingested chunks: two lease owners (host:pid:random) among the done rows.
+    # Both replicas ingested chunks: each one's lease owner (host:daemon<slot>, in its
+    # "running" line) among the done rows.
     owners = Counter(r.lease_owner for r in rows)
     assert len(owners) == 2, owners
-    pids = {str(process.pid) for process in replicas}
-    assert {owner.split(":")[1] for owner in owners} == pids
+    running = [
+        next(line for line in daemon.log_lines(log) if line["msg"] == "exposure daemon running")
+        for log in logs
+    ]
+    assert set(owners) == {line["lease_owner"] for line in running}
     for log in logs:
         assert any(line["msg"].startswith("chunks: chunk") for line in daemon.log_lines(log))
     assert not (inbox / "leak.txt").exists()

@@ -50,7 +50,9 @@ async def test_dropped_entries_are_ingested_once_and_moved(
 
     summary = await run_now(engine, settings, "folder")
 
-    assert summary["outcome"] == "success" and summary["pages"] == 3
+    # Three entries, then a page that counts the one that went to failed/.
+    assert summary["outcome"] == "success" and summary["pages"] == 4
+    assert summary["skipped"] == {"failed_no_records": 1}
     processed = sorted(p.name for p in (inbox / "processed").iterdir())
     assert processed == ["JP[0A1B2C3D] [2025-05-01T10-00-00]", "combo.txt"]
     failed = sorted(p.name for p in (inbox / "failed").iterdir())

@@ -134,7 +134,7 @@ async def test_410_disables_endpoint_until_re_enabled(
     async with serving(receiver):
         # A token in the query string must not reach the database, the logs or the output.
         env = webhook_env(database_url, receiver.url + "?token=q-secret-123")
-        summary, stderr = await deliver(env, tmp_path)
+        summary, stderr = await deliver(env, tmp_path, status=1)  # cron sees the failure
         assert summary["endpoint"]["state"] == "disabled" and summary["disabled"] >= 1
         assert summary["delivered"] == 0 and summary["waiting"] == len(events)
         assert "410 Gone" in stderr and "exposure deliveries enable-endpoint" in stderr
@@ -142,7 +142,8 @@ async def test_410_disables_endpoint_until_re_enabled(
         assert 1 <= len(receiver.seen) <= 8 and receiver.seen[0].path_qs.endswith("q-secret-123")
         assert all(row["state"] == "pending" for row in await outbox_rows(engine))
 
-        again, _ = await deliver(env, tmp_path)
+        again, still = await deliver(env, tmp_path, status=1)  # disabled: still a failure
+        assert still.splitlines()[-1].startswith("error: endpoint ")
         assert (
             again["endpoint"]["state"] == "disabled" and len(receiver.seen) == summary["disabled"]
         )
@@ -233,7 +234,7 @@ async def test_dead_letter_then_replay_one_and_all(
         # Past the window: the next failure dead-letters.
         await age_events(engine, 73)
         await make_due(engine)
-        summary, stderr = await deliver(env, tmp_path)
+        summary, stderr = await deliver(env, tmp_path, status=1)
         events = await outbox_rows(engine)
         assert summary["dead"] == len(events) and summary["waiting"] == 0
         assert all(row["state"] == "dead" and row["attempts"] == 2 for row in events)

@@ -242,7 +242,7 @@ async def test_cli_delete_and_errors(database_url: str, tmp_path: Path) -> None:
     bad.write_text("id,mail\n1,a@b.jp\n")
     failed = run_cli("enroll", str(bad), env=env, cwd=tmp_path, check=False)
     assert failed.returncode == 2
-    assert "unknown column" in failed.stderr and "Traceback" not in failed.stderr
+    assert "no customer_id column" in failed.stderr and "Traceback" not in failed.stderr
 
 
 async def test_wrong_pepper_is_refused(database_url: str, tmp_path: Path) -> None:

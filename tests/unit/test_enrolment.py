@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import argon2
 import pytest
@@ -11,6 +12,7 @@ from exposure.customers.enrolment import (
     EnrolmentRow,
     RowRejected,
     prepare,
+    sniff_encoding,
 )
 from exposure.domain.fingerprints import identifier_fingerprint
 
@@ -96,7 +98,7 @@ def test_quoted_multiline_field_reports_the_row_start() -> None:
     [
         ("", "empty"),
         ("email,login_id\n", "no customer_id"),
-        ("customer_id,mail\n", "unknown column"),
+        ("id,mail\n", "no customer_id"),
         ("customer_id,email,email\n", "twice"),
     ],
 )
@@ -147,3 +149,60 @@ def test_the_last_hash_cell_of_a_repeated_customer_decides() -> None:
         (6, "unsalted_fast_hash"),
     ]
     assert not batch.rejected
+
+
+def test_an_extra_column_is_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="exposure.customers"):
+        rows = read(
+            "customer_id,name,email,password_hash\nC1,山田 太郎,taro@example.jp," + PHC + "\n"
+        )
+    [row] = rows
+    assert isinstance(row, EnrolmentRow) and row.password_hash == PHC
+    assert [i.kind.value for i in row.identifiers] == ["email"]
+    assert "column(s) name ignored" in caplog.text
+    assert "山田" not in caplog.text  # the header is named, never a value
+
+
+def test_every_bad_value_of_a_row_is_reported() -> None:
+    [row] = read(HEADER + " C1,not-an-email,ab cd,12345,\n")
+    assert isinstance(row, RowRejected)
+    assert row.reason == (
+        "customer_id: whitespace at the start or end (ids are taken exactly as written); "
+        "email: no_at; login_id: bad_login_id; phone: not_a_phone"
+    )
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "reason"),
+    [
+        (" =1+1", "whitespace at the start or end"),
+        ("\t=1+1", "whitespace at the start or end"),
+        ("=1+1 ", "whitespace at the start or end"),
+        ("\u3000C1", "whitespace at the start or end"),  # an ideographic space
+        ("C\x001", "control characters"),
+        ("C\u200b1", "control characters"),  # a zero-width space: invisible, not printable
+        ("C" * 129, "longer than 128 characters"),
+    ],
+)
+def test_customer_ids_are_taken_exactly_as_written(customer_id: str, reason: str) -> None:
+    row = enroller().build(2, {"customer_id": customer_id, "email": "taro@example.jp"})
+    assert isinstance(row, RowRejected) and row.reason.startswith(f"customer_id: {reason}")
+
+
+def test_distinct_ids_are_never_merged_into_one() -> None:
+    """Ids that trimming would have merged are refused, so no two records become one."""
+    rows = [
+        enroller().build(n, {"customer_id": cid, "email": f"u{n}@example.jp"})
+        for n, cid in enumerate((" =1+1", "\t=1+1", "=1+1"), start=2)
+    ]
+    enrolled = [r.customer_id for r in rows if isinstance(r, EnrolmentRow)]
+    assert enrolled == ["=1+1"] and prepare(rows).customers.keys() == {"=1+1"}
+
+
+def test_the_encoding_of_a_file_is_told() -> None:
+    text = "customer_id,email\nC1,山田@example.jp\n"
+    assert sniff_encoding(text.encode("utf-8")) is None
+    assert sniff_encoding(text.encode("utf-8")[:-13]) is None  # cut inside a character
+    cp932 = sniff_encoding(text.encode("cp932"))
+    assert cp932 is not None and cp932.startswith("Shift_JIS (CP932)")
+    assert sniff_encoding(text.encode("utf-16")) == "UTF-16"

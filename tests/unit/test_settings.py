@@ -161,3 +161,30 @@ def test_core_and_connectors_share_one_grammar() -> None:
     assert len(names) == len(set(names)) and "EXPOSURE_INGEST_BATCH_EVENTS" in names
     pepper = next(v for v in Settings.variables() if v.name == "EXPOSURE_PEPPER")
     assert pepper.required and pepper.secret
+
+
+def test_no_pepper_is_generated_where_generation_is_off(tmp_path: Path) -> None:
+    """The Docker image sets EXPOSURE_GENERATE_PEPPER=false: a pepper made in a container
+    would be lost with it (docs/decisions/pepper-in-containers.md)."""
+    env_file = tmp_path / ".env"
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"EXPOSURE_GENERATE_PEPPER": "false"}, env_file=env_file)
+    assert caught.value.variable == "EXPOSURE_PEPPER"
+    assert "openssl rand -hex 32" in str(caught.value)
+    assert not env_file.exists()
+    with pytest.raises(ConfigurationError) as wrong:
+        load_settings({"EXPOSURE_GENERATE_PEPPER": "perhaps"}, env_file=env_file)
+    assert wrong.value.variable == "EXPOSURE_GENERATE_PEPPER"
+    # With a pepper set, the setting changes nothing.
+    settings = load_settings(
+        {"EXPOSURE_GENERATE_PEPPER": "false", "EXPOSURE_PEPPER": "ab" * 32}, env_file=env_file
+    )
+    assert settings.generate_pepper is False
+
+
+def test_a_pepper_that_cannot_be_kept_is_not_used(tmp_path: Path) -> None:
+    env_file = tmp_path / "no-such-folder" / ".env"
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({}, env_file=env_file)
+    assert caught.value.variable == "EXPOSURE_PEPPER"
+    assert "cannot be kept" in str(caught.value) and str(env_file) in str(caught.value)
