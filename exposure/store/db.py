@@ -47,7 +47,7 @@ class SchemaOutdated(FatalError):
 
 # The Alembic head this code needs, as a constant so that every command checks it without
 # loading Alembic (tests/integration/test_migrations.py checks it is the shipped head).
-SCHEMA_REVISION = "0010"
+SCHEMA_REVISION = "0011"
 
 SQLITE_PAGE_BYTES = 16384
 SECRET_FILE_MODE = 0o600

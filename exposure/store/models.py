@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -56,6 +57,9 @@ class Customer(Base):
 
     customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     password_hash: Mapped[str | None] = mapped_column(Text)
+    # Set when a reset completed without a new hash: from then on the enrolled hash is out of
+    # date, so leaked passwords are judged ``unknown`` until the broker enrols the new one.
+    password_superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -114,6 +118,48 @@ class IngestRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class Case(Base):
+    """One customer incident: the exposures one forced reset (or one notification) covers.
+
+    A customer has at most one ``open`` case (a partial unique index, so replicas cannot open
+    two). ``action`` and ``severity`` are the highest of the case's exposures;
+    ``announced_action`` is the highest action an outbox event was written for, so each case
+    state is announced once. ``force_reset_at`` is when the action became ``force_reset``
+    (time-to-reset counts from there). A case ends with a resolution (``reset_completed`` or
+    ``dismissed``). An offboarded customer's cases stay, linked to a tombstone customer.
+    """
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        CheckConstraint("state IN ('open', 'resolved')", name="state"),
+        CheckConstraint("action IN ('force_reset', 'notify', 'none')", name="action"),
+        Index(
+            "uq_cases_open_customer",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+        Index(None, "opened_at"),
+        Index(None, "state", "action"),
+    )
+
+    case_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.customer_id", ondelete="CASCADE")
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    announced_action: Mapped[str | None] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    force_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution: Mapped[str | None] = mapped_column(String(32))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+
+
 class Exposure(Base):
     """One exposure per (customer, identifier kind, leaked-password fingerprint, site).
 
@@ -132,12 +178,18 @@ class Exposure(Base):
         ),
         Index(None, "first_seen"),
         Index(None, "action", "state"),
+        Index(None, "case_id"),
     )
 
     exposure_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     customer_id: Mapped[str] = mapped_column(
         ForeignKey("customers.customer_id", ondelete="CASCADE")
     )
+    # Every exposure belongs to a case (the writer sets it in the transaction that writes the
+    # exposure; migration 0011 filled it for older rows). No foreign key and no NOT NULL: on
+    # SQLite either would mean rebuilding this table, which cascades into every sighting and
+    # event (see migration 0010), and case ids are only ever written by store.cases.
+    case_id: Mapped[str | None] = mapped_column(String(36))
     identifier_kind: Mapped[str] = mapped_column(String(16))
     password_fp: Mapped[bytes] = mapped_column(LargeBinary(32))
     site_domain: Mapped[str] = mapped_column(String(253))
@@ -191,6 +243,7 @@ class OutboxEvent(Base):
     __table_args__ = (
         CheckConstraint("state IN ('pending', 'delivered', 'failed', 'dead')", name="state"),
         Index(None, "state", "next_attempt_at"),
+        Index(None, "case_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -198,6 +251,9 @@ class OutboxEvent(Base):
     exposure_id: Mapped[str | None] = mapped_column(
         ForeignKey("exposures.exposure_id", ondelete="CASCADE")
     )
+    # The case whose opening or escalation the event announces (NULL for test pings). No
+    # foreign key, for the reason given on Exposure.case_id.
+    case_id: Mapped[str | None] = mapped_column(String(36))
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)  # the JSON body, fixed at creation
     state: Mapped[str] = mapped_column(String(16))
