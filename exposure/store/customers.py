@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, delete, func, select, update
@@ -36,7 +37,9 @@ async def upsert_customers(conn: AsyncConnection, batch: PreparedBatch) -> None:
         "INSERT INTO customers (customer_id, password_hash, created_at, updated_at) "  # noqa: S608
         f"VALUES ({placeholders(conn, 4)}) "
         "ON CONFLICT (customer_id) DO UPDATE SET "
-        "password_hash = excluded.password_hash, updated_at = excluded.updated_at "
+        # A new hash replaces one a completed reset superseded (docs/decisions/cases.md).
+        "password_hash = excluded.password_hash, password_superseded_at = NULL, "
+        "updated_at = excluded.updated_at "
         "WHERE excluded.password_hash IS NOT NULL "
         f"AND customers.password_hash {distinct} excluded.password_hash",
         [(cid, phc, now, now) for cid, phc in batch.customers.items()],
@@ -67,6 +70,27 @@ async def delete_customer(conn: AsyncConnection, customer_id: str) -> bool:
     await conn.execute(delete(identifiers).where(identifiers.c.customer_id == customer_id))
     result = await conn.execute(delete(customers).where(customers.c.customer_id == customer_id))
     return bool(result.rowcount)
+
+
+async def replace_password_hash(
+    conn: AsyncConnection, customer_id: str, password_hash: str, *, now: datetime
+) -> None:
+    """Enrol the hash a completed reset sent (it is no longer superseded)."""
+    await conn.execute(
+        update(customers)
+        .where(customers.c.customer_id == customer_id)
+        .values(password_hash=password_hash, password_superseded_at=None, updated_at=now)
+    )
+
+
+async def supersede_password_hash(conn: AsyncConnection, customer_id: str, *, at: datetime) -> None:
+    """A reset completed without a new hash: from ``at`` the enrolled one is out of date, and
+    leaked passwords are judged ``unknown`` until a new hash is enrolled."""
+    await conn.execute(
+        update(customers)
+        .where(customers.c.customer_id == customer_id)
+        .values(password_superseded_at=at, updated_at=at)
+    )
 
 
 @dataclass(frozen=True, slots=True)
