@@ -66,6 +66,7 @@ CASE_ID = _param("case_id", "path", {"type": "string", "format": "uuid"}, "The c
 _FIRST_CASE: JsonObject = {"case_id": "$response.body#/cases/0/case_id"}
 CASE_LINKS: JsonObject = {
     "GetCase": {"operationId": "getCase", "parameters": _FIRST_CASE},
+    "ResolveCase": {"operationId": "resolveCase", "parameters": _FIRST_CASE},
 }
 PAGE_LINKS: JsonObject = {
     "GetExposure": {"operationId": "getExposure", "parameters": _FIRST_ID},
@@ -309,6 +310,22 @@ PATHS: JsonObject = {
             },
             security=BEARER,
             parameters=[CASE_ID],
+            tag="cases",
+        )
+    },
+    "/v1/cases/{case_id}/resolution": {
+        "post": _op(
+            "resolveCase",
+            "End a case (reset completed, optionally with the customer's new password_hash, or "
+            "dismissed): every exposure of it is resolved with it; recorded once, a repeat with "
+            "the same resolution is a no-op 200, a different one 409. Scope: resolve",
+            {
+                "200": _json(ref("CaseDetail"), "The case as resolved"),
+                **_errors(400, *_AUTH_ERRORS, 404, 409, 413, 415, 503),
+            },
+            security=BEARER,
+            parameters=[CASE_ID],
+            body=ref("CaseResolution"),
             tag="cases",
         )
     },

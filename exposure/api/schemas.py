@@ -133,6 +133,46 @@ CASE_EVENT: JsonObject = {
     },
 }
 
+# The shapes of two common schemes, so generated examples are hashes the monitor accepts;
+# enrolment's every scheme is accepted (argon2, bcrypt, scrypt, PBKDF2, sha256/sha512_crypt).
+_HASH_EXAMPLES: list[JsonObject] = [
+    {"type": "string", "pattern": r"^\$2[aby]\$(0[4-9]|1[0-2])\$[./A-Za-z0-9]{53}$"},
+    {"type": "string", "pattern": r"^\$6\$[./0-9A-Za-z]{8,16}\$[./0-9A-Za-z]{86}$"},
+]
+
+
+def _case_resolution(resolution: str, *, password_hash: bool) -> JsonObject:
+    properties: JsonObject = {
+        "resolution": {"type": "string", "enum": [resolution]},
+        "resolved_by": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "description": "Who or what resolved it (printable characters, not blank)",
+        },
+        "resolved_at": {**TIMESTAMP, "description": "Default: now"},
+        "reason": {
+            "type": "string",
+            "maxLength": MAX_REASON,
+            "description": "Why (kept in the audit log; the console asks for one to dismiss)",
+        },
+    }
+    if password_hash:
+        properties["password_hash"] = {
+            "anyOf": _HASH_EXAMPLES,
+            "maxLength": 1024,
+            "description": "The hash of the customer's new password, in any scheme enrolment "
+            "accepts (argon2, bcrypt, scrypt, PBKDF2, sha256/sha512_crypt). Without it the "
+            "enrolled hash counts as superseded at the reset, until the broker enrols the new one",
+        }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["resolution", "resolved_by"],
+        "properties": properties,
+    }
+
+
 SCHEMAS: JsonObject = {
     "Error": {
         "type": "object",
@@ -226,32 +266,12 @@ SCHEMAS: JsonObject = {
             },
         ]
     },
+    # One shape per resolution: a new password_hash goes with reset_completed only.
     "CaseResolution": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["resolution", "resolved_by"],
-        "properties": {
-            "resolution": {"type": "string", "enum": list(RESOLUTIONS)},
-            "resolved_by": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 128,
-                "description": "Who or what resolved it (printable characters, not blank)",
-            },
-            "resolved_at": {**TIMESTAMP, "description": "Default: now"},
-            "reason": {
-                "type": "string",
-                "maxLength": MAX_REASON,
-                "description": "Why (kept in the audit log; the console asks for one to dismiss)",
-            },
-            "password_hash": {
-                "type": "string",
-                "maxLength": 1024,
-                "description": "With reset_completed: the hash of the customer's new password "
-                "(any scheme enrolment accepts). Without it the enrolled hash counts as "
-                "superseded at the reset, until the broker enrols the new one",
-            },
-        },
+        "oneOf": [
+            _case_resolution("reset_completed", password_hash=True),
+            _case_resolution("dismissed", password_hash=False),
+        ]
     },
     "Customer": CUSTOMER,
     "EnrolmentRequest": {

@@ -3,14 +3,17 @@ sightings counts and events, auth and scopes, and validation that answers 4xx, n
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api.auth import Scope
 from exposure.settings import Settings
+from exposure.store.models import Customer
 from tests.integration.test_api_support import (
     T0,
     add_case,
@@ -21,6 +24,7 @@ from tests.integration.test_api_support import (
     error_of,
     make_token,
 )
+from tests.leakgen import CURRENT, HASHER
 
 
 async def seed_cases(engine: AsyncEngine) -> list[dict[str, Any]]:
@@ -169,3 +173,112 @@ async def test_auth_scopes_and_validation(engine: AsyncEngine, settings: Setting
             assert field in error["message"], (query, error)
         error = await error_of(await client.get("/v1/cases/nope", headers=bearer(reader)), 400)
         assert "case_id" in error["message"]
+
+
+async def test_resolve_a_case_once_with_its_exposures_and_an_audit_entry(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    await add_customer(engine, "C1")
+    members = [
+        await add_exposure(engine, "C1", first_seen=T0, kind=kind) for kind in ("email", "phone")
+    ]
+    case_id = await add_case(engine, "C1", members, opened_at=T0)
+    resolver = await make_token(engine, Scope.READ, Scope.RESOLVE, name="reset-service")
+    reader = await make_token(engine, Scope.READ, name="reader")
+    url = f"/v1/cases/{case_id}/resolution"
+    new_hash = HASHER.hash(CURRENT)
+    body = {
+        "resolution": "reset_completed",
+        "resolved_by": "reset-service",
+        "resolved_at": "2025-05-12T12:00:00+09:00",
+        "password_hash": new_hash,
+    }
+    async with api_client(settings, engine) as client:
+        await error_of(await client.post(url, json=body), 401)
+        denied = await error_of(await client.post(url, json=body, headers=bearer(reader)), 403)
+        assert denied["code"] == "insufficient_scope"
+
+        response = await client.post(url, json=body, headers=bearer(resolver))
+        assert response.status == 200, await response.text()
+        resolved = await response.json()
+        assert resolved["state"] == "resolved" and resolved["resolution"] == "reset_completed"
+        assert resolved["resolved_at"] == "2025-05-12T03:00:00+00:00"
+        assert {e["state"] for e in resolved["exposures"]} == {"reset_completed"}
+        assert new_hash not in json.dumps(resolved)
+
+        # The same again: an idempotent 200 that changes nothing; a different one: 409.
+        again = await client.post(
+            url, json={**body, "resolved_at": "2025-05-12T13:00:00+09:00"}, headers=bearer(resolver)
+        )
+        assert again.status == 200
+        assert (await again.json())["resolved_at"] == resolved["resolved_at"]
+        conflict = await error_of(
+            await client.post(
+                url,
+                json={"resolution": "dismissed", "resolved_by": "x"},
+                headers=bearer(resolver),
+            ),
+            409,
+        )
+        assert conflict["code"] == "already_resolved" and "reset_completed" in conflict["message"]
+
+        audit = await (
+            await client.get("/v1/audit?action=case.resolved", headers=bearer(reader))
+        ).json()
+    [entry] = audit["entries"]
+    assert (entry["target"], entry["channel"], entry["actor"]) == (case_id, "api", "reset-service")
+    assert entry["detail"]["enrolled_hash"] == "replaced"
+    assert new_hash not in json.dumps(entry)
+    async with engine.connect() as conn:
+        enrolled = (
+            await conn.execute(select(Customer.password_hash).where(Customer.customer_id == "C1"))
+        ).scalar_one()
+    assert enrolled == new_hash
+
+
+async def test_resolution_requests_that_are_refused(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    await add_customer(engine, "C1")
+    member = await add_exposure(engine, "C1", first_seen=T0)
+    case_id = await add_case(engine, "C1", [member], opened_at=T0)
+    token = await make_token(engine)
+    url = f"/v1/cases/{case_id}/resolution"
+    ok = {"resolution": "dismissed", "resolved_by": "analyst"}
+    async with api_client(settings, engine) as client:
+        missing = "00000000-0000-4000-8000-000000000000"
+        assert (
+            await error_of(
+                await client.post(
+                    f"/v1/cases/{missing}/resolution", json=ok, headers=bearer(token)
+                ),
+                404,
+            )
+        )["code"] == "not_found"
+        for bad, field in (
+            ({**ok, "resolution": "fixed"}, "resolution"),
+            ({**ok, "resolved_by": " "}, "resolved_by"),
+            ({**ok, "resolved_by": 7}, "resolved_by"),
+            ({"resolution": "dismissed"}, "resolved_by"),
+            ({**ok, "colour": "red"}, "unknown field"),
+            ({**ok, "password_hash": "$2b$12$" + "a" * 53}, "password_hash"),
+            (
+                {
+                    **ok,
+                    "resolution": "reset_completed",
+                    "password_hash": "5f4dcc3b5aa765d61d8327deb882cf99",
+                },
+                "password_hash",
+            ),
+            ({**ok, "resolved_at": "2025-05-11T00:00:00Z"}, "opened_at"),
+            ({**ok, "resolved_at": "2999-01-01T00:00:00Z"}, "future"),
+            ({**ok, "resolved_at": "yesterday"}, "resolved_at"),
+            ([ok], "JSON object"),
+        ):
+            error = await error_of(await client.post(url, json=bad, headers=bearer(token)), 400)
+            assert field in error["message"], (bad, error)
+        text = await client.post(url, data="resolution=dismissed", headers=bearer(token))
+        await error_of(text, 415)
+        # Nothing above changed the case.
+        body = await (await client.get(f"/v1/cases/{case_id}", headers=bearer(token))).json()
+        assert body["state"] == "open" and body["resolution"] is None
