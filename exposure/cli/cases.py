@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import click
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.cli.app import handle_errors, main, ready_engine, run
+from exposure.cli.app import emit, handle_errors, main, ready_engine, run
 from exposure.cli.exposures import _moment
 from exposure.cli.render import fit
 from exposure.clock import iso_utc
@@ -165,5 +165,47 @@ def show(case_id: str) -> None:
         body["exposures_truncated"] = detail.exposures_total > len(detail.exposures)
         body["events"] = [_fields(e) for e in detail.events]
         click.echo(json.dumps(body, ensure_ascii=False))
+
+    run(go)
+
+
+@cases_group.command("resolve")
+@click.argument("case_id")
+@click.option(
+    "--resolution",
+    "resolution_value",
+    type=click.Choice(["reset_completed", "dismissed"]),
+    required=True,
+    help="reset_completed: the customer's password was reset; dismissed: no reset is needed.",
+)
+@click.option("--reason", help="Why (kept in the audit log; required to dismiss).")
+@click.option("--by", help="Who resolved it, as recorded [default: cli:<your user name>].")
+@handle_errors
+def resolve(case_id: str, resolution_value: str, reason: str | None, by: str | None) -> None:
+    """End a case and every open exposure of it. Recorded once: the same resolution again
+    changes nothing; a different one is refused (exit 1)."""
+    from exposure.store.audit import Actor
+    from exposure.triage import resolution
+
+    async def go(settings: Settings) -> None:
+        actor = Actor.cli()
+        async with ready_engine(settings) as engine:
+            async with engine.connect() as conn:
+                full_id = await _case_id(conn, case_id)
+            request = resolution.CaseResolutionRequest(
+                case_id=full_id,
+                resolution=resolution_value,
+                resolved_by=by or f"cli:{actor.name}",
+                reason=reason,
+            )
+            try:
+                recorded = await resolution.resolve_case(engine, request, actor)
+            except resolution.AlreadyResolved as conflict:
+                emit({"case_id": full_id, "resolution": resolution_value, "recorded": False})
+                click.echo(f"error: {conflict}", err=True)
+                sys.exit(1)
+        emit({"case_id": full_id, "resolution": resolution_value, "recorded": recorded})
+        if not recorded:
+            click.echo("it was already resolved this way; nothing changed", err=True)
 
     run(go)

@@ -83,3 +83,46 @@ async def test_show_by_prefix(database_url: str, engine: AsyncEngine, tmp_path: 
     assert missing.returncode == 2 and "no case has this id" in missing.stderr
     short = run_cli("cases", "show", "abc", env=env, cwd=tmp_path, check=False)
     assert short.returncode == 2 and "first 8 characters" in short.stderr
+
+
+async def test_resolve_records_once_with_an_audit_entry(
+    database_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    now = await scenario.seed(engine)
+    joined = await scenario.add_joined_exposure(engine, now)
+    env = environment(database_url, USER="tanaka")
+    case_id = scenario.case_id("C-1001")
+    no_reason = run_cli(
+        "cases", "resolve", case_id[:8], "--resolution", "dismissed",
+        env=env, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert no_reason.returncode == 2 and "reason" in no_reason.stderr
+    done = run_cli(
+        "cases", "resolve", case_id[:8], "--resolution", "reset_completed", "--reason",
+        "customer called in", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert json.loads(done.stdout) == {
+        "case_id": case_id,
+        "resolution": "reset_completed",
+        "recorded": True,
+    }
+    again = run_cli(
+        "cases", "resolve", case_id, "--resolution", "reset_completed", env=env, cwd=tmp_path
+    )
+    assert json.loads(again.stdout)["recorded"] is False and "nothing changed" in again.stderr
+    other = run_cli(
+        "cases", "resolve", case_id, "--resolution", "dismissed", "--reason", "x",
+        env=env, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert other.returncode == 1 and "reset_completed" in other.stderr
+
+    shown = json.loads(run_cli("cases", "show", case_id, env=env, cwd=tmp_path).stdout)
+    assert (shown["state"], shown["resolved_by"]) == ("resolved", "cli:tanaka")
+    assert {e["exposure_id"]: e["state"] for e in shown["exposures"]} == {
+        scenario.exposure_id("overdue"): "reset_completed",
+        joined: "reset_completed",
+    }
+    audit = run_cli("audit", "--action", "case.resolved", env=env, cwd=tmp_path).stdout
+    [entry] = [json.loads(line) for line in audit.splitlines()]
+    assert (entry["target"], entry["channel"], entry["actor"]) == (case_id, "cli", "tanaka")
+    assert entry["detail"]["reason"] == "customer called in"
