@@ -1,7 +1,7 @@
 """Named queries that read cases: pages of cases for the API and the CLI, one case with its
 exposures and webhook events, and the counts the dashboard and the weekly report show.
 
-A case is one customer incident (DESIGN "Cases"); its exposures point at it through
+A case is one customer incident, ended by one reset or dismissal; its exposures point at it through
 ``exposures.case_id`` and the events announcing it through ``outbox.case_id``. Nothing here
 writes: opening, escalating and resolving cases belong to the ingest writer and to
 :mod:`exposure.triage.resolution`.
