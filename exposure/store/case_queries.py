@@ -270,3 +270,49 @@ async def open_case_counts(conn: AsyncConnection, *, overdue_before: datetime) -
     )
     counts["overdue"] = int(overdue.scalar_one())
     return counts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseWeek:
+    """The weekly report's "customers to reset": cases whose action is force_reset.
+
+    ``asked``: their reset was asked for (``force_reset_at``) in the week; ``open_at_end``:
+    asked for before the end and not resolved by then; ``resolved``: resolved in the week,
+    either way; ``reset_hours``: hours from ``force_reset_at`` to ``resolved_at`` of each
+    case whose reset was confirmed (``reset_completed``) in the week. Every bound is a time
+    recorded once, so a past week's figures never change.
+    """
+
+    asked: int
+    open_at_end: int
+    resolved: int
+    reset_hours: tuple[float, ...]
+
+
+async def case_week(conn: AsyncConnection, start: datetime, end: datetime) -> CaseWeek:
+    """:class:`CaseWeek` over ``[start, end)``."""
+    c = cases.c
+    forced = and_(c.action == "force_reset", c.force_reset_at.is_not(None))
+
+    async def count(*where: ColumnElement[bool]) -> int:
+        query = select(func.count()).select_from(cases).where(forced, *where)
+        return int((await conn.execute(query)).scalar_one())
+
+    rows = await conn.execute(
+        select(c.force_reset_at, c.resolved_at).where(
+            forced,
+            c.resolution == "reset_completed",
+            c.resolved_at >= start,
+            c.resolved_at < end,
+        )
+    )
+    return CaseWeek(
+        asked=await count(c.force_reset_at >= start, c.force_reset_at < end),
+        open_at_end=await count(
+            c.force_reset_at < end, or_(c.resolved_at.is_(None), c.resolved_at >= end)
+        ),
+        resolved=await count(c.resolved_at >= start, c.resolved_at < end),
+        reset_hours=tuple(
+            max((resolved - asked).total_seconds(), 0.0) / 3600 for asked, resolved in rows
+        ),
+    )
