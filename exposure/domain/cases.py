@@ -1,5 +1,5 @@
 """The case lifecycle: which case an exposure joins, what the case becomes, and whether a
-case event is due (DESIGN "Cases"; docs/decisions/cases.md).
+case event is due (docs/decisions/cases.md).
 
 A *case* is one customer incident: every exposure of a customer belongs to the customer's open
 case, or opens a new one. A case's action and severity are the highest of its exposures.
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from exposure.domain.lifecycle import EventKind
+from exposure.domain.lifecycle import EventKind, Observation
 from exposure.domain.policy import Action, Severity
 
 
@@ -91,3 +91,27 @@ def on_exposure(
         state=state,
         event=EventKind.ESCALATED if due else None,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseEventDue:
+    """A case event the lifecycle decided on, for the outbox: the case and the action it
+    announces, the exposure that triggered it (``observation``, with its stored ``source``
+    and ``first_seen``), and every exposure of the case it covers."""
+
+    kind: EventKind
+    case_id: str
+    action: Action
+    exposure_id: str
+    observation: Observation
+    source: str
+    first_seen: datetime
+    exposure_ids: tuple[str, ...]
+    recommended_actions: tuple[str, ...]
+
+    @property
+    def event_id(self) -> str:
+        """The webhook-id, derived from the case state it announces: a case state can never
+        get two events (a resumed ingest, a re-ingest, another replica), because the outbox's
+        ``event_id`` is unique."""
+        return f"msg_case_{self.case_id.replace('-', '')}_{self.action.value}"

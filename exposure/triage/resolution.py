@@ -1,9 +1,9 @@
 """Resolving a case: ``reset_completed`` (the customer's password was reset) or
 ``dismissed`` (with a reason), recorded once, with its audit entry in the same transaction.
 
-A resolution ends a case (DESIGN "Cases"): resolving any exposure resolves its case and every
-open exposure of it, the same way, at the same time, by the same hand, with one audit entry
-(:func:`resolve`); :func:`resolve_case` takes the case id itself.
+A resolution ends a case (docs/decisions/cases.md): resolving any exposure resolves its case
+and every open exposure of it, the same way, at the same time, by the same hand, with one
+audit entry (:func:`resolve`); :func:`resolve_case` takes the case id itself.
 
 A resolution is recorded once. Repeating it with the same ``resolution`` changes nothing and
 writes no audit entry (a retrying reset service cannot move time-to-reset figures); a

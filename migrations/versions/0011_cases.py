@@ -1,4 +1,4 @@
-"""Cases: one customer incident, one forced reset (DESIGN "Cases"; docs/decisions/cases.md).
+"""Cases: one customer incident, one forced reset (docs/decisions/cases.md).
 
 Adds the ``cases`` table (at most one open case per customer, by a partial unique index), the
 case of every exposure and of every outbox event, and the time a customer's enrolled hash was
