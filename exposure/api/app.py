@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from exposure import console
 from exposure.api import (
     audit,
+    cases,
     customers,
     exposures,
     health,
@@ -28,7 +29,16 @@ from exposure.api import (
 from exposure.api.auth import TokenAuthenticator
 from exposure.settings import Settings
 
-ROUTE_MODULES = (health, openapi, customers, exposures, audit, password_range, reports)
+ROUTE_MODULES = (
+    health,
+    openapi,
+    customers,
+    exposures,
+    cases,
+    audit,
+    password_range,
+    reports,
+)
 
 
 def create_app(settings: Settings, engine: AsyncEngine) -> web.Application:

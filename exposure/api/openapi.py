@@ -62,6 +62,12 @@ EXPOSURE_ID = _param(
 
 # Where a client (or schemathesis' stateful phase) finds ids for the follow-up operations.
 _FIRST_ID: JsonObject = {"exposure_id": "$response.body#/exposures/0/exposure_id"}
+CASE_ID = _param("case_id", "path", {"type": "string", "format": "uuid"}, "The case's id")
+_FIRST_CASE: JsonObject = {"case_id": "$response.body#/cases/0/case_id"}
+CASE_LINKS: JsonObject = {
+    "GetCase": {"operationId": "getCase", "parameters": _FIRST_CASE},
+    "ResolveCase": {"operationId": "resolveCase", "parameters": _FIRST_CASE},
+}
 PAGE_LINKS: JsonObject = {
     "GetExposure": {"operationId": "getExposure", "parameters": _FIRST_ID},
     "ResolveExposure": {"operationId": "resolveExposure", "parameters": _FIRST_ID},
@@ -245,6 +251,82 @@ PATHS: JsonObject = {
             parameters=[EXPOSURE_ID],
             body=ref("Resolution"),
             tag="exposures",
+        )
+    },
+    "/v1/cases": {
+        "get": _op(
+            "listCases",
+            "List cases (one per customer incident), oldest opened first, with keyset "
+            "pagination. Scope: read",
+            {
+                "200": {**_json(ref("CasePage"), "One page"), "links": CASE_LINKS},
+                **_errors(400, *_AUTH_ERRORS, 503),
+            },
+            security=BEARER,
+            parameters=[
+                _param(
+                    "state",
+                    "query",
+                    {"type": "string", "enum": ["open", "resolved"]},
+                    "Only this state",
+                ),
+                _param(
+                    "action",
+                    "query",
+                    {"type": "string", "enum": ["force_reset", "notify", "none"]},
+                    "Only this action (the highest of the case's exposures)",
+                ),
+                _param("since", "query", TIMESTAMP, "opened_at at or after (with offset)"),
+                _param("until", "query", TIMESTAMP, "opened_at before (with offset)"),
+                _param(
+                    "limit",
+                    "query",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT,
+                    },
+                    "Page size",
+                ),
+                _param(
+                    "cursor",
+                    "query",
+                    {"type": "string"},
+                    "next_cursor of the previous page (empty or absent: the first page)",
+                ),
+            ],
+            tag="cases",
+        )
+    },
+    "/v1/cases/{case_id}": {
+        "get": _op(
+            "getCase",
+            "One case with its exposures (and their sightings counts) and its webhook events. "
+            "Scope: read",
+            {
+                "200": _json(ref("CaseDetail"), "The case"),
+                **_errors(400, *_AUTH_ERRORS, 404, 503),
+            },
+            security=BEARER,
+            parameters=[CASE_ID],
+            tag="cases",
+        )
+    },
+    "/v1/cases/{case_id}/resolution": {
+        "post": _op(
+            "resolveCase",
+            "End a case (reset completed, optionally with the customer's new password_hash, or "
+            "dismissed): every exposure of it is resolved with it; recorded once, a repeat with "
+            "the same resolution is a no-op 200, a different one 409. Scope: resolve",
+            {
+                "200": _json(ref("CaseDetail"), "The case as resolved"),
+                **_errors(400, *_AUTH_ERRORS, 404, 409, 413, 415, 503),
+            },
+            security=BEARER,
+            parameters=[CASE_ID],
+            body=ref("CaseResolution"),
+            tag="cases",
         )
     },
     "/range/{prefix}": {

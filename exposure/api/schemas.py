@@ -66,6 +66,113 @@ CUSTOMER: JsonObject = {
     },
 }
 
+CASE: JsonObject = {
+    "type": "object",
+    "description": "A case: one customer incident, the exposures one reset (or notice) covers.",
+    "required": [
+        "case_id",
+        "customer_id",
+        "state",
+        "action",
+        "severity",
+        "opened_at",
+        "exposure_count",
+    ],
+    "properties": {
+        "case_id": {"type": "string", "format": "uuid"},
+        "customer_id": {"type": "string"},
+        "state": {"type": "string", "enum": ["open", "resolved"]},
+        "action": {"type": "string", "enum": ["force_reset", "notify", "none"]},
+        "severity": {"type": "string"},
+        "opened_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+        "force_reset_at": {
+            **TIMESTAMP,
+            "nullable": True,
+            "description": "When the action became force_reset (time-to-reset counts from here)",
+        },
+        "resolution": {"type": "string", "enum": list(RESOLUTIONS), "nullable": True},
+        "resolved_at": {**TIMESTAMP, "nullable": True},
+        "resolved_by": NULLABLE_STRING,
+        "exposure_count": {"type": "integer"},
+    },
+}
+
+CASE_EXPOSURE: JsonObject = {
+    "type": "object",
+    "description": "An exposure of the case (masked hint only) and its number of sightings",
+    "properties": {
+        "exposure_id": {"type": "string", "format": "uuid"},
+        "identifier_kind": {"type": "string"},
+        "identifier_hint": {"type": "string"},
+        "password_status": {"type": "string"},
+        "action": {"type": "string"},
+        "severity": {"type": "string"},
+        "leak_type": {"type": "string"},
+        "site_domain": NULLABLE_STRING,
+        "source": {"type": "string"},
+        "state": {"type": "string"},
+        "first_seen": TIMESTAMP,
+        "last_seen": TIMESTAMP,
+        "occurrences": {"type": "integer"},
+        "sightings": {"type": "integer"},
+    },
+}
+
+CASE_EVENT: JsonObject = {
+    "type": "object",
+    "description": "A webhook event that announced the case (its opening or escalation)",
+    "properties": {
+        "event_id": {"type": "string"},
+        "event_type": {"type": "string"},
+        "state": {"type": "string", "enum": ["pending", "delivered", "failed", "dead"]},
+        "exposure_id": NULLABLE_STRING,
+        "attempts": {"type": "integer"},
+        "created_at": TIMESTAMP,
+        "delivered_at": {**TIMESTAMP, "nullable": True},
+    },
+}
+
+# The shapes of two common schemes, so generated examples are hashes the monitor accepts;
+# enrolment's every scheme is accepted (argon2, bcrypt, scrypt, PBKDF2, sha256/sha512_crypt).
+_HASH_EXAMPLES: list[JsonObject] = [
+    {"type": "string", "pattern": r"^\$2[aby]\$(0[4-9]|1[0-2])\$[./A-Za-z0-9]{53}$"},
+    {"type": "string", "pattern": r"^\$6\$[./0-9A-Za-z]{8,16}\$[./0-9A-Za-z]{86}$"},
+]
+
+
+def _case_resolution(resolution: str, *, password_hash: bool) -> JsonObject:
+    properties: JsonObject = {
+        "resolution": {"type": "string", "enum": [resolution]},
+        "resolved_by": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "description": "Who or what resolved it (printable characters, not blank)",
+        },
+        "resolved_at": {**TIMESTAMP, "description": "Default: now"},
+        "reason": {
+            "type": "string",
+            "maxLength": MAX_REASON,
+            "description": "Why (kept in the audit log; the console asks for one to dismiss)",
+        },
+    }
+    if password_hash:
+        properties["password_hash"] = {
+            "anyOf": _HASH_EXAMPLES,
+            "maxLength": 1024,
+            "description": "The hash of the customer's new password, in any scheme enrolment "
+            "accepts (argon2, bcrypt, scrypt, PBKDF2, sha256/sha512_crypt). Without it the "
+            "enrolled hash counts as superseded at the reset, until the broker enrols the new one",
+        }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["resolution", "resolved_by"],
+        "properties": properties,
+    }
+
+
 SCHEMAS: JsonObject = {
     "Error": {
         "type": "object",
@@ -132,6 +239,39 @@ SCHEMAS: JsonObject = {
                 "description": "Why (kept in the audit log; the console asks for one to dismiss)",
             },
         },
+    },
+    "Case": CASE,
+    "CasePage": {
+        "type": "object",
+        "required": ["cases", "next_cursor"],
+        "properties": {
+            "cases": {"type": "array", "items": ref("Case")},
+            "next_cursor": {
+                **NULLABLE_STRING,
+                "description": "Pass back as `cursor` for the next page; null on the last page",
+            },
+        },
+    },
+    "CaseDetail": {
+        "allOf": [
+            ref("Case"),
+            {
+                "type": "object",
+                "required": ["exposures", "exposures_truncated", "events"],
+                "properties": {
+                    "exposures": {"type": "array", "items": CASE_EXPOSURE},
+                    "exposures_truncated": {"type": "boolean"},
+                    "events": {"type": "array", "items": CASE_EVENT},
+                },
+            },
+        ]
+    },
+    # One shape per resolution: a new password_hash goes with reset_completed only.
+    "CaseResolution": {
+        "oneOf": [
+            _case_resolution("reset_completed", password_hash=True),
+            _case_resolution("dismissed", password_hash=False),
+        ]
     },
     "Customer": CUSTOMER,
     "EnrolmentRequest": {

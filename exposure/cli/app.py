@@ -105,6 +105,7 @@ COMMAND_MODULES = {
     "corpus": "ingest",
     "exposures": "exposures",
     "audit": "exposures",
+    "cases": "cases",
     "report": "report",
 }
 

@@ -1,11 +1,12 @@
 """The console: the HTML pages people use in a browser, served by the same app as the API.
 
-Pages: sign-in (with an API token), dashboard, worklist, exposure detail (resolve, dismiss,
-replay a dead event), reports, health and the audit log, in Japanese and English, rendered on
-the server and usable without JavaScript. Modules, one job each: :mod:`.sessions` (cookies and
-session rows), :mod:`.csrf` (form tokens), :mod:`.guard` (a session standing in for a bearer
-token on pages), :mod:`.render` and :mod:`.text` (templates and languages), :mod:`.filters`
-(filter forms), and the pages: :mod:`.pages`, :mod:`.exposure_page`, :mod:`.audit_pages`,
+Pages: sign-in (with an API token), dashboard, worklist (one row per case), case detail
+(resolve or dismiss the case), exposure detail (resolve, dismiss, replay a dead event),
+reports, health and the audit log, in Japanese and English, rendered on the server and usable
+without JavaScript. Modules, one job each: :mod:`.sessions` (cookies and session rows),
+:mod:`.csrf` (form tokens), :mod:`.guard` (a session standing in for a bearer token on pages),
+:mod:`.render` and :mod:`.text` (templates and languages), :mod:`.filters` (filter forms), and
+the pages: :mod:`.pages`, :mod:`.case_page`, :mod:`.exposure_page`, :mod:`.audit_pages`,
 :mod:`.signin`. Their queries live in :mod:`exposure.store`.
 """
 
@@ -17,7 +18,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api.auth import public
-from exposure.console import audit_pages, csrf, exposure_page, pages, signin
+from exposure.console import audit_pages, case_page, csrf, exposure_page, pages, signin
 from exposure.console.guard import SESSIONS, sessions_for_pages
 from exposure.console.render import CSRF_KEY
 from exposure.console.routing import browser_only, is_browser_only, routes
@@ -27,7 +28,7 @@ from exposure.settings import Settings
 __all__ = ["install", "is_browser_only", "sessions_for_pages"]
 
 # Imported for their routes (each module adds its handlers to the shared table).
-_PAGE_MODULES = (pages, exposure_page, audit_pages, signin)
+_PAGE_MODULES = (pages, case_page, exposure_page, audit_pages, signin)
 STYLESHEET = "/static/console.css"
 
 

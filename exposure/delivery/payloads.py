@@ -18,14 +18,17 @@ from typing import Any
 
 from exposure import JsonObject
 from exposure.clock import iso_utc
-from exposure.domain.lifecycle import EventDue
+from exposure.domain.cases import CaseEventDue
 from exposure.store.outbox import NewEvent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExposureFacts:
-    """What an exposure event says about an exposure."""
+    """What a case event says: the case, every exposure it covers and their recommended
+    actions (the union), and the exposure that triggered it, described field by field."""
 
+    case_id: str
+    exposure_ids: Sequence[str]
     exposure_id: str
     customer_id: str
     action: str
@@ -46,13 +49,17 @@ def new_event_id() -> str:
 
 
 def exposure_event(facts: ExposureFacts, *, now: datetime) -> tuple[str, JsonObject]:
-    """The event type and body announcing a new or escalated exposure."""
+    """The event type and body announcing a case that opened or whose action rose. The type
+    keeps its exposure-era name (``exposure.force_reset``, ``exposure.notify``) so receivers
+    written against it keep working."""
     event_type = f"exposure.{facts.action}"
     body: JsonObject = {
         "type": event_type,
         "timestamp": iso_utc(now),
         "data": {
+            "case_id": facts.case_id,
             "exposure_id": facts.exposure_id,
+            "exposure_ids": list(facts.exposure_ids),
             "customer_id": facts.customer_id,
             "action": facts.action,
             "severity": facts.severity,
@@ -73,13 +80,16 @@ def _json(body: JsonObject) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
-def exposure_webhook(due: EventDue, *, now: datetime) -> NewEvent:
-    """The outbox event announcing a new or escalated exposure."""
+def exposure_webhook(due: CaseEventDue, *, now: datetime) -> NewEvent:
+    """The outbox event announcing a case that opened or whose action rose. Its webhook-id
+    is derived from the case state it announces (:attr:`CaseEventDue.event_id`)."""
     obs = due.observation
     facts = ExposureFacts(
+        case_id=due.case_id,
+        exposure_ids=due.exposure_ids,
         exposure_id=due.exposure_id,
         customer_id=obs.key.customer_id,
-        action=obs.decision.action.value,
+        action=due.action.value,
         severity=obs.decision.severity.value,
         password_status=obs.password_status,
         identifier_kind=obs.key.identifier_kind,
@@ -88,14 +98,15 @@ def exposure_webhook(due: EventDue, *, now: datetime) -> NewEvent:
         source=due.source,
         first_seen=due.first_seen,
         reason=obs.decision.reason,
-        recommended_actions=obs.decision.recommended_actions,
+        recommended_actions=due.recommended_actions,
     )
     event_type, body = exposure_event(facts, now=now)
     return NewEvent(
-        event_id=new_event_id(),
+        event_id=due.event_id,
         event_type=event_type,
         payload=_json(body),
         exposure_id=due.exposure_id,
+        case_id=due.case_id,
     )
 
 

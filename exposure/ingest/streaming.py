@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections import Counter
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from exposure.domain.lifecycle import ExposureKey, Observation
@@ -76,6 +77,11 @@ class StepBuffer:
         self._first_pass = False
         self._uncommitted = 0
         self._pending: dict[ExposureKey, Observation] = {}
+        # A customer's first decisions wait here until every group of that customer in the
+        # batch is decided, then go together, strongest first: the customer's case opens at
+        # its highest action, so its events do not depend on which verification ends first.
+        self._undecided: Counter[str] = Counter()
+        self._gated: dict[str, dict[ExposureKey, Observation]] = {}
         self._raised: dict[ExposureKey, Observation] = {}  # escalations ready to go
         self._held: dict[ExposureKey, Observation] = {}  # escalations of pending ones
         self._held_verdicts: dict[CheckKey, bool] = {}  # tweak verdicts that go with them
@@ -88,6 +94,11 @@ class StepBuffer:
         """What an interrupted run committed of this batch (before anything is added)."""
         self._written = written
 
+    def expect(self, keys: Iterable[ExposureKey]) -> None:
+        """The keys of the batch's groups (each will be added once): a customer's
+        observations are held until all of that customer's are added."""
+        self._undecided.update(key.customer_id for key in keys)
+
     def add(self, observation: Observation) -> None:
         """A group decided: one observation for its key (once per key and batch)."""
         if self._written:
@@ -95,9 +106,22 @@ class StepBuffer:
             # None left: it is applied again without sightings, which counts nowhere.
             places = observation.sightings
             observation.sightings = [s for s in places if (key, s.ordinal) not in written]
-        self._pending[observation.key] = observation
         self._uncommitted += 1
+        customer_id = observation.key.customer_id
+        if self._undecided[customer_id] > 0:
+            self._undecided[customer_id] -= 1
+            gated = self._gated.setdefault(customer_id, {})
+            gated[observation.key] = observation
+            if self._undecided[customer_id]:
+                return
+            self._pending.update(self._gated.pop(customer_id))
+        else:
+            self._pending[observation.key] = observation
         self._changed.set()
+
+    def _waiting(self, key: ExposureKey) -> bool:
+        """Whether the first decision of ``key`` is added and not yet taken."""
+        return key in self._pending or key in self._gated.get(key.customer_id, {})
 
     def first_pass_done(self) -> None:
         """Every first decision was added (the batch's first verifications are done)."""
@@ -117,7 +141,7 @@ class StepBuffer:
         """Stronger evidence for a key added before (a tweak verified), as an observation
         without sightings (they were counted with the one it raises)."""
         observation.sightings = []
-        if observation.key in self._pending:
+        if self._waiting(observation.key):
             self._held[observation.key] = observation
         else:
             self._raised[observation.key] = observation
@@ -168,9 +192,15 @@ class StepBuffer:
             step.observations.extend(self._pending.values())
             step.firsts = len(self._pending)
             self._pending.clear()
-            self._raised, self._held = self._held, {}
-            self._step.tweak_verdicts.update(self._held_verdicts)
-            self._held_verdicts.clear()
+            held, self._held = self._held, {}
+            for key, escalation in held.items():
+                if self._waiting(key):  # its customer's decisions are still gated
+                    self._held[key] = escalation
+                else:
+                    self._raised[key] = escalation
+            if not self._held:
+                self._step.tweak_verdicts.update(self._held_verdicts)
+                self._held_verdicts.clear()
         else:
             strongest = sorted(self._pending.values(), key=Observation.rank, reverse=True)
             for observation in strongest[: self._size]:
@@ -208,6 +238,7 @@ class BatchStream:
         """Every group decided by a first verdict: those that need none at once, then the
         others as their pairs verify (broker-site leaks first)."""
         prepared, buffer = self._prepared, self._buffer
+        buffer.expect(group.key for group in prepared.groups)
         for group in prepared.groups:
             if group.check is None:
                 buffer.add(group.observe(group.status(None)))

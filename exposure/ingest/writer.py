@@ -5,7 +5,9 @@ batches (:mod:`exposure.ingest.pipeline`) and HIBP's e-mail range matches
 (:mod:`exposure.ingest.email_range_matches`). The store applies them as the lifecycle decides
 (:func:`exposure.store.exposures.apply_observations`), the events it declares due become
 outbox rows (bodies by :mod:`exposure.delivery.payloads`), the outcome is counted and the run's
-checkpoint saved, so a crash leaves either all of it or none.
+checkpoint saved, so a crash leaves either all of it or none. Events are per case
+(:mod:`exposure.domain.cases`): every new exposure joins its customer's case in this same
+transaction, and an event is queued when a case opens or its action rises.
 """
 
 from __future__ import annotations
@@ -41,12 +43,12 @@ async def write_observations(
     applied = await exposure_queries.apply_observations(
         conn, observations, run_id=run_id, source=source, now=now
     )
-    await outbox_queries.enqueue(
+    queued = await outbox_queries.enqueue(
         conn, [exposure_webhook(due, now=now) for due in applied.due], now=now
     )
     outcome.new_exposures.update(applied.new_by_action)
     outcome.escalations += applied.escalations
     outcome.sightings += applied.sightings
-    outcome.events += len(applied.due)
+    outcome.events += queued
     checkpoint = outcome.with_reading(reading).as_json()
     await ingest_queries.save_checkpoint(conn, run_id, ordinal, checkpoint, done=done)

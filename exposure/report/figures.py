@@ -9,9 +9,13 @@ Definitions (all over the report week ``[start, end)``, local Monday 00:00 to th
   variant of it verifying instead (``tweaked``) is its own status, not counted there.
 * resets requested: distinct exposures for which an ``exposure.force_reset`` webhook event was
   written in the week (new force_reset exposures and escalations from notify), delivered or not.
-* resets confirmed: force_reset exposures whose ``resolution`` is ``reset_completed`` with
-  ``resolved_at`` in the week; time to reset is ``resolved_at - first_seen``, median and p90
-  by linear interpolation between closest ranks (numpy's default), in hours.
+* customers to reset (cases whose action is force_reset: one customer incident, one reset):
+  those whose reset was asked for in the week (``force_reset_at``), those open at the end of
+  the week, and those resolved in the week (either way).
+* resets confirmed: force_reset cases whose ``resolution`` is ``reset_completed`` with
+  ``resolved_at`` in the week; time to reset is per case, ``resolved_at - force_reset_at``
+  (from the moment its action became force_reset), median and p90 by linear interpolation
+  between closest ranks (numpy's default), in hours.
 * SLA breaches: force_reset exposures not resolved at the end of the week and first seen more
   than 24 hours before it, oldest first. For the week in progress (``in_progress``) "the end"
   is now (``as_of``): an exposure two minutes old is no breach. Every other figure of the week
@@ -42,6 +46,7 @@ from exposure import JsonObject
 from exposure.clock import iso_utc
 from exposure.report.weeks import IsoWeek, WeekNotStarted
 from exposure.store import report_queries as q
+from exposure.store.case_queries import case_week
 
 ACTIONS = ("force_reset", "notify", "none")
 PASSWORD_STATUSES = ("live", "tweaked", "unknown", "absent", "stale")
@@ -59,6 +64,9 @@ class Headline:
     new_exposures: int
     customers_affected: int
     live_credentials: int
+    customers_to_reset: int
+    customers_to_reset_open: int
+    customers_to_reset_resolved: int
     resets_requested: int
     resets_confirmed: int
     median_hours_to_reset: float | None
@@ -222,15 +230,16 @@ async def _headline(
     conn: AsyncConnection, start: datetime, end: datetime, as_of: datetime
 ) -> Headline:
     totals = await q.new_exposure_totals(conn, start, end)
-    hours = [
-        (resolved - seen).total_seconds() / 3600
-        for seen, resolved in await q.confirmed_resets(conn, start, end)
-    ]
+    cases = await case_week(conn, start, end)
+    hours = list(cases.reset_hours)
     delivery = await q.outbox_created_by_state(conn, start, end)
     return Headline(
         new_exposures=totals.exposures,
         customers_affected=totals.customers,
         live_credentials=totals.live,
+        customers_to_reset=cases.asked,
+        customers_to_reset_open=cases.open_at_end,
+        customers_to_reset_resolved=cases.resolved,
         resets_requested=await q.reset_requests(conn, start, end),
         resets_confirmed=len(hours),
         median_hours_to_reset=_rounded(percentile(hours, 0.5)),

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from typing import Any, cast
 
 from sqlalchemy import Row, Select, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure.store.cases import ResolveOutcome
 from exposure.store.exposures import EXPOSURE_FIELDS
 from exposure.store.models import Customer, Exposure, LeakedPassword, Sighting
 
@@ -121,13 +121,6 @@ async def exposure_sightings(
         .limit(limit)
     )
     return [dict(row._mapping) for row in rows], total
-
-
-class ResolveOutcome(Enum):
-    RESOLVED = "resolved"  # this call set the resolution
-    SAME = "same"  # already resolved the same way: an idempotent retry
-    CONFLICT = "conflict"  # already resolved differently
-    NOT_FOUND = "not_found"
 
 
 async def resolve_exposure(

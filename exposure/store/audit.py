@@ -43,6 +43,7 @@ class AuditAction(StrEnum):
     """What changed. New kinds of change get a name here (and a label in each console locale)."""
 
     RESOLVED = "exposure.resolved"
+    CASE_RESOLVED = "case.resolved"
     EVENT_REPLAYED = "event.replayed"
     ENDPOINT_ENABLED = "endpoint.enabled"
     TOKEN_CREATED = "token.created"  # noqa: S105  (an action name, not a secret)

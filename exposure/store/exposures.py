@@ -13,17 +13,17 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure.domain.cases import CaseEventDue
 from exposure.domain.lifecycle import (
     OPEN,
     Change,
-    EventDue,
     ExposureKey,
     ExposureState,
     Observation,
-    on_open,
     on_sighting,
 )
-from exposure.domain.policy import Action, Severity
+from exposure.domain.policy import Action, PasswordStatus, Severity
+from exposure.store import cases as case_queries
 from exposure.store.dialect import in_lists, upsert
 from exposure.store.models import Exposure, Sighting
 
@@ -33,13 +33,18 @@ sightings = cast(Table, Sighting.__table__)
 
 @dataclass(slots=True)
 class Applied:
-    """What :func:`apply_observations` wrote, and the events the lifecycle decided are due
-    (the caller puts them in the outbox, in the same transaction)."""
+    """What :func:`apply_observations` wrote, and the case events the lifecycle decided are
+    due (the caller puts them in the outbox, in the same transaction)."""
 
     new_by_action: Counter[str] = field(default_factory=Counter)
     escalations: int = 0
     sightings: int = 0
-    due: list[EventDue] = field(default_factory=list)
+    due: list[CaseEventDue] = field(default_factory=list)
+
+
+# A leaked password a completed reset covered is not news again, unless it verifies against
+# the hash enrolled since (the customer chose it again): then it is judged like any other.
+_NEWS_EVEN_IF_COVERED = frozenset({PasswordStatus.LIVE, PasswordStatus.TWEAKED})
 
 
 async def apply_observations(
@@ -50,55 +55,110 @@ async def apply_observations(
     source: str,
     now: datetime,
 ) -> Applied:
-    """Create or update one exposure per observation and record its sightings, in the
-    caller's transaction, as the lifecycle (:mod:`exposure.domain.lifecycle`) decides. New
+    """Create or update one exposure per observation, record its sightings, and put every
+    new (or risen) exposure in its customer's case, in the caller's transaction, as the
+    lifecycles (:mod:`exposure.domain.lifecycle`, :mod:`exposure.domain.cases`) decide. New
     exposures and sightings are written one statement per table (a large dump brings
-    thousands at once); updates of known exposures go one by one."""
+    thousands at once); updates of known exposures go one by one.
+
+    A leaked password a completed reset already covered (docs/decisions/cases.md) adds its
+    sightings to the exposure that carried it, and nothing else: no case, no event."""
     applied = Applied()
+    if not observations:
+        return applied
+    customer_ids = sorted({o.key.customer_id for o in observations})
+    covered = await case_queries.covered_passwords(conn, customer_ids)
+
+    def covering(obs: Observation) -> str | None:
+        key = obs.key
+        if not key.password_fp or obs.password_status in _NEWS_EVEN_IF_COVERED:
+            return None
+        return covered.get((key.customer_id, key.password_fp))
+
+    # Each new exposure is written naming the case it will most likely join (the customer's
+    # open case, or a new one's id); settle_cases corrects the rare wrong guess under lock.
+    open_now = await case_queries.open_cases(conn, customer_ids, lock=False)
+    fresh_ids = {cid: str(uuid.uuid4()) for cid in customer_ids if cid not in open_now}
+    guess = {
+        cid: open_now[cid].case_id if cid in open_now else fresh_ids[cid] for cid in customer_ids
+    }
     # Insert first: in a large dump most observations are new, and RETURNING tells which
     # were. Only the rest (known exposures, or one another ingest created meanwhile) are read
     # back, to be updated.
     new_ids = {o.key: str(uuid.uuid4()) for o in observations}
-    inserted = await _insert(conn, observations, new_ids, source=source, now=now)
+    candidates = [o for o in observations if covering(o) is None]
+    inserted = await _insert(conn, candidates, new_ids, guess, source=source, now=now)
     known = [o.key for o in observations if new_ids[o.key] not in inserted]
     existing = await _existing(conn, known) if known else {}
     seen: list[dict[str, Any]] = []
+    seen_covered: list[dict[str, Any]] = []
+    joinings: list[case_queries.Joining] = []
     for obs in observations:
         exposure_id = new_ids[obs.key]
+        customer_id = obs.key.customer_id
         if exposure_id in inserted:
             applied.new_by_action[obs.decision.action] += 1
-            opened = on_open(obs)
-            if opened is not None:
-                applied.due.append(
-                    EventDue(
-                        kind=opened,
-                        exposure_id=exposure_id,
-                        observation=obs,
-                        source=source,
-                        first_seen=now,
-                    )
+            joinings.append(
+                case_queries.Joining(
+                    exposure_id=exposure_id,
+                    observation=obs,
+                    source=source,
+                    first_seen=now,
+                    case_id=guess[customer_id],
                 )
+            )
             seen.extend(_sightings(exposure_id, obs, run_id=run_id, source=source, now=now))
             continue
-        row = existing[obs.key]
-        change = on_sighting(_state(row), obs)
+        row = existing.get(obs.key)
+        cover = covering(obs)
+        if row is None:
+            assert cover is not None  # only a covered observation skips the insert  # noqa: S101
+            seen_covered.extend(_sightings(cover, obs, run_id=run_id, source=source, now=now))
+            continue
+        if cover is not None:
+            change = Change(adopt=False, escalated=False, reopen=False, has_pin=row.has_pin)
+        else:
+            change = on_sighting(_state(row), obs)
         await _update(conn, row, obs, change, now=now)
         if change.event is not None:
             applied.escalations += 1
-            applied.due.append(
-                EventDue(
-                    kind=change.event,
+        if change.reopen or (change.adopt and row.state == OPEN) or row.case_id is None:
+            joinings.append(
+                case_queries.Joining(
                     exposure_id=row.exposure_id,
                     observation=obs,
                     source=row.source,
                     first_seen=row.first_seen,
+                    case_id=row.case_id,
                 )
             )
         seen.extend(_sightings(row.exposure_id, obs, run_id=run_id, source=source, now=now))
     if seen:
         await conn.execute(upsert(conn, sightings).on_conflict_do_nothing(), seen)
-    applied.sightings = len(seen)
+    applied.sightings = len(seen) + await _add_covered_sightings(conn, seen_covered, now=now)
+    applied.due = await case_queries.settle_cases(conn, joinings, fresh_ids=fresh_ids, now=now)
     return applied
+
+
+async def _add_covered_sightings(
+    conn: AsyncConnection, seen: Sequence[dict[str, Any]], *, now: datetime
+) -> int:
+    """Sightings of covered passwords under new keys, on the exposures that carried them;
+    only those not written before (a resumed run) count."""
+    if not seen:
+        return 0
+    result = await conn.execute(
+        upsert(conn, sightings).on_conflict_do_nothing().returning(sightings.c.exposure_id),
+        list(seen),
+    )
+    added = Counter(result.scalars())
+    for exposure_id in sorted(added):
+        await conn.execute(
+            update(exposures)
+            .where(exposures.c.exposure_id == exposure_id)
+            .values(last_seen=now, occurrences=exposures.c.occurrences + added[exposure_id])
+        )
+    return sum(added.values())
 
 
 def _state(row: Row[Any]) -> ExposureState:
@@ -133,6 +193,7 @@ async def _insert(
     conn: AsyncConnection,
     observations: Sequence[Observation],
     new_ids: dict[ExposureKey, str],
+    case_ids: dict[str, str],
     *,
     source: str,
     now: datetime,
@@ -142,6 +203,7 @@ async def _insert(
     rows = [
         {
             "exposure_id": new_ids[obs.key],
+            "case_id": case_ids[obs.key.customer_id],
             "customer_id": obs.key.customer_id,
             "identifier_kind": obs.key.identifier_kind,
             "password_fp": obs.key.password_fp,
@@ -219,6 +281,7 @@ def _sightings(
 
 EXPOSURE_FIELDS = (
     "exposure_id",
+    "case_id",
     "customer_id",
     "identifier_kind",
     "identifier_hint",

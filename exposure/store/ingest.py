@@ -165,14 +165,18 @@ async def lookup_identifiers(
 async def password_hashes(
     conn: AsyncConnection, customer_ids: Collection[str]
 ) -> dict[str, str | None]:
+    """Each customer's usable enrolled hash: None when none is enrolled, and when a completed
+    reset superseded it (the customer is judged ``unknown`` until a new one is enrolled)."""
     hashes: dict[str, str | None] = {}
     for wanted in in_lists(customer_ids):
         rows = await conn.execute(
-            select(customers.c.customer_id, customers.c.password_hash).where(
-                customers.c.customer_id.in_(wanted)
-            )
+            select(
+                customers.c.customer_id,
+                customers.c.password_hash,
+                customers.c.password_superseded_at,
+            ).where(customers.c.customer_id.in_(wanted))
         )
-        hashes.update({cid: phc for cid, phc in rows})
+        hashes.update({cid: None if superseded else phc for cid, phc, superseded in rows})
     return hashes
 
 

@@ -36,6 +36,7 @@ class NewEvent:
     event_type: str
     payload: str
     exposure_id: str | None = None
+    case_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,10 +213,19 @@ async def release(conn: AsyncConnection, owner: str, ids: Sequence[int]) -> None
         )
 
 
-async def enqueue(conn: AsyncConnection, events: Sequence[NewEvent], *, now: datetime) -> None:
-    """Queue events, due now, in the caller's transaction (the one that decided them)."""
-    if events:
-        await conn.execute(insert(outbox), [_row(event, now) for event in events])
+async def enqueue(conn: AsyncConnection, events: Sequence[NewEvent], *, now: datetime) -> int:
+    """Queue events, due now, in the caller's transaction (the one that decided them). An
+    event whose id is queued already is skipped (ids derived from what they announce, such
+    as a case state, make a repeat impossible); returns how many were queued."""
+    if not events:
+        return 0
+    result = await conn.execute(
+        upsert(conn, outbox)
+        .on_conflict_do_nothing(index_elements=[outbox.c.event_id])
+        .returning(outbox.c.id),
+        [_row(event, now) for event in events],
+    )
+    return len(result.all())
 
 
 async def enqueue_once(conn: AsyncConnection, event: NewEvent, *, now: datetime) -> bool:
@@ -233,6 +243,7 @@ def _row(event: NewEvent, now: datetime) -> dict[str, Any]:
     return {
         "event_id": event.event_id,
         "exposure_id": event.exposure_id,
+        "case_id": event.case_id,
         "event_type": event.event_type,
         "payload": event.payload,
         "state": "pending",

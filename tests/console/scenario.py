@@ -21,6 +21,7 @@ from exposure.clock import utcnow
 from exposure.domain import policy
 from exposure.domain.policy import PasswordStatus
 from exposure.store.models import (
+    Case,
     ConnectorRun,
     CorpusPending,
     Customer,
@@ -71,6 +72,11 @@ def exposure_id(key: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"exposure:{key}"))
 
 
+def case_id(customer: str) -> str:
+    """The case of a customer's incident in the scenario (one per customer)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"case:{customer}"))
+
+
 def event_id(key: str, n: int = 0) -> str:
     return f"msg_{key}_{n}"
 
@@ -117,6 +123,40 @@ def _exposure(row: Row, now: datetime, n: int) -> dict[str, Any]:
     }
 
 
+def _case(exposure: dict[str, Any]) -> dict[str, Any]:
+    """The case of a scenario customer's one exposure, as the ingest writer records it."""
+    resolved = exposure["resolution"] is not None
+    forced = exposure["action"] == "force_reset"
+    return {
+        "case_id": case_id(exposure["customer_id"]),
+        "customer_id": exposure["customer_id"],
+        "state": "resolved" if resolved else "open",
+        "action": exposure["action"],
+        "severity": exposure["severity"],
+        "announced_action": None if exposure["action"] == "none" else exposure["action"],
+        "opened_at": exposure["first_seen"],
+        "updated_at": exposure["first_seen"],
+        "force_reset_at": exposure["first_seen"] if forced else None,
+        "resolution": exposure["resolution"],
+        "resolved_at": exposure["resolved_at"],
+        "resolved_by": exposure["resolved_by"],
+    }
+
+
+JOINED = Row("overdue_login", "C-1001", "force_reset", "critical", "live", "ulp", 20,
+             site="trade.mirai-sec.co.jp", kind="login_id", hint="KL****01")  # fmt: skip
+
+
+async def add_joined_exposure(engine: AsyncEngine, now: datetime) -> str:
+    """A second exposure of C-1001 (its login id, on the broker's site) that joined the open
+    case of the ``overdue`` exposure: the case now covers two."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(Exposure).values(**_exposure(JOINED, now, 1), case_id=case_id("C-1001"))
+        )
+    return exposure_id(JOINED.key)
+
+
 def bulk_rows() -> list[Row]:
     return [
         Row(f"bulk{n:02d}", f"C-2{n:03d}", "notify", "medium", "stale", "combo", 100 + n,
@@ -150,7 +190,11 @@ async def seed(engine: AsyncEngine, now: datetime | None = None) -> datetime:
                 for kind, hint in (("email", "ta***@example.jp"), ("phone", "+81*******78"))
             ],
         )
-        await conn.execute(insert(Exposure), [_exposure(r, now, n) for n, r in enumerate(rows)])
+        await conn.execute(
+            insert(Exposure),
+            [{**_exposure(r, now, n), "case_id": case_id(r.customer)} for n, r in enumerate(rows)],
+        )
+        await conn.execute(insert(Case), [_case(_exposure(r, now, 0)) for r in rows])
         run_id = (
             await conn.execute(
                 insert(IngestRun)
@@ -252,6 +296,7 @@ async def _events(conn: Any, now: datetime) -> None:
                 .values(
                     event_id=event_id(key),
                     exposure_id=exposure_id(key),
+                    case_id=case_id(next(r.customer for r in ROWS if r.key == key)),
                     event_type=kind,
                     payload="{}",
                     state=state,

@@ -34,6 +34,7 @@ from tests.integration.test_report_figures import seed as seed_report_week
 PAGES = {
     "dashboard": "/dashboard",
     "worklist": "/worklist",
+    "case": f"/cases/{scenario.case_id('C-1001')}",
     "exposure": f"/exposures/{scenario.exposure_id('overdue')}",
     "reports": "/reports",
     "health": "/health",
@@ -49,7 +50,8 @@ async def _submit(page: Page, selector: str) -> None:
 async def test_an_analysts_session_in_chromium(
     engine: AsyncEngine, settings: Settings, tmp_path: Path
 ) -> None:
-    await scenario.seed(engine)
+    now = await scenario.seed(engine)
+    await scenario.add_joined_exposure(engine, now)
     token = await make_token(engine, Scope.READ, Scope.RESOLVE, name="soc-yamada")
     settings = dataclasses.replace(settings, report_dir=tmp_path / "reports")
     current = IsoWeek.containing(utcnow(), settings.timezone)
@@ -79,14 +81,16 @@ async def test_an_analysts_session_in_chromium(
         await page.select_option("#f-action", "force_reset")
         await _submit(page, "form.filters button[type=submit]")
         assert "action=force_reset" in page.url
-        rows = await page.locator("tr[data-exposure]").evaluate_all(
+        rows = await page.locator("tr[data-case]").evaluate_all(
             "rows => rows.map(r => r.dataset.customer)"
         )
         assert rows == ["C-1001", "C-1003", "C-1002"]
         await screenshot(page, shots, "worklist-filtered.ja")
 
-        # Open one and resolve it (dismissed, with a reason).
+        # Open a case, then its exposure, and resolve it (dismissed, with a reason).
         await _submit(page, "tr[data-customer='C-1003'] a")
+        assert page.url.endswith(f"/cases/{scenario.case_id('C-1003')}")
+        await _submit(page, f"tr[data-exposure='{scenario.exposure_id('cookie')}'] a")
         assert page.url.endswith(f"/exposures/{scenario.exposure_id('cookie')}")
         await page.check("input[name=resolution][value=dismissed]")
         await page.fill("#reason", "支店に確認済みのテスト口座")

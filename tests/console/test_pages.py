@@ -20,12 +20,14 @@ from tests.console import scenario
 from tests.console.support import Client, console_client, csrf_of, page_text, sign_in, visible
 from tests.integration.test_api_support import make_token
 
+# The cases having an exposure that matches (the worklist's filters on what leaked).
+MEMBERS = "SELECT case_id FROM exposures WHERE"
 SEVERITY_RANK = "CASE severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END"  # noqa: E501
 
 
 def listed(page: str) -> list[str]:
-    """Exposure ids in the order the worklist shows them."""
-    return re.findall(r'<tr data-exposure="([^"]+)"', page)
+    """Case ids in the order the worklist shows them."""
+    return re.findall(r'<tr data-case="([^"]+)"', page)
 
 
 def total_of(page: str) -> int:
@@ -37,11 +39,11 @@ def total_of(page: str) -> int:
 async def expected(
     conn: AsyncConnection, where: str = "state = 'open'", **params: Any
 ) -> list[str]:
-    """The worklist's order by independent SQL: severity, then the longest wait, then id."""
+    """The worklist's cases by independent SQL: severity, then the longest wait, then id."""
     rows = await conn.execute(
         text(
-            f"SELECT exposure_id FROM exposures WHERE {where}"  # noqa: S608
-            f" ORDER BY {SEVERITY_RANK} DESC, first_seen, exposure_id"
+            f"SELECT case_id FROM cases WHERE {where}"  # noqa: S608
+            f" ORDER BY {SEVERITY_RANK} DESC, COALESCE(force_reset_at, opened_at), case_id"
         ),
         params,
     )
@@ -74,12 +76,12 @@ async def test_worklist_is_most_urgent_first_and_paged(
     assert listed(first) + listed(second) == want
     assert len(listed(first)) == 50
     assert listed(first)[:3] == [
-        scenario.exposure_id("overdue"),  # critical
-        scenario.exposure_id("cookie"),  # high, waiting 50 h
-        scenario.exposure_id("due"),  # high, waiting 5 h
+        scenario.case_id("C-1001"),  # critical
+        scenario.case_id("C-1003"),  # high, waiting 50 h
+        scenario.case_id("C-1002"),  # high, waiting 5 h
     ]
     # The SLA clock: breached by 6 h, breached by 26 h, due in 19 h.
-    rows = re.findall(r"<tr data-exposure=.*?</tr>", first, re.S)
+    rows = re.findall(r"<tr data-case=.*?</tr>", first, re.S)
     assert 'data-sla="overdue"' in rows[0] and "SLA breached by 6.0 h" in rows[0]
     assert "SLA breached by 26.0 h" in rows[1] and "SLA due in 19.0 h" in rows[2]
     assert "data-sla" not in rows[3]  # notify: no forced reset waits
@@ -91,11 +93,19 @@ async def test_worklist_is_most_urgent_first_and_paged(
     [
         ("action=force_reset", "state = 'open' AND action = 'force_reset'", {}),
         ("state=any", "1 = 1", {}),
-        ("state=dismissed", "state = 'dismissed'", {}),
-        ("source=hibp&state=any", "source = 'hibp'", {}),
-        ("leak_type=stealer_log", "state = 'open' AND leak_type = 'stealer_log'", {}),
+        ("state=dismissed", "resolution = 'dismissed'", {}),
+        ("source=hibp&state=any", f"case_id IN ({MEMBERS} source = 'hibp')", {}),
+        (
+            "leak_type=stealer_log",
+            f"state = 'open' AND case_id IN ({MEMBERS} leak_type = 'stealer_log')",
+            {},
+        ),
         # A site matches itself and its subdomains, never a look-alike.
-        ("site=mirai-sec.co.jp", "state = 'open' AND site_domain LIKE '%mirai-sec.co.jp'", {}),
+        (
+            "site=mirai-sec.co.jp",
+            f"state = 'open' AND case_id IN ({MEMBERS} site_domain LIKE '%mirai-sec.co.jp')",
+            {},
+        ),
         ("customer=C-10&state=any", "customer_id LIKE 'C-10%'", {}),
         ("sort=newest&action=notify", "state = 'open' AND action = 'notify'", {}),
     ],
@@ -109,8 +119,8 @@ async def test_worklist_filters_match_sql(
         want = await expected(conn, where, **params)
         if "sort=newest" in query:
             rows = await conn.execute(
-                text(f"SELECT exposure_id FROM exposures WHERE {where}"  # noqa: S608
-                     " ORDER BY first_seen DESC, exposure_id")
+                text(f"SELECT case_id FROM cases WHERE {where}"  # noqa: S608
+                     " ORDER BY opened_at DESC, case_id")
             )  # fmt: skip
             want = [r[0] for r in rows]
     assert total_of(page) == len(want)
@@ -128,7 +138,7 @@ async def test_worklist_dates_are_local_days_and_bad_values_are_named(
     end = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=settings.timezone)
     async with engine.connect() as conn:
         want = await expected(
-            conn, "first_seen >= :s AND first_seen < :e", s=ts(conn, start), e=ts(conn, end)
+            conn, "opened_at >= :s AND opened_at < :e", s=ts(conn, start), e=ts(conn, end)
         )
     assert want and listed(page) == want
     odd = await page_text(client, "/worklist?action=explode&since=2025-13-40&site=a%20b")

@@ -23,6 +23,7 @@ from exposure.settings import Settings
 from exposure.store.models import ApiToken, Customer
 from tests.integration.test_api_support import (
     T0,
+    add_case,
     add_customer,
     add_exposure,
     add_leaked,
@@ -77,8 +78,11 @@ async def test_schemathesis_finds_no_server_error_and_reaches_every_operation(
     engine: AsyncEngine, settings: Settings, tmp_path: Path
 ) -> None:
     await add_customer(engine, "C1")
-    for kind in ("email", "phone", "login_id"):
+    members = [
         await add_exposure(engine, "C1", first_seen=T0, kind=kind)
+        for kind in ("email", "phone", "login_id")
+    ]
+    await add_case(engine, "C1", members, opened_at=T0, events=("exposure.force_reset",))
     await add_leaked(engine, {bytes.fromhex("ABCDE" + "0" * 35): 4})
     token = await make_token(engine)
     reports = tmp_path / "reports"

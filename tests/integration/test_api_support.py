@@ -14,14 +14,22 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure.api import create_app
 from exposure.api.auth import Scope, issue_token
 from exposure.settings import Settings
 from exposure.store.audit import Actor
-from exposure.store.models import Customer, Exposure, IngestRun, LeakedPassword, Sighting
+from exposure.store.models import (
+    Case,
+    Customer,
+    Exposure,
+    IngestRun,
+    LeakedPassword,
+    OutboxEvent,
+    Sighting,
+)
 
 ALL_SCOPES = (Scope.ENROL, Scope.READ, Scope.RESOLVE)
 # Who the tests' own changes are recorded as in the audit log.
@@ -123,6 +131,65 @@ async def add_exposure(
                 ],
             )
     return exposure_id
+
+
+async def add_case(
+    engine: AsyncEngine,
+    customer_id: str,
+    exposure_ids: list[str],
+    *,
+    opened_at: datetime,
+    action: str = "force_reset",
+    state: str = "open",
+    force_reset_at: datetime | None = None,
+    resolution: str | None = None,
+    resolved_at: datetime | None = None,
+    events: tuple[str, ...] = (),
+) -> str:
+    """A case over ``exposure_ids`` (already written), as the ingest writer would record it,
+    with one outbox row per type in ``events`` announcing it."""
+    case_id = str(uuid.uuid4())
+    if force_reset_at is None and action == "force_reset":
+        force_reset_at = opened_at
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(Case).values(
+                case_id=case_id,
+                customer_id=customer_id,
+                state=state,
+                action=action,
+                severity="critical" if action == "force_reset" else "medium",
+                announced_action=None if action == "none" else action,
+                opened_at=opened_at,
+                updated_at=opened_at,
+                force_reset_at=force_reset_at,
+                resolution=resolution,
+                resolved_at=resolved_at,
+                resolved_by=None if resolution is None else "test",
+            )
+        )
+        if exposure_ids:
+            await conn.execute(
+                update(Exposure)
+                .where(Exposure.exposure_id.in_(exposure_ids))
+                .values(case_id=case_id)
+            )
+        for n, event_type in enumerate(events):
+            await conn.execute(
+                insert(OutboxEvent).values(
+                    event_id=f"msg_{case_id[:8]}_{n}",
+                    exposure_id=exposure_ids[0] if exposure_ids else None,
+                    case_id=case_id,
+                    event_type=event_type,
+                    payload="{}",
+                    state="delivered" if n == 0 else "pending",
+                    attempts=1 if n == 0 else 0,
+                    created_at=opened_at,
+                    next_attempt_at=opened_at,
+                    delivered_at=opened_at if n == 0 else None,
+                )
+            )
+    return case_id
 
 
 async def _ingest_run(conn: AsyncConnection) -> int:

@@ -27,7 +27,7 @@ from exposure.settings import Settings
 from exposure.store import corpus as corpus_store
 from exposure.store import db
 from exposure.store import large_files as q
-from exposure.store.models import Exposure, IngestChunk, LeakedPassword, OutboxEvent, Sighting
+from exposure.store.models import Case, Exposure, IngestChunk, LeakedPassword, OutboxEvent, Sighting
 from tests.cli import run_cli
 from tests.conftest import TEST_PEPPER, only_postgres
 from tests.feeds import enrol, run_now, settings_for
@@ -231,8 +231,24 @@ async def _outcome(engine: AsyncEngine, data: bytes) -> dict[str, Any]:
         }
         seen = (await conn.execute(select(Sighting))).all()
         events = (await conn.execute(select(OutboxEvent))).all()
+        cases = (await conn.execute(select(Case))).all()
         corpus = (await conn.execute(select(LeakedPassword.sha1, LeakedPassword.count))).all()
+    members: dict[str, list[Any]] = {}
+    for e in exposures:
+        members.setdefault(e.case_id, []).append(key[e.exposure_id])
     return {
+        "cases": Counter(
+            (
+                c.customer_id,
+                c.state,
+                c.action,
+                c.severity,
+                c.announced_action,
+                tuple(sorted(members[c.case_id])),
+            )
+            for c in cases
+        ),
+        "event_cases": Counter((o.event_type, tuple(sorted(members[o.case_id]))) for o in events),
         "exposures": {
             key[e.exposure_id]: (e.action, e.severity, e.password_status, e.occurrences)
             for e in exposures
@@ -285,6 +301,7 @@ async def test_chunked_ingest_writes_exactly_what_an_unchunked_one_does(
     assert len(whole["exposures"]) == len(policy_cases())
     assert all(occurrences == 2 for *_, occurrences in whole["exposures"].values())
     assert sum(whole["outbox"].values()) == sum(c.action != "none" for c in policy_cases())
+    assert sum(whole["cases"].values()) == len({c.customer_id for c in policy_cases()})
 
 
 async def test_a_second_look_at_a_finished_file_moves_it_without_reingesting(

@@ -1,12 +1,13 @@
 """Crash safety: an ingest killed with SIGKILL at any moment, then run again, ends with exactly
-the exposures (live, tweaked, stale and unknown ones), sightings, outbox rows and corpus counts
-of an uninterrupted run, although observations are committed as their verifications complete.
+the exposures (live, tweaked, stale and unknown ones), sightings, cases, outbox rows and corpus
+counts of an uninterrupted run, although observations are committed as their verifications complete.
 And the native fast path writes exactly what the pure-Python path writes."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import random
 import signal
@@ -25,7 +26,7 @@ from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import load_settings
 from exposure.store import corpus as corpus_store
 from exposure.store import db
-from exposure.store.models import Exposure, IngestRun, LeakedPassword, OutboxEvent, Sighting
+from exposure.store.models import Case, Exposure, IngestRun, LeakedPassword, OutboxEvent, Sighting
 from tests.cli import EXPOSURE_SCRIPT, run_cli, run_script
 from tests.conftest import environment
 from tests.leakgen import HASHER, HEADER
@@ -77,8 +78,13 @@ async def _state(engine: AsyncEngine) -> dict[str, Any]:
         }
         sightings = (await conn.execute(select(Sighting))).all()
         outbox = (await conn.execute(select(OutboxEvent))).all()
+        cases = (await conn.execute(select(Case))).all()
         corpus = (await conn.execute(select(LeakedPassword.sha1, LeakedPassword.count))).all()
         runs = (await conn.execute(select(IngestRun.state))).scalars().all()
+    members: dict[str, tuple[Any, ...]] = {}
+    for e in exposures:
+        members[e.case_id] = (*members.get(e.case_id, ()), natural[e.exposure_id])
+    members = {case_id: tuple(sorted(keys)) for case_id, keys in members.items()}
     return {
         "exposures": sorted(
             (natural[e.exposure_id], e.action, e.password_status, e.occurrences, e.match_strength)
@@ -87,7 +93,20 @@ async def _state(engine: AsyncEngine) -> dict[str, Any]:
         "sightings": sorted(
             (natural[s.exposure_id], s.ordinal, s.file, s.line_no) for s in sightings
         ),
-        "outbox": sorted((natural[o.exposure_id], o.event_type) for o in outbox),
+        # Events are per case: what each announces, its trigger and every exposure it covers.
+        "outbox": sorted(
+            (
+                natural[o.exposure_id],
+                o.event_type,
+                tuple(sorted(natural[i] for i in json.loads(o.payload)["data"]["exposure_ids"])),
+                members[o.case_id],
+            )
+            for o in outbox
+        ),
+        "cases": sorted(
+            (c.customer_id, c.state, c.action, c.severity, c.announced_action, members[c.case_id])
+            for c in cases
+        ),
         "corpus": sorted((bytes(h), c) for h, c in corpus),
         "runs": sorted(runs),
     }
@@ -116,8 +135,10 @@ async def test_kill_9_at_any_moment_then_resume(
     database_url: str, empty_database_url: str, tmp_path: Path
 ) -> None:
     customers, dump = _write_inputs(tmp_path)
-    # Reference: an uninterrupted run (in one batch) in its own database.
-    reference_env = environment(empty_database_url)
+    # Reference: an uninterrupted run (batched the same way) in its own database. (Case
+    # events follow the batches: a customer whose stale password is in one batch and live one
+    # in a later batch gets an opening and an escalation, in one batch a single event.)
+    reference_env = environment(empty_database_url, EXPOSURE_INGEST_BATCH_EVENTS=BATCH)
     run_cli("db", "upgrade", env=reference_env, cwd=tmp_path)
     run_cli("enroll", str(customers), env=reference_env, cwd=tmp_path)
     run_cli("ingest", str(dump), env=reference_env, cwd=tmp_path)
@@ -157,6 +178,9 @@ async def test_kill_9_at_any_moment_then_resume(
     async with db.open_engine(empty_database_url) as reference_engine:
         reference = await _state(reference_engine)
     assert resumed["exposures"] and resumed["sightings"] and resumed["outbox"]
+    assert resumed["cases"] and any(c[4] is not None for c in resumed["cases"])
+    # Several exposures share a case, and a case event covers all of them.
+    assert any(len(c[5]) > 1 for c in resumed["cases"])
     statuses = {status for _, _, status, _, _ in resumed["exposures"]}
     assert {"live", "tweaked", "stale", "unknown"} <= statuses
     assert resumed == reference
@@ -224,6 +248,12 @@ async def test_native_fast_path_writes_what_the_python_path_writes(
         if native:
             assert natively_matched > 50_000  # most lines went through the native path
     native_run, python_run = outcomes
+    # An event's exposure_ids are the case's exposures when it was queued, and batches end
+    # at other lines on the two paths: the same events, triggers and cases, but a snapshot
+    # taken at another moment of the file.
+    for run in outcomes:
+        assert all(o[0] in o[2] and set(o[2]) <= set(o[3]) for o in run["outbox"])
+        run["outbox"] = [(trigger, kind, case) for trigger, kind, _, case in run["outbox"]]
     assert natively_matched and native_run["exposures"] and native_run["corpus"]
     assert [f["format"] for f in native_run["summary"]["files"]] == ["combo", "ulp"]
     assert native_run == python_run

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -144,3 +144,127 @@ async def test_commands_refuse_an_outdated_schema_with_the_fix(empty_database_ur
             await db.check_ready(engine, bytes.fromhex(TEST_PEPPER))
         await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
         assert await db.check_ready(engine, bytes.fromhex(TEST_PEPPER)) == db.SCHEMA_REVISION
+
+
+def _exposure_row(
+    n: int, customer: str, action: str, state: str, at: datetime
+) -> dict[str, object]:
+    severity = {"force_reset": "critical", "notify": "medium", "none": "low"}[action]
+    return {
+        "exposure_id": f"00000000-0000-4000-8000-{n:012d}",
+        "customer_id": customer,
+        "identifier_kind": "email",
+        "password_fp": bytes([n]) * 32,
+        "site_domain": "",
+        "match_strength": "strict",
+        "password_status": "live" if action == "force_reset" else "stale",
+        "action": action,
+        "severity": severity,
+        "leak_type": "combo",
+        "has_pin": False,
+        "reason": "r",
+        "recommended_actions": '["reset_password"]',
+        "source": "s",
+        "identifier_hint": "c***@example.jp",
+        "state": state,
+        "first_seen": at,
+        "last_seen": at,
+        "occurrences": 1,
+        "decided_at": at,
+        "resolution": None if state == "open" else state,
+        "resolved_at": None if state == "open" else at + timedelta(hours=2),
+        "resolved_by": None if state == "open" else "reset-service",
+    }
+
+
+async def test_0011_turns_exposures_into_cases_and_back(empty_database_url: str) -> None:
+    """Open exposures become one open case per customer (their events announced), resolved
+    ones keep their resolution in a resolved case, events name their case; and back."""
+    from sqlalchemy import insert, select
+
+    from exposure.store.models import Case, Customer, Exposure, OutboxEvent
+
+    t0 = datetime(2025, 5, 12, 1, 0, tzinfo=UTC)
+    rows = [
+        _exposure_row(1, "C1", "notify", "open", t0),
+        _exposure_row(2, "C1", "force_reset", "open", t0 + timedelta(hours=1)),
+        _exposure_row(3, "C1", "force_reset", "reset_completed", t0 - timedelta(days=3)),
+        _exposure_row(4, "C2", "none", "open", t0),
+        _exposure_row(5, "C2", "notify", "dismissed", t0),
+    ]
+    customers = Customer.__table__.c
+    async with db.open_engine(empty_database_url) as engine:
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "upgrade", "0010")
+            for cid in ("C1", "C2"):
+                await conn.execute(
+                    text(
+                        "INSERT INTO customers (customer_id, created_at, updated_at) "
+                        "VALUES (:c, :t, :t)"
+                    ),
+                    {"c": cid, "t": t0},
+                )
+            await conn.execute(insert(Exposure.__table__), rows)
+            for n in (1, 2, 3, 5):
+                await conn.execute(
+                    insert(OutboxEvent.__table__).values(
+                        event_id=f"msg_{n}",
+                        exposure_id=rows[n - 1]["exposure_id"],
+                        event_type=f"exposure.{rows[n - 1]['action']}",
+                        payload="{}",
+                        state="delivered",
+                        attempts=1,
+                        created_at=t0,
+                        next_attempt_at=t0,
+                    )
+                )
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
+        async with engine.connect() as conn:
+            cases = {c.case_id: c for c in (await conn.execute(select(Case))).all()}
+            case_of = dict(
+                (await conn.execute(select(Exposure.exposure_id, Exposure.case_id))).all()
+            )
+            event_case = dict(
+                (await conn.execute(select(OutboxEvent.event_id, OutboxEvent.case_id))).all()
+            )
+            superseded = (await conn.execute(select(customers.password_superseded_at))).all()
+        ids = [str(r["exposure_id"]) for r in rows]
+        assert all(case_of[i] in cases for i in ids)
+        open_c1 = cases[case_of[ids[0]]]
+        assert case_of[ids[1]] == open_c1.case_id
+        assert (open_c1.customer_id, open_c1.state, open_c1.action, open_c1.severity) == (
+            "C1",
+            "open",
+            "force_reset",
+            "critical",
+        )
+        assert open_c1.announced_action == "force_reset"
+        assert open_c1.force_reset_at == t0 + timedelta(hours=1)
+        resolved = cases[case_of[ids[2]]]
+        assert (resolved.state, resolved.resolution, resolved.resolved_by) == (
+            "resolved",
+            "reset_completed",
+            "reset-service",
+        )
+        assert resolved.resolved_at == t0 - timedelta(days=3) + timedelta(hours=2)
+        open_c2 = cases[case_of[ids[3]]]
+        assert (open_c2.state, open_c2.action, open_c2.announced_action) == ("open", "none", None)
+        assert cases[case_of[ids[4]]].resolution == "dismissed"
+        assert len(cases) == 4
+        assert sum(c.state == "open" for c in cases.values()) == 2
+        assert event_case == {f"msg_{n}": case_of[ids[n - 1]] for n in (1, 2, 3, 5)}
+        assert superseded == [(None,), (None,)]
+
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "downgrade", "0010")
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            columns = await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("exposures")}
+            )
+            kept = (await conn.execute(text("SELECT count(*) FROM exposures"))).scalar_one()
+            events = (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
+        assert "cases" not in tables and "case_id" not in columns
+        assert (kept, events) == (5, 4)
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []

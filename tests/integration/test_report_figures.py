@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from exposure.report import IsoWeek, build_report
 from exposure.settings import Settings
 from exposure.store.models import (
+    Case,
     ConnectorRun,
     Customer,
     DeliveryAttempt,
@@ -171,6 +172,7 @@ async def seed(engine: AsyncEngine) -> None:
             ],
         )
         await conn.execute(insert(Exposure), [_exposure_row(n, s) for n, s in enumerate(SPECS)])
+        await conn.execute(insert(Case), [_case_row(s) for s in SPECS])
         outbox_ids = []
         for n, (key, event_type, created, state, delivered) in enumerate(EVENTS):
             result = await conn.execute(
@@ -212,10 +214,36 @@ async def seed(engine: AsyncEngine) -> None:
         )
 
 
+def case_id(key: str) -> str:
+    return f"00000000-0000-4000-9000-{key.encode().hex()[:12]:0>12}"
+
+
+def _case_row(s: Spec) -> dict[str, Any]:
+    """Each customer's one exposure is its case; its reset was asked for when the first
+    force_reset event was written (w19-esc: escalated in W20), as the writer records it."""
+    asked = [at for key, kind, at, *_ in EVENTS if key == s.key and kind.endswith("force_reset")]
+    forced = min(asked) if asked else s.first_seen
+    return {
+        "case_id": case_id(s.key),
+        "customer_id": customer_id(s.key),
+        "state": "open" if s.resolution is None else "resolved",
+        "action": s.action,
+        "severity": "critical" if s.action == "force_reset" else "medium",
+        "announced_action": None if s.action == "none" else s.action,
+        "opened_at": s.first_seen,
+        "updated_at": s.first_seen,
+        "force_reset_at": forced if s.action == "force_reset" else None,
+        "resolution": s.resolution,
+        "resolved_at": s.resolved_at,
+        "resolved_by": "reset-service" if s.resolved_at else None,
+    }
+
+
 def _exposure_row(n: int, s: Spec) -> dict[str, Any]:
     return {
         "exposure_id": exposure_id(s.key),
         "customer_id": customer_id(s.key),
+        "case_id": case_id(s.key),
         "identifier_kind": "email",
         "password_fp": n.to_bytes(32, "big"),
         "site_domain": s.site,
@@ -316,6 +344,13 @@ async def test_figures_match_independent_sql(engine: AsyncEngine, settings: Sett
         hours = sorted((as_utc(r[1]) - as_utc(r[0])).total_seconds() / 3600 for r in resets)
         assert hours == [2, 5, 10, 25, 96]
         assert head["resets_confirmed"] == 5
+        # Customers to reset: cases asked in W20 (w19-esc escalated in it), open when it
+        # ended (w20-late was reset after), and resolved in it (w19-96h among them).
+        assert (
+            head["customers_to_reset"],
+            head["customers_to_reset_open"],
+            head["customers_to_reset_resolved"],
+        ) == (8, 5, 5)
         assert head["median_hours_to_reset"] == 10
         # p90 by linear interpolation: position 0.9 * 4 = 3.6 between 25 h and 96 h.
         assert head["p90_hours_to_reset"] == 67.6

@@ -22,13 +22,14 @@ from exposure.report import WeekNotStarted, build_report, produce_weekly_report,
 from exposure.report.figures import ATTEMPT_OUTCOMES
 from exposure.report.i18n import Locale
 from exposure.settings import Settings
-from exposure.store.models import DeliveryAttempt, Exposure, IngestRun, OutboxEvent
+from exposure.store.models import Case, DeliveryAttempt, Exposure, IngestRun, OutboxEvent
 from tests.cli import run_cli
 from tests.conftest import environment
 from tests.integration.test_report_figures import (
     START,
     WEEK,
     as_utc,
+    case_id,
     exposure_id,
     jst,
     seed,
@@ -257,6 +258,21 @@ async def test_durations_under_an_hour_are_minutes(engine: AsyncEngine, settings
             .where(
                 Exposure.exposure_id.in_(
                     [exposure_id(k) for k in ("w20-b", "w20-c", "w20-late", "w20-25h", "w19-96h")]
+                )
+            )
+            .values(resolution=None, resolved_at=None, state="open")
+        )
+        # Time to reset is per case: its cases say the same.
+        await conn.execute(
+            Case.__table__.update()
+            .where(Case.case_id == case_id("w20-a"))
+            .values(resolved_at=jst(12, 10, 6))
+        )
+        await conn.execute(
+            Case.__table__.update()
+            .where(
+                Case.case_id.in_(
+                    [case_id(k) for k in ("w20-b", "w20-c", "w20-late", "w20-25h", "w19-96h")]
                 )
             )
             .values(resolution=None, resolved_at=None, state="open")

@@ -1,0 +1,208 @@
+"""``GET /v1/cases``, ``GET /v1/cases/{case_id}`` and the reset service's acknowledgement
+``POST /v1/cases/{case_id}/resolution``.
+
+A case is one customer incident: the exposures one forced reset (or one notification) covers,
+so a reset service acts per case. Resolving a case is recorded once, like resolving an
+exposure: the same resolution again is an idempotent 200, a different one a 409. A
+``reset_completed`` may carry the customer's new ``password_hash``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from exposure.api import keys
+from exposure.api.auth import requires
+from exposure.api.errors import ApiError, bad_request, not_found
+from exposure.api.exposures import DEFAULT_LIMIT, MAX_LIMIT
+from exposure.api.params import parse_int, parse_timestamp, query_params, read_json, require_object
+from exposure.api.scopes import Scope
+from exposure.clock import parse_iso
+from exposure.domain.policy import Action
+from exposure.store import case_queries
+from exposure.store.case_queries import CASE_STATES, CaseDetail, CaseFilter, CaseKeyset
+from exposure.triage import resolution
+from exposure.triage.resolution import MAX_RESOLVED_BY, RESOLUTIONS, CaseResolutionRequest
+
+routes = web.RouteTableDef()
+
+LIST_PARAMS = ("state", "action", "since", "until", "limit", "cursor")
+MAX_PASSWORD_HASH = 1024
+RESOLUTION_FIELDS = ("resolution", "resolved_by", "resolved_at", "reason", "password_hash")
+
+
+def encode_cursor(position: CaseKeyset) -> str:
+    """Opaque to clients: URL-safe base64 of ``[opened_at, case_id]``."""
+    raw = json.dumps([position.opened_at.isoformat(), position.case_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> CaseKeyset:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        opened_at, case_id = json.loads(raw)
+        return CaseKeyset(parse_iso(opened_at), str(uuid.UUID(case_id)))
+    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
+        raise bad_request(
+            "cursor is not one this server issued; pass next_cursor back unchanged",
+            "invalid_cursor",
+        ) from None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _plain(value: Any) -> Any:
+    return _iso(value) if isinstance(value, datetime) else value
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+
+
+def case_json(detail: CaseDetail) -> dict[str, Any]:
+    """A case with its exposures and events, as ``GET /v1/cases/{case_id}`` returns it."""
+    body = _fields(detail.case)
+    body["exposures"] = [
+        {**_fields(e), "site_domain": e.site_domain or None} for e in detail.exposures
+    ]
+    body["exposures_truncated"] = detail.exposures_total > len(detail.exposures)
+    body["events"] = [_fields(e) for e in detail.events]
+    return body
+
+
+def _filter(params: dict[str, str]) -> CaseFilter:
+    state = params.get("state")
+    if state is not None and state not in CASE_STATES:
+        raise bad_request(f"state must be one of {', '.join(CASE_STATES)}", "invalid_parameter")
+    action = params.get("action")
+    if action is not None and action not in {a.value for a in Action}:
+        raise bad_request(
+            f"action must be one of {', '.join(a.value for a in Action)}", "invalid_parameter"
+        )
+    since = parse_timestamp("since", params["since"]) if "since" in params else None
+    until = parse_timestamp("until", params["until"]) if "until" in params else None
+    if since is not None and until is not None and since >= until:
+        raise bad_request("since must be earlier than until", "invalid_parameter")
+    return CaseFilter(state=state, action=action, since=since, until=until)
+
+
+@routes.get("/v1/cases")
+@requires(Scope.READ)
+async def list_cases(request: web.Request) -> web.Response:
+    """Cases oldest opened first, ``limit`` per page, each with its number of exposures; pass
+    ``next_cursor`` back as ``cursor`` for the next page (null at the end)."""
+    params = dict(query_params(request, LIST_PARAMS))
+    where = _filter(params)
+    limit = (
+        parse_int("limit", params["limit"], low=1, high=MAX_LIMIT)
+        if "limit" in params
+        else DEFAULT_LIMIT
+    )
+    after = decode_cursor(params["cursor"]) if params.get("cursor") else None
+    async with request.app[keys.ENGINE].connect() as conn:
+        page, following = await case_queries.case_page(conn, where, after=after, limit=limit)
+    return web.json_response(
+        {
+            "cases": [_fields(item) for item in page],
+            "next_cursor": None if following is None else encode_cursor(following),
+        }
+    )
+
+
+def _case_id(request: web.Request) -> str:
+    try:
+        return str(uuid.UUID(request.match_info["case_id"]))
+    except ValueError:
+        raise bad_request("case_id must be a UUID", "invalid_parameter") from None
+
+
+async def _detail(request: web.Request, case_id: str) -> dict[str, Any]:
+    async with request.app[keys.ENGINE].connect() as conn:
+        detail = await case_queries.case_detail(conn, case_id)
+    if detail is None:
+        raise not_found("no case with this case_id")
+    return case_json(detail)
+
+
+@routes.get("/v1/cases/{case_id}")
+@requires(Scope.READ)
+async def get_case(request: web.Request) -> web.Response:
+    """One case: its exposures (each with its number of sightings) and the webhook events
+    that announced it."""
+    query_params(request, ())
+    return web.json_response(await _detail(request, _case_id(request)))
+
+
+def _string(fields: dict[str, Any], name: str, problem: str) -> str | None:
+    value = fields.get(name)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(problem, "invalid_body")
+    return value
+
+
+def resolution_request(body: Any, case_id: str) -> CaseResolutionRequest:
+    """The body of a case resolution, its types checked (its values are the service's)."""
+    fields = require_object(body, "the body")
+    if set(fields) - set(RESOLUTION_FIELDS):
+        raise bad_request(
+            "unknown field(s); expected resolution, resolved_by and optionally resolved_at, "
+            "reason and password_hash",
+            "invalid_body",
+        )
+    chosen = _string(fields, "resolution", f"resolution must be one of {', '.join(RESOLUTIONS)}")
+    by = _string(
+        fields,
+        "resolved_by",
+        f"resolved_by must be 1 to {MAX_RESOLVED_BY} printable characters naming who or what "
+        "resolved it (e.g. reset-service)",
+    )
+    if chosen is None or by is None:
+        raise bad_request("resolution and resolved_by are required", "invalid_body")
+    reason = _string(fields, "reason", "reason must be a string")
+    password_hash = _string(fields, "password_hash", "password_hash must be a string")
+    if password_hash is not None and len(password_hash) > MAX_PASSWORD_HASH:
+        raise bad_request(
+            f"password_hash must be at most {MAX_PASSWORD_HASH} characters", "invalid_body"
+        )
+    at_text = _string(fields, "resolved_at", "resolved_at must be an ISO 8601 timestamp string")
+    return CaseResolutionRequest(
+        case_id=case_id,
+        resolution=chosen,
+        resolved_by=by,
+        reason=reason,
+        resolved_at=None
+        if at_text is None
+        else parse_timestamp("resolved_at", at_text, "invalid_body"),
+        password_hash=password_hash,
+    )
+
+
+@routes.post("/v1/cases/{case_id}/resolution")
+@requires(Scope.RESOLVE)
+async def resolve_case(request: web.Request) -> web.Response:
+    """The reset service ends a case: ``reset_completed`` (optionally with the customer's new
+    ``password_hash``) or ``dismissed`` (optionally with a ``reason``). Every exposure of the
+    case is resolved with it; the case is returned. Recorded in the audit log."""
+    query_params(request, ())
+    case_id = _case_id(request)
+    wanted = resolution_request(await read_json(request), case_id)
+    try:
+        await resolution.resolve_case(
+            request.app[keys.ENGINE], wanted, keys.actor_of(request), require_reason=False
+        )
+    except resolution.CaseNotFound:
+        raise not_found("no case with this case_id") from None
+    except resolution.AlreadyResolved as conflict:
+        raise ApiError(409, "already_resolved", str(conflict)) from None
+    except resolution.InvalidResolution as invalid:
+        raise bad_request(invalid.problem, "invalid_body") from None
+    return web.json_response(await _detail(request, case_id))
