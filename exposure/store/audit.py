@@ -21,7 +21,7 @@ from sqlalchemy import Select, Table, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.clock import utcnow
-from exposure.store.models import AuditEntry
+from exposure.store.access_models import AuditEntry
 
 audit_log = cast(Table, AuditEntry.__table__)
 

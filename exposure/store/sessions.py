@@ -9,7 +9,7 @@ from typing import cast
 from sqlalchemy import Table, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.store.models import ApiToken, ConsoleSession
+from exposure.store.access_models import ApiToken, ConsoleSession
 from exposure.store.tokens import TokenRecord
 
 console_sessions = cast(Table, ConsoleSession.__table__)

@@ -11,7 +11,7 @@ from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure import JsonObject
-from exposure.store.models import ApiToken
+from exposure.store.access_models import ApiToken
 
 api_tokens = cast(Table, ApiToken.__table__)
 

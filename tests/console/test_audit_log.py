@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from exposure.api.auth import Scope
 from exposure.domain.fingerprints import customer_reference
 from exposure.settings import Settings
-from exposure.store.models import AuditEntry, ConsoleSession
+from exposure.store.access_models import AuditEntry, ConsoleSession
 from tests.cli import run_cli
 from tests.conftest import TEST_PEPPER, environment
 from tests.console import scenario

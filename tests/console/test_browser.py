@@ -18,7 +18,8 @@ from exposure.api.auth import Scope
 from exposure.clock import utcnow
 from exposure.report import IsoWeek, produce_weekly_report
 from exposure.settings import Settings
-from exposure.store.models import AuditEntry, ConsoleSession, Exposure
+from exposure.store.access_models import AuditEntry, ConsoleSession
+from exposure.store.models import Exposure
 from tests.console import scenario
 from tests.console.browser import (
     WIDTH,

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api.auth import Scope
 from exposure.settings import Settings
-from exposure.store.models import AuditEntry, Case, Exposure
+from exposure.store.access_models import AuditEntry
+from exposure.store.models import Case, Exposure
 from tests.console import scenario
 from tests.console.support import Client, console_client, csrf_of, page_text, sign_in, visible
 from tests.integration.test_api_support import make_token

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from exposure.api.auth import Scope, revoke_token
 from exposure.clock import utcnow
 from exposure.settings import Settings
-from exposure.store.models import AuditEntry, ConsoleSession, Exposure
+from exposure.store.access_models import AuditEntry, ConsoleSession
+from exposure.store.models import Exposure
 from tests.console.support import (
     HTML,
     console_client,

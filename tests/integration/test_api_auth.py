@@ -4,7 +4,6 @@ while the verification is cached), wrong scope, and the ``exposure tokens`` comm
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from exposure.api.auth import (
 )
 from exposure.api.errors import ApiError
 from exposure.settings import Settings
-from exposure.store.models import ApiToken
+from exposure.store.access_models import ApiToken
 from tests.cli import run_cli
 from tests.conftest import environment
 from tests.integration.test_api_support import TEST_ACTOR, api_client, bearer, error_of, make_token
@@ -235,8 +234,10 @@ async def test_unknown_token_ids_take_as_long_as_wrong_secrets(engine: AsyncEngi
     assert len(verified_against) == 3 * 7
     parameters = {h.split("$")[3] for h in verified_against}
     assert parameters == {"m=19456,t=2,p=1"}
-    # And in time: an unknown or revoked id is not measurably quicker to refuse.
-    wrong = statistics.median(times["wrong"])
+    # And in time: an unknown or revoked id is not measurably quicker to refuse. Each kind's
+    # quickest refusal is compared: other work on the machine can only add time, so the
+    # minimum is what the code itself costs.
+    wrong = min(times["wrong"])
     assert wrong > 0.003  # argon2 really ran
     for name in ("unknown", "revoked"):
-        assert statistics.median(times[name]) > 0.6 * wrong, (name, times)
+        assert min(times[name]) > 0.6 * wrong, (name, times)

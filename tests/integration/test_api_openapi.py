@@ -20,7 +20,8 @@ from exposure.api import create_app
 from exposure.api.openapi import SPEC
 from exposure.console import is_browser_only
 from exposure.settings import Settings
-from exposure.store.models import ApiToken, Customer
+from exposure.store.access_models import ApiToken
+from exposure.store.models import Customer
 from tests.integration.test_api_support import (
     T0,
     add_case,

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.store.models import AuditEntry, Case, Customer, Exposure
+from exposure.store.access_models import AuditEntry
+from exposure.store.models import Case, Customer, Exposure
 from exposure.triage.resolution import (
     AlreadyResolved,
     CaseNotFound,

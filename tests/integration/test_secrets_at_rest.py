@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import select, text
 
 from exposure.store import db
-from exposure.store.models import ApiToken, Customer
+from exposure.store.access_models import ApiToken
+from exposure.store.models import Customer
 from tests.cli import EXPOSURE_SCRIPT, run_cli
 from tests.conftest import TEST_PEPPER, environment, only_sqlite
 from tests.integration.test_daemon import answers, daemon_env, free_port, stop
