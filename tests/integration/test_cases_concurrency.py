@@ -2,7 +2,8 @@
 both carrying the same customers (each customer's leaks in both files), in small transactions
 so their writes interleave. However the writes interleave, each customer ends with exactly one
 open case and each case state with exactly one event, and the cases and events are those of
-the same two dumps ingested one after the other (docs/decisions/cases.md, "Replicas")."""
+the same two dumps ingested one after the other (the replicas rule of
+docs/decisions/cases.md)."""
 
 from __future__ import annotations
 
