@@ -22,20 +22,19 @@ from exposure.api import keys
 from exposure.api.auth import requires
 from exposure.api.errors import ApiError, bad_request, not_found
 from exposure.api.exposures import DEFAULT_LIMIT, MAX_LIMIT
-from exposure.api.params import parse_int, parse_timestamp, query_params, read_json, require_object
+from exposure.api.params import parse_int, parse_timestamp, query_params, read_json
+from exposure.api.resolution_body import parse_resolution_body
 from exposure.api.scopes import Scope
 from exposure.clock import parse_iso
 from exposure.domain.policy import Action
 from exposure.store import case_queries
 from exposure.store.case_queries import CASE_STATES, CaseDetail, CaseFilter, CaseKeyset
 from exposure.triage import resolution
-from exposure.triage.resolution import MAX_RESOLVED_BY, RESOLUTIONS, CaseResolutionRequest
+from exposure.triage.resolution import CaseResolutionRequest
 
 routes = web.RouteTableDef()
 
 LIST_PARAMS = ("state", "action", "since", "until", "limit", "cursor")
-MAX_PASSWORD_HASH = 1024
-RESOLUTION_FIELDS = ("resolution", "resolved_by", "resolved_at", "reason", "password_hash")
 
 
 def encode_cursor(position: CaseKeyset) -> str:
@@ -142,47 +141,16 @@ async def get_case(request: web.Request) -> web.Response:
     return web.json_response(await _detail(request, _case_id(request)))
 
 
-def _string(fields: dict[str, Any], name: str, problem: str) -> str | None:
-    value = fields.get(name)
-    if value is not None and not isinstance(value, str):
-        raise bad_request(problem, "invalid_body")
-    return value
-
-
 def resolution_request(body: Any, case_id: str) -> CaseResolutionRequest:
     """The body of a case resolution, its types checked (its values are the service's)."""
-    fields = require_object(body, "the body")
-    if set(fields) - set(RESOLUTION_FIELDS):
-        raise bad_request(
-            "unknown field(s); expected resolution, resolved_by and optionally resolved_at, "
-            "reason and password_hash",
-            "invalid_body",
-        )
-    chosen = _string(fields, "resolution", f"resolution must be one of {', '.join(RESOLUTIONS)}")
-    by = _string(
-        fields,
-        "resolved_by",
-        f"resolved_by must be 1 to {MAX_RESOLVED_BY} printable characters naming who or what "
-        "resolved it (e.g. reset-service)",
-    )
-    if chosen is None or by is None:
-        raise bad_request("resolution and resolved_by are required", "invalid_body")
-    reason = _string(fields, "reason", "reason must be a string")
-    password_hash = _string(fields, "password_hash", "password_hash must be a string")
-    if password_hash is not None and len(password_hash) > MAX_PASSWORD_HASH:
-        raise bad_request(
-            f"password_hash must be at most {MAX_PASSWORD_HASH} characters", "invalid_body"
-        )
-    at_text = _string(fields, "resolved_at", "resolved_at must be an ISO 8601 timestamp string")
+    parsed = parse_resolution_body(body)
     return CaseResolutionRequest(
         case_id=case_id,
-        resolution=chosen,
-        resolved_by=by,
-        reason=reason,
-        resolved_at=None
-        if at_text is None
-        else parse_timestamp("resolved_at", at_text, "invalid_body"),
-        password_hash=password_hash,
+        resolution=parsed.resolution,
+        resolved_by=parsed.resolved_by,
+        reason=parsed.reason,
+        resolved_at=parsed.resolved_at,
+        password_hash=parsed.password_hash,
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import json
 import re
 import uuid
@@ -22,14 +21,15 @@ from aiohttp import web
 from exposure.api import keys
 from exposure.api.auth import requires
 from exposure.api.errors import ApiError, bad_request, not_found
-from exposure.api.params import parse_int, parse_timestamp, query_params, read_json, require_object
+from exposure.api.params import parse_int, parse_timestamp, query_params, read_json
+from exposure.api.resolution_body import parse_resolution_body
 from exposure.api.scopes import Scope
 from exposure.clock import parse_iso
 from exposure.domain.policy import Action
 from exposure.store import api_queries
 from exposure.store.api_queries import ExposureFilter, Keyset
 from exposure.triage import resolution
-from exposure.triage.resolution import MAX_RESOLVED_BY, RESOLUTIONS, ResolutionRequest
+from exposure.triage.resolution import ResolutionRequest
 
 routes = web.RouteTableDef()
 
@@ -142,55 +142,30 @@ async def get_exposure(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def _resolution_request(body: Any) -> ResolutionRequest:
-    fields = require_object(body, "the body")
-    unknown = set(fields) - {"resolution", "resolved_by", "resolved_at", "reason"}
-    if unknown:
-        raise bad_request(
-            "unknown field(s); expected resolution, resolved_by and optionally resolved_at "
-            "and reason",
-            "invalid_body",
-        )
-    # Types here; values (which resolution, who, the reason) are the service's to check.
-    resolution = fields.get("resolution")
-    if not isinstance(resolution, str):
-        raise bad_request(f"resolution must be one of {', '.join(RESOLUTIONS)}", "invalid_body")
-    resolved_by = fields.get("resolved_by")
-    if not isinstance(resolved_by, str):
-        raise bad_request(
-            f"resolved_by must be 1 to {MAX_RESOLVED_BY} printable characters naming who or "
-            "what resolved it (e.g. reset-service)",
-            "invalid_body",
-        )
-    reason = fields.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        raise bad_request("reason must be a string", "invalid_body")
-    resolved_at_text = fields.get("resolved_at")
-    resolved_at = None
-    if resolved_at_text is not None:
-        if not isinstance(resolved_at_text, str):
-            raise bad_request("resolved_at must be an ISO 8601 timestamp string", "invalid_body")
-        resolved_at = parse_timestamp("resolved_at", resolved_at_text, "invalid_body")
+def resolution_request(body: Any, exposure_id: str) -> ResolutionRequest:
+    """The body of an exposure resolution, its types checked (its values are the service's)."""
+    parsed = parse_resolution_body(body)
     return ResolutionRequest(
-        exposure_id="",
-        resolution=resolution,
-        resolved_by=resolved_by,
-        reason=reason,
-        resolved_at=resolved_at,
+        exposure_id=exposure_id,
+        resolution=parsed.resolution,
+        resolved_by=parsed.resolved_by,
+        reason=parsed.reason,
+        resolved_at=parsed.resolved_at,
+        password_hash=parsed.password_hash,
     )
 
 
 @routes.post("/v1/exposures/{exposure_id}/resolution")
 @requires(Scope.RESOLVE)
 async def resolve_exposure(request: web.Request) -> web.Response:
-    """The broker's reset service acknowledges an exposure: ``reset_completed`` or
-    ``dismissed`` (optionally with a ``reason``). The state becomes the resolution; the
-    exposure is returned. A recorded resolution is written to the audit log."""
+    """The broker's reset service acknowledges an exposure: ``reset_completed`` (optionally
+    with the customer's new ``password_hash``, which replaces the enrolled one) or
+    ``dismissed`` (optionally with a ``reason``). The exposure's case, and so every open
+    exposure of it, takes the resolution; the exposure is returned. A recorded resolution is
+    written to the audit log."""
     query_params(request, ())
     exposure_id = _exposure_id(request)
-    wanted = dataclasses.replace(
-        _resolution_request(await read_json(request)), exposure_id=exposure_id
-    )
+    wanted = resolution_request(await read_json(request), exposure_id)
     engine = request.app[keys.ENGINE]
     try:
         await resolution.resolve(engine, wanted, keys.actor_of(request), require_reason=False)

@@ -241,8 +241,10 @@ PATHS: JsonObject = {
     "/v1/exposures/{exposure_id}/resolution": {
         "post": _op(
             "resolveExposure",
-            "Acknowledge an exposure (reset completed or dismissed); recorded once, a repeat "
-            "with the same resolution is a no-op 200, a different one 409. Scope: resolve",
+            "Acknowledge an exposure (reset completed, optionally with the customer's new "
+            "password_hash, or dismissed): its case, and so every open exposure of it, is "
+            "resolved with it; recorded once, a repeat with the same resolution is a no-op 200, "
+            "a different one 409. Scope: resolve",
             {
                 "200": _json(ref("Exposure"), "The exposure as resolved"),
                 **_errors(400, *_AUTH_ERRORS, 404, 409, 413, 415, 503),
@@ -325,7 +327,7 @@ PATHS: JsonObject = {
             },
             security=BEARER,
             parameters=[CASE_ID],
-            body=ref("CaseResolution"),
+            body=ref("Resolution"),
             tag="cases",
         )
     },

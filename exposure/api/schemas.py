@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from exposure import JsonObject
+from exposure.api.resolution_body import MAX_PASSWORD_HASH
 from exposure.customers.enrolment import MAX_CUSTOMER_ID
 from exposure.triage.resolution import MAX_REASON, RESOLUTIONS
 
@@ -141,7 +142,7 @@ _HASH_EXAMPLES: list[JsonObject] = [
 ]
 
 
-def _case_resolution(resolution: str, *, password_hash: bool) -> JsonObject:
+def _resolution(resolution: str, *, password_hash: bool) -> JsonObject:
     properties: JsonObject = {
         "resolution": {"type": "string", "enum": [resolution]},
         "resolved_by": {
@@ -160,7 +161,7 @@ def _case_resolution(resolution: str, *, password_hash: bool) -> JsonObject:
     if password_hash:
         properties["password_hash"] = {
             "anyOf": _HASH_EXAMPLES,
-            "maxLength": 1024,
+            "maxLength": MAX_PASSWORD_HASH,
             "description": "The hash of the customer's new password, in any scheme enrolment "
             "accepts (argon2, bcrypt, scrypt, PBKDF2, sha256/sha512_crypt). Without it the "
             "enrolled hash counts as superseded at the reset, until the broker enrols the new one",
@@ -220,25 +221,13 @@ SCHEMAS: JsonObject = {
             },
         ]
     },
+    # One shape per resolution, on both resolution routes (exposure and case): a new
+    # password_hash goes with reset_completed only.
     "Resolution": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["resolution", "resolved_by"],
-        "properties": {
-            "resolution": {"type": "string", "enum": list(RESOLUTIONS)},
-            "resolved_by": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 128,
-                "description": "Who or what resolved it (printable characters, not blank)",
-            },
-            "resolved_at": {**TIMESTAMP, "description": "Default: now"},
-            "reason": {
-                "type": "string",
-                "maxLength": MAX_REASON,
-                "description": "Why (kept in the audit log; the console asks for one to dismiss)",
-            },
-        },
+        "oneOf": [
+            _resolution("reset_completed", password_hash=True),
+            _resolution("dismissed", password_hash=False),
+        ]
     },
     "Case": CASE,
     "CasePage": {
@@ -264,13 +253,6 @@ SCHEMAS: JsonObject = {
                     "events": {"type": "array", "items": CASE_EVENT},
                 },
             },
-        ]
-    },
-    # One shape per resolution: a new password_hash goes with reset_completed only.
-    "CaseResolution": {
-        "oneOf": [
-            _case_resolution("reset_completed", password_hash=True),
-            _case_resolution("dismissed", password_hash=False),
         ]
     },
     "Customer": CUSTOMER,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api import exposures as exposures_module
 from exposure.api.auth import Scope
+from exposure.logs import NEVER_VERBOSE
 from exposure.settings import Settings
-from exposure.store.models import Exposure
+from exposure.store.models import Case, Customer, Exposure, OutboxEvent
 from tests.cli import run_cli
 from tests.conftest import environment
 from tests.integration.test_api_support import (
@@ -32,6 +34,7 @@ from tests.integration.test_api_support import (
 )
 from tests.leakgen import BROKER, CURRENT, HASHER, OLD
 
+NEW_PASSWORD = "Fuji$2026-after-reset"
 ACTIONS = ("force_reset", "notify", "none")
 STATES = ("open", "open", "dismissed")
 
@@ -304,3 +307,90 @@ async def test_unknown_paths_and_methods_answer_json(
         response = await client.put("/v1/exposures")
         assert (await error_of(response, 405))["code"] == "method_not_allowed"
         assert "GET" in response.headers["Allow"]
+
+
+async def test_a_reset_with_a_new_hash_on_the_exposure_route_replaces_the_enrolled_hash(
+    engine: AsyncEngine,
+    settings: Settings,
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The reset service acknowledges the exposure it was sent, with the customer's new hash:
+    from then on a leak of the new password is live (a new case, a new event), and the old
+    one, covered by the reset, sends nothing. A refused hash is a 400 on password_hash that
+    never quotes it, in the response or in the logs."""
+    # Every log at DEBUG, as `exposure -v` has it (the drivers that print bound parameters
+    # kept at WARNING, as exposure.logs keeps them).
+    caplog.set_level(logging.DEBUG)
+    for name in NEVER_VERBOSE:
+        caplog.set_level(logging.WARNING, logger=name)
+    token = await make_token(engine, Scope.READ, Scope.RESOLVE, Scope.ENROL, name="reset-service")
+    env = environment(database_url, EXPOSURE_BROKER_DOMAINS=BROKER)
+    login = "KLB00042"
+    customers = [{"customer_id": "R01", "login_id": login, "password_hash": HASHER.hash(CURRENT)}]
+
+    def ingest(name: str, password: str) -> dict[str, Any]:
+        dump = tmp_path / name
+        dump.write_text(f"https://trade.{BROKER}/login:{login}:{password}\n")
+        done = run_cli("ingest", str(dump), "--source", name, env=env, cwd=tmp_path)
+        return dict(json.loads(done.stdout))
+
+    md5 = "5f4dcc3b5aa765d61d8327deb882cf99"
+    new_hash = HASHER.hash(NEW_PASSWORD)
+    async with api_client(settings, engine) as client:
+        enrolled = await client.post("/v1/customers", json=customers, headers=bearer(token))
+        assert enrolled.status == 200, await enrolled.text()
+        assert ingest("first.txt", CURRENT)["events"] == 1
+        [exposure] = (await (await client.get("/v1/exposures", headers=bearer(token))).json())[
+            "exposures"
+        ]
+        assert (exposure["password_status"], exposure["action"]) == ("live", "force_reset")
+        url = f"/v1/exposures/{exposure['exposure_id']}/resolution"
+        ack = {"resolution": "reset_completed", "resolved_by": "reset-service"}
+
+        refused = await client.post(url, json={**ack, "password_hash": md5}, headers=bearer(token))
+        refused_text = await refused.text()
+        error = await error_of(refused, 400)
+        assert error["code"] == "invalid_body" and "password_hash" in error["message"]
+        assert md5 not in refused_text
+        # Refused means nothing changed: the exposure is still open, the hash still enrolled.
+        still = await (
+            await client.get(url.removesuffix("/resolution"), headers=bearer(token))
+        ).json()
+        assert still["state"] == "open"
+
+        response = await client.post(
+            url, json={**ack, "password_hash": new_hash}, headers=bearer(token)
+        )
+        assert response.status == 200, await response.text()
+        resolved_text = await response.text()
+        assert json.loads(resolved_text)["state"] == "reset_completed"
+        assert new_hash not in resolved_text
+        audit = await (
+            await client.get("/v1/audit?action=exposure.resolved", headers=bearer(token))
+        ).text()
+    assert json.loads(audit)["entries"][0]["detail"]["enrolled_hash"] == "replaced"
+    assert new_hash not in audit
+    async with engine.connect() as conn:
+        customer = (await conn.execute(select(Customer).where(Customer.customer_id == "R01"))).one()
+    assert (customer.password_hash, customer.password_superseded_at) == (new_hash, None)
+
+    # The old password again: covered by the reset, nothing is sent, no case opens.
+    assert ingest("second.txt", CURRENT)["events"] == 0
+    # The new password leaks: live against the new hash, a new case and its event.
+    assert ingest("third.txt", NEW_PASSWORD)["events"] == 1
+    async with engine.connect() as conn:
+        cases = (await conn.execute(select(Case).order_by(Case.opened_at))).all()
+        events = (await conn.execute(select(OutboxEvent))).all()
+        statuses = set((await conn.execute(select(Exposure.password_status))).scalars())
+    assert [(c.state, c.action) for c in cases] == [
+        ("resolved", "force_reset"),
+        ("open", "force_reset"),
+    ]
+    assert sorted((e.case_id, e.event_type) for e in events) == sorted(
+        (c.case_id, "exposure.force_reset") for c in cases
+    )
+    assert "live" in statuses
+    for secret in (md5, new_hash, new_hash.rsplit("$", 1)[-1]):
+        assert secret not in caplog.text

@@ -19,6 +19,7 @@ from exposure.metrics import REGISTRY
 from exposure.passwords.verifier import PasswordVerifier
 from exposure.settings import load_settings
 from exposure.store import ingest as ingest_queries
+from exposure.store.models import Case as CaseRow
 from exposure.store.models import Exposure, LeakedPassword, OutboxEvent, Sighting
 from tests.cli import run_cli, run_script
 from tests.conftest import environment, only_sqlite
@@ -115,14 +116,49 @@ async def test_reingest_adds_sightings_only(
                 (await conn.execute(select(func.sum(LeakedPassword.count)))).scalar_one(),
             )
 
+    async def cases_and_events() -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+        """Every case (who, state, action, what was announced, since when) and every case
+        event (its webhook id, case and type)."""
+        async with engine.connect() as conn:
+            cases = (
+                await conn.execute(
+                    select(
+                        CaseRow.case_id,
+                        CaseRow.customer_id,
+                        CaseRow.state,
+                        CaseRow.action,
+                        CaseRow.severity,
+                        CaseRow.announced_action,
+                        CaseRow.opened_at,
+                        CaseRow.force_reset_at,
+                    )
+                )
+            ).all()
+            events = (
+                await conn.execute(
+                    select(OutboxEvent.event_id, OutboxEvent.case_id, OutboxEvent.event_type)
+                )
+            ).all()
+        return {tuple(c) for c in cases}, {tuple(e) for e in events}
+
     exposures, events, sightings, corpus = await counts()
     assert events == first["events"] > 0
+    cases_before, case_events_before = await cases_and_events()
+    async with engine.connect() as conn:
+        customers = (
+            await conn.execute(select(func.count(func.distinct(Exposure.customer_id))))
+        ).scalar_one()
+    assert len(cases_before) == customers  # one incident per customer
+    assert len(case_events_before) == events
+    assert {case_id for _, case_id, _ in case_events_before} <= {c[0] for c in cases_before}
     second = json.loads(run_cli("ingest", str(dumps), str(archive), env=env, cwd=tmp_path).stdout)
     assert second["new_exposures"] == {"force_reset": 0, "notify": 0, "none": 0}
     assert second["events"] == 0 and second["escalations"] == 0
     assert second["verifications"] == 0 and second["cached_verdicts"] > 0  # argon2 once, ever
     after = await counts()
     assert after == (exposures, events, 2 * sightings, corpus)  # corpus counts a file once
+    # No second case and no second event: the same cases, announcing the same, the same events.
+    assert await cases_and_events() == (cases_before, case_events_before)
     occurrences = [e["occurrences"] for e in _exposures(env, tmp_path)]
     assert all(n % 2 == 0 for n in occurrences)
 
