@@ -7,9 +7,18 @@ import json
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.report import build_report
+from exposure.report import IsoWeek, build_report
 from exposure.settings import Settings
-from tests.integration.test_report_figures import END, START, WEEK, as_utc, jst, seed, sql
+from tests.integration.test_report_figures import (
+    END,
+    START,
+    TOKYO,
+    WEEK,
+    as_utc,
+    jst,
+    seed,
+    sql,
+)
 
 
 async def test_sources_connectors_trend_and_changes(
@@ -68,13 +77,26 @@ async def test_sources_connectors_trend_and_changes(
     assert by_week["2025-W10"]["new_exposures"] == 3
     assert sum(p["new_exposures"] for p in trend) == 12 + 5 + 3  # W08 and W21 left out
     assert by_week["2025-W14"]["confirmed_resets"] == 0  # the dismissal is no reset
+    async with engine.connect() as conn:
+        for point in trend:
+            start, end = IsoWeek.parse(point["week"]).bounds(TOKYO)
+            confirmed = await sql(
+                conn,
+                "SELECT COUNT(*) FROM cases WHERE action = 'force_reset'"
+                " AND force_reset_at IS NOT NULL AND resolution = 'reset_completed'"
+                " AND resolved_at >= :s AND resolved_at < :e",
+                s=start,
+                e=min(end, jst(19, 8)),
+            )
+            assert point["confirmed_resets"] == confirmed[0][0], point["week"]
 
     previous = f["previous_week"]
     assert previous["week"] == "2025-W19"
     assert previous["new_exposures"] == 5
     assert previous["resets_confirmed"] == 1
     assert previous["median_hours_to_reset"] == 24
-    assert previous["sla_breaches"] == 3  # w19-96h was still open when W19 ended
+    # w19-96h and w19-open were waiting when W19 ended; w19-esc was still notify then.
+    assert previous["sla_breaches"] == 2
     change = f["changes"]["new_exposures"]
     assert (change["current"], change["previous"], change["delta"]) == (12, 5, 7)
     assert change["percent"] == 140
