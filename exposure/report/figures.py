@@ -254,6 +254,12 @@ async def _headline(
     )
 
 
+def _counter(stats: JsonObject, name: str) -> int:
+    """One counter of an ingest run's stats (0 before the run committed any)."""
+    value = stats.get(name, 0)
+    return int(value) if isinstance(value, int | float | str) else 0
+
+
 def _sources(
     runs: Sequence[q.IngestRunRow], last: Mapping[str, datetime | None]
 ) -> list[SourceFigure]:
@@ -265,9 +271,9 @@ def _sources(
                 source=source,
                 runs=len(mine),
                 incomplete=sum(1 for r in mine if not r.completed),
-                lines=sum(int(r.stats.get("lines", 0)) for r in mine),
-                records=sum(int(r.stats.get("records", 0)) for r in mine),
-                matched=sum(int(r.stats.get("matched_records", 0)) for r in mine),
+                lines=sum(_counter(r.stats, "lines") for r in mine),
+                records=sum(_counter(r.stats, "records") for r in mine),
+                matched=sum(_counter(r.stats, "matched_records") for r in mine),
                 last_success=last[source],
             )
         )

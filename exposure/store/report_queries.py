@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Select, Table, and_, case, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure import JsonObject
 from exposure.store.models import (
     Case,
     ConnectorRun,
@@ -50,7 +51,7 @@ class IngestRunRow:
     source: str
     started_at: datetime
     completed: bool
-    stats: dict[str, Any]
+    stats: JsonObject  # the run's committed counters (lines, records, matched_records...)
 
 
 @dataclass(frozen=True, slots=True)
