@@ -11,18 +11,23 @@ import csv
 import json
 import re
 import sys
+from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure import JsonObject, JsonValue
 from exposure.cli.app import emit, handle_errors, main, ready_engine, run
 from exposure.cli.exposures import _moment
 from exposure.cli.render import fit
 from exposure.clock import iso_utc
 from exposure.errors import FatalError
 from exposure.settings import Settings
+
+if TYPE_CHECKING:
+    from exposure.store.case_queries import CaseEvent, CaseExposure, CaseSummary
 
 _ID_PREFIX = re.compile(r"[0-9a-f-]{8,36}")
 # (field, heading, width): the id is its first 8 characters, which `cases show` accepts.
@@ -63,8 +68,17 @@ def _plain(value: Any) -> Any:
     return iso_utc(value) if isinstance(value, datetime) else value
 
 
-def _fields(value: Any) -> dict[str, Any]:
-    return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+def _fields(value: CaseSummary | CaseExposure | CaseEvent) -> JsonObject:
+    """A case (or one of its exposures or events) as JSON: its fields in order, times as
+    ISO 8601 UTC."""
+    return {f.name: _json_value(getattr(value, f.name)) for f in fields(value)}
+
+
+def _json_value(value: object) -> JsonValue:
+    plain = _plain(value)
+    if plain is None or isinstance(plain, str | int | float):
+        return plain
+    raise TypeError(f"a case field of type {type(value).__name__} has no JSON form")
 
 
 def _table_cell(value: Any, name: str) -> str:

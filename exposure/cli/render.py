@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -84,7 +84,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_exposures(rows: Sequence[dict[str, Any]], output: str, stream: TextIO) -> None:
+def write_exposures(rows: Sequence[Mapping[str, object]], output: str, stream: TextIO) -> None:
+    """Exposure records (:class:`~exposure.store.exposures.ExposureRecord`) as a table, JSON
+    lines or CSV."""
     if output == "jsonl":
         for row in rows:
             stream.write(
@@ -106,7 +108,7 @@ def write_exposures(rows: Sequence[dict[str, Any]], output: str, stream: TextIO)
         click.echo(f"{len(rows)} exposure(s)", err=True)
 
 
-def _table_cell(row: dict[str, Any], name: str) -> str:
+def _table_cell(row: Mapping[str, object], name: str) -> str:
     value = row[name]
     if name == "exposure_id":
         return str(value)[:8]

@@ -1,9 +1,11 @@
 """The figures of the console's dashboard: the state of things now, and the latest report.
 
-Unlike the report, which covers a week, the dashboard shows open exposures by action, the
-forced resets open past the SLA right now, each connector's last run and webhook delivery by
-state. The latest report's headline figures are read from its JSON file in
-``settings.report_dir`` (in the reader's language when there is one).
+Unlike the report, which covers a week, the dashboard shows open cases by action ("customers
+to reset", "customers to notify": one per customer incident) beside open exposures by action,
+the forced-reset cases open past the SLA right now (as the report counts them), each
+connector's last run and webhook delivery by state. The latest report's headline figures are
+read from its JSON file in ``settings.report_dir`` (in the reader's language when there is
+one).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from exposure.report.figures import ACTIONS, OUTBOX_STATES, SLA_MAX_AGE
 from exposure.report.weeks import InvalidWeek, IsoWeek
 from exposure.settings import Settings
 from exposure.store import report_queries as q
+from exposure.store.case_queries import open_case_counts
+
+# The actions a case asks of the broker: a reset, or a word to the customer.
+CASE_ACTIONS = ("force_reset", "notify")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +44,8 @@ class DashboardFigures:
 
     as_of: datetime
     open_by_action: Mapping[str, int]
+    # Open cases by action (force_reset: customers to reset; notify: customers to notify).
+    open_cases_by_action: Mapping[str, int]
     sla_breaches_now: int
     connectors: Sequence[q.ConnectorLastRun]
     outbox_by_state: Mapping[str, int]
@@ -76,13 +84,14 @@ async def dashboard_figures(
     now = now or utcnow()
     async with engine.connect() as conn:
         by_action = await q.open_by_action(conn)
-        breaches = await q.sla_breaches(conn, now, SLA_MAX_AGE)
+        open_cases = await open_case_counts(conn, overdue_before=now - SLA_MAX_AGE)
         connectors = await q.latest_connector_runs(conn)
         by_state, oldest = await q.outbox_by_state(conn)
     return DashboardFigures(
         as_of=now,
         open_by_action={a: by_action.get(a, 0) for a in ACTIONS},
-        sla_breaches_now=len(breaches),
+        open_cases_by_action={a: open_cases.by_action.get(a, 0) for a in CASE_ACTIONS},
+        sla_breaches_now=open_cases.overdue,
         connectors=connectors,
         outbox_by_state={s: by_state.get(s, 0) for s in OUTBOX_STATES},
         oldest_undelivered=oldest,

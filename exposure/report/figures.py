@@ -16,11 +16,12 @@ Definitions (all over the report week ``[start, end)``, local Monday 00:00 to th
   ``resolved_at`` in the week; time to reset is per case, ``resolved_at - force_reset_at``
   (from the moment its action became force_reset), median and p90 by linear interpolation
   between closest ranks (numpy's default), in hours.
-* SLA breaches: force_reset exposures not resolved at the end of the week and first seen more
-  than 24 hours before it, oldest first. For the week in progress (``in_progress``) "the end"
-  is now (``as_of``): an exposure two minutes old is no breach. Every other figure of the week
-  in progress likewise covers the week so far, ``[start, as_of)``. A week that has not started
-  is refused (:class:`~exposure.report.weeks.WeekNotStarted`).
+* SLA breaches: force_reset cases not resolved at the end of the week whose reset was asked for
+  (``force_reset_at``) more than 24 hours before it, oldest request first: one per customer
+  incident, however many exposures it covers. For the week in progress (``in_progress``) "the
+  end" is now (``as_of``): a reset asked for two minutes ago is no breach. Every other figure
+  of the week in progress likewise covers the week so far, ``[start, as_of)``. A week that has
+  not started is refused (:class:`~exposure.report.weeks.WeekNotStarted`).
 * sources: ingest runs started in the week per source (runs, incomplete runs, lines, records,
   matched records) and its last completed run before the end of the week; connectors: runs
   started in the week (records, matched, failed, skipped) and the last successful run.
@@ -28,7 +29,8 @@ Definitions (all over the report week ``[start, end)``, local Monday 00:00 to th
   the week.
 * delivery: webhook events written in the week by their current state, and delivery attempts
   made in the week by outcome.
-* trend: new exposures and confirmed resets per week for the 12 weeks ending with this one.
+* trend: new exposures and confirmed resets (cases, as in the headline) per week for the 12
+  weeks ending with this one.
 * changes: each headline figure against the previous week's.
 """
 
@@ -46,7 +48,7 @@ from exposure import JsonObject
 from exposure.clock import iso_utc
 from exposure.report.weeks import IsoWeek, WeekNotStarted
 from exposure.store import report_queries as q
-from exposure.store.case_queries import case_week
+from exposure.store.case_queries import case_week, overdue_cases
 
 ACTIONS = ("force_reset", "notify", "none")
 PASSWORD_STATUSES = ("live", "tweaked", "unknown", "absent", "stale")
@@ -96,9 +98,11 @@ class SourceFigure:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlaBreach:
-    exposure_id: str
+    """A forced-reset case open past the SLA; ``age_hours`` runs from ``force_reset_at``."""
+
+    case_id: str
     customer_id: str
-    first_seen: datetime
+    force_reset_at: datetime
     age_hours: float
 
 
@@ -178,7 +182,8 @@ class WeeklyFigures:
             "sla": {
                 "max_age_hours": SLA_MAX_AGE.total_seconds() / 3600,
                 "breaches": [
-                    {**asdict(b), "first_seen": iso_utc(b.first_seen)} for b in self.sla_breaches
+                    {**asdict(b), "force_reset_at": iso_utc(b.force_reset_at)}
+                    for b in self.sla_breaches
                 ],
             },
             "sources": [{**asdict(s), "last_success": _iso(s.last_success)} for s in self.sources],
@@ -244,9 +249,15 @@ async def _headline(
         resets_confirmed=len(hours),
         median_hours_to_reset=_rounded(percentile(hours, 0.5)),
         p90_hours_to_reset=_rounded(percentile(hours, 0.9)),
-        sla_breaches=len(await q.sla_breaches(conn, as_of, SLA_MAX_AGE)),
+        sla_breaches=len(await overdue_cases(conn, as_of, SLA_MAX_AGE)),
         undelivered_events=delivery.get("failed", 0) + delivery.get("dead", 0),
     )
+
+
+def _counter(stats: JsonObject, name: str) -> int:
+    """One counter of an ingest run's stats (0 before the run committed any)."""
+    value = stats.get(name, 0)
+    return int(value) if isinstance(value, int | float | str) else 0
 
 
 def _sources(
@@ -260,9 +271,9 @@ def _sources(
                 source=source,
                 runs=len(mine),
                 incomplete=sum(1 for r in mine if not r.completed),
-                lines=sum(int(r.stats.get("lines", 0)) for r in mine),
-                records=sum(int(r.stats.get("records", 0)) for r in mine),
-                matched=sum(int(r.stats.get("matched_records", 0)) for r in mine),
+                lines=sum(_counter(r.stats, "lines") for r in mine),
+                records=sum(_counter(r.stats, "records") for r in mine),
+                matched=sum(_counter(r.stats, "matched_records") for r in mine),
                 last_success=last[source],
             )
         )
@@ -285,7 +296,7 @@ async def compute_figures(
     trend_bounds[-1] = (start, until)
     new_counts = await q.weekly_counts(conn, "new", trend_bounds)
     reset_counts = await q.weekly_counts(conn, "reset", trend_bounds)
-    breaches = await q.sla_breaches(conn, until, SLA_MAX_AGE)
+    breaches = await overdue_cases(conn, until, SLA_MAX_AGE)
     domains = await q.stealer_site_domains(conn, start, until)
     return WeeklyFigures(
         week=week,
@@ -306,10 +317,10 @@ async def compute_figures(
         stealer_domains=sorted(domains.items(), key=lambda item: (-item[1], item[0])),
         sla_breaches=[
             SlaBreach(
-                exposure_id=b.exposure_id,
+                case_id=b.case_id,
                 customer_id=b.customer_id,
-                first_seen=b.first_seen,
-                age_hours=(until - b.first_seen).total_seconds() / 3600,
+                force_reset_at=b.force_reset_at,
+                age_hours=(until - b.force_reset_at).total_seconds() / 3600,
             )
             for b in breaches
         ],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, Table, and_, func, or_, select
@@ -255,21 +255,62 @@ async def case_of_exposure(conn: AsyncConnection, exposure_id: str) -> str | Non
     return None if row is None else row.case_id
 
 
-async def open_case_counts(conn: AsyncConnection, *, overdue_before: datetime) -> dict[str, int]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenCases:
+    """Cases open now: how many by action, and how many forced resets are overdue (asked
+    for before the cutoff and still open)."""
+
+    by_action: dict[str, int]
+    overdue: int
+
+
+async def open_case_counts(conn: AsyncConnection, *, overdue_before: datetime) -> OpenCases:
     """Open cases by action, and open forced-reset cases whose reset was asked for before
-    ``overdue_before`` (key ``overdue``): the dashboard's "customers to reset"."""
+    ``overdue_before``: the dashboard's "customers to reset" and its SLA card."""
     c = cases.c
     rows = await conn.execute(
         select(c.action, func.count()).where(c.state == "open").group_by(c.action)
     )
-    counts = {str(action): int(n) for action, n in rows}
     overdue = await conn.execute(
         select(func.count())
         .select_from(cases)
         .where(c.state == "open", c.action == "force_reset", c.force_reset_at < overdue_before)
     )
-    counts["overdue"] = int(overdue.scalar_one())
-    return counts
+    return OpenCases(
+        by_action={str(action): int(n) for action, n in rows},
+        overdue=int(overdue.scalar_one()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueCase:
+    """A forced-reset case past its deadline; the only figure naming customers."""
+
+    case_id: str
+    customer_id: str
+    force_reset_at: datetime
+
+
+async def overdue_cases(
+    conn: AsyncConnection, at: datetime, max_age: timedelta
+) -> list[OverdueCase]:
+    """Forced-reset cases still open at ``at`` whose reset was asked for (``force_reset_at``)
+    more than ``max_age`` before, oldest request first.
+
+    "Open at ``at``" means not resolved before ``at``: still open now, or resolved since, so a
+    report re-run later shows what was open when its week ended (both times are recorded once).
+    """
+    c = cases.c
+    rows = await conn.execute(
+        select(c.case_id, c.customer_id, c.force_reset_at)
+        .where(
+            c.action == "force_reset",
+            c.force_reset_at < at - max_age,
+            or_(and_(c.state == "open", c.resolved_at.is_(None)), c.resolved_at >= at),
+        )
+        .order_by(c.force_reset_at, c.case_id)
+    )
+    return [OverdueCase(case_id, customer, asked) for case_id, customer, asked in rows]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,6 +39,23 @@ class ResolveOutcome(Enum):
     SAME = "same"  # already resolved the same way: an idempotent retry
     CONFLICT = "conflict"  # already resolved differently
     NOT_FOUND = "not_found"
+
+
+class NewCaseRow(TypedDict):
+    """A ``cases`` row as a case is opened (open, so no resolution yet)."""
+
+    case_id: str
+    customer_id: str
+    state: str
+    action: str
+    severity: str
+    announced_action: str | None
+    opened_at: datetime
+    updated_at: datetime
+    force_reset_at: datetime | None
+    resolution: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
 
 
 CASE_FIELDS = (
@@ -123,12 +140,12 @@ async def open_cases(
     return found
 
 
-async def insert_cases(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:
+async def insert_cases(conn: AsyncConnection, rows: Sequence[NewCaseRow]) -> set[str]:
     """Insert open cases; return the ids inserted. A customer who has an open case already
     (another writer's, committed meanwhile) is skipped by the partial unique index."""
     if not rows:
         return set()
-    ordered = sorted(rows, key=lambda r: str(r["customer_id"]))
+    ordered = sorted(rows, key=lambda r: r["customer_id"])
     result = await conn.execute(
         upsert(conn, cases).on_conflict_do_nothing().returning(cases.c.case_id), ordered
     )
@@ -264,7 +281,7 @@ async def settle_cases(
     pending = sorted(by_customer)
     while pending:
         locked = await open_cases(conn, pending, lock=True)
-        new_rows: list[dict[str, Any]] = []
+        new_rows: list[NewCaseRow] = []
         for customer_id in pending:
             group = by_customer[customer_id]
             case = locked.get(customer_id)
@@ -310,24 +327,22 @@ async def settle_cases(
     return events
 
 
-def _case_row(outcome: _Settled, customer_id: str, *, now: datetime) -> dict[str, Any]:
+def _case_row(outcome: _Settled, customer_id: str, *, now: datetime) -> NewCaseRow:
     state = outcome.change.state
-    return {
-        "case_id": outcome.case_id,
-        "customer_id": customer_id,
-        "state": OPEN,
-        "action": state.action.value,
-        "severity": state.severity.value,
-        "announced_action": None
-        if state.announced_action is None
-        else state.announced_action.value,
-        "opened_at": now,
-        "updated_at": now,
-        "force_reset_at": state.force_reset_at,
-        "resolution": None,
-        "resolved_at": None,
-        "resolved_by": None,
-    }
+    return NewCaseRow(
+        case_id=outcome.case_id,
+        customer_id=customer_id,
+        state=OPEN,
+        action=state.action.value,
+        severity=state.severity.value,
+        announced_action=None if state.announced_action is None else state.announced_action.value,
+        opened_at=now,
+        updated_at=now,
+        force_reset_at=state.force_reset_at,
+        resolution=None,
+        resolved_at=None,
+        resolved_by=None,
+    )
 
 
 async def _assign(

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,6 +40,43 @@ class Applied:
     escalations: int = 0
     sightings: int = 0
     due: list[CaseEventDue] = field(default_factory=list)
+
+
+class SightingRow(TypedDict):
+    """One ``sightings`` row as written: where and when an exposure was seen."""
+
+    exposure_id: str
+    run_id: int
+    ordinal: int
+    source: str
+    file: str
+    line_no: int
+    leak_type: str
+    seen_at: datetime
+
+
+class ExposureRecord(TypedDict):
+    """One exposure with the contract's field names (``EXPOSURE_FIELDS``, in that order), as
+    ``exposures --format jsonl|csv`` writes it: no site is ``None``, actions a list."""
+
+    exposure_id: str
+    case_id: str | None
+    customer_id: str
+    identifier_kind: str
+    identifier_hint: str
+    match_strength: str
+    password_status: str
+    action: str
+    severity: str
+    leak_type: str
+    site_domain: str | None
+    source: str
+    first_seen: datetime
+    last_seen: datetime
+    occurrences: int
+    state: str
+    reason: str
+    recommended_actions: list[str]
 
 
 # A leaked password a completed reset covered is not news again, unless it verifies against
@@ -90,8 +127,8 @@ async def apply_observations(
     inserted = await _insert(conn, candidates, new_ids, guess, source=source, now=now)
     known = [o.key for o in observations if new_ids[o.key] not in inserted]
     existing = await _existing(conn, known) if known else {}
-    seen: list[dict[str, Any]] = []
-    seen_covered: list[dict[str, Any]] = []
+    seen: list[SightingRow] = []
+    seen_covered: list[SightingRow] = []
     joinings: list[case_queries.Joining] = []
     for obs in observations:
         exposure_id = new_ids[obs.key]
@@ -141,7 +178,7 @@ async def apply_observations(
 
 
 async def _add_covered_sightings(
-    conn: AsyncConnection, seen: Sequence[dict[str, Any]], *, now: datetime
+    conn: AsyncConnection, seen: Sequence[SightingRow], *, now: datetime
 ) -> int:
     """Sightings of covered passwords under new keys, on the exposures that carried them;
     only those not written before (a resumed run) count."""
@@ -263,22 +300,23 @@ async def _update(
 
 def _sightings(
     exposure_id: str, obs: Observation, *, run_id: int, source: str, now: datetime
-) -> list[dict[str, Any]]:
+) -> list[SightingRow]:
     return [
-        {
-            "exposure_id": exposure_id,
-            "run_id": run_id,
-            "ordinal": s.ordinal,
-            "source": source,
-            "file": s.file,
-            "line_no": s.line_no,
-            "leak_type": s.leak_type,
-            "seen_at": now,
-        }
+        SightingRow(
+            exposure_id=exposure_id,
+            run_id=run_id,
+            ordinal=s.ordinal,
+            source=source,
+            file=s.file,
+            line_no=s.line_no,
+            leak_type=s.leak_type,
+            seen_at=now,
+        )
         for s in obs.sightings
     ]
 
 
+# The contract's exposure fields, in its order (ExposureRecord's keys).
 EXPOSURE_FIELDS = (
     "exposure_id",
     "case_id",
@@ -307,8 +345,8 @@ async def iter_exposures(
     action: str | None = None,
     state: str | None = None,
     since: datetime | None = None,
-) -> AsyncIterator[dict[str, Any]]:
-    """Exposures, oldest first, as plain dicts with the contract's field names. ``since``
+) -> AsyncIterator[ExposureRecord]:
+    """Exposures, oldest first, with the contract's field names. ``since``
     keeps those first seen at or after it, as the API's ``since`` does."""
     query = select(*(exposures.c[name] for name in EXPOSURE_FIELDS)).order_by(
         exposures.c.first_seen, exposures.c.exposure_id
@@ -321,7 +359,23 @@ async def iter_exposures(
         query = query.where(exposures.c.first_seen >= since)
     result = await conn.stream(query)
     async for row in result:
-        item = dict(row._mapping)
-        item["site_domain"] = item["site_domain"] or None
-        item["recommended_actions"] = json.loads(item["recommended_actions"])
-        yield item
+        yield ExposureRecord(
+            exposure_id=row.exposure_id,
+            case_id=row.case_id,
+            customer_id=row.customer_id,
+            identifier_kind=row.identifier_kind,
+            identifier_hint=row.identifier_hint,
+            match_strength=row.match_strength,
+            password_status=row.password_status,
+            action=row.action,
+            severity=row.severity,
+            leak_type=row.leak_type,
+            site_domain=row.site_domain or None,
+            source=row.source,
+            first_seen=row.first_seen,
+            last_seen=row.last_seen,
+            occurrences=row.occurrences,
+            state=row.state,
+            reason=row.reason,
+            recommended_actions=json.loads(row.recommended_actions),
+        )

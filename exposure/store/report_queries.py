@@ -10,15 +10,24 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, case, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, case, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.store.models import ConnectorRun, DeliveryAttempt, Exposure, IngestRun, OutboxEvent
+from exposure import JsonObject
+from exposure.store.models import (
+    Case,
+    ConnectorRun,
+    DeliveryAttempt,
+    Exposure,
+    IngestRun,
+    OutboxEvent,
+)
 
 exposures = cast(Table, Exposure.__table__)
+cases = cast(Table, Case.__table__)
 outbox = cast(Table, OutboxEvent.__table__)
 attempts = cast(Table, DeliveryAttempt.__table__)
 ingest_runs = cast(Table, IngestRun.__table__)
@@ -38,20 +47,11 @@ class NewExposureTotals:
 
 
 @dataclass(frozen=True, slots=True)
-class SlaItem:
-    """An open force_reset exposure past its deadline; the only figure naming customers."""
-
-    exposure_id: str
-    customer_id: str
-    first_seen: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class IngestRunRow:
     source: str
     started_at: datetime
     completed: bool
-    stats: dict[str, Any]
+    stats: JsonObject  # the run's committed counters (lines, records, matched_records...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,41 +151,6 @@ async def reset_requests(conn: AsyncConnection, start: datetime, end: datetime) 
         outbox.c.event_type == FORCE_RESET_EVENT, _within(outbox.c.created_at, start, end)
     )
     return int((await conn.execute(query)).scalar_one())
-
-
-async def confirmed_resets(
-    conn: AsyncConnection, start: datetime, end: datetime
-) -> list[tuple[datetime, datetime]]:
-    """(first_seen, resolved_at) of force_reset exposures confirmed reset in ``[start, end)``."""
-    rows = await conn.execute(
-        select(exposures.c.first_seen, exposures.c.resolved_at).where(
-            exposures.c.action == "force_reset",
-            exposures.c.resolution == RESET_COMPLETED,
-            _within(exposures.c.resolved_at, start, end),
-        )
-    )
-    return [(row[0], row[1]) for row in rows]
-
-
-async def sla_breaches(conn: AsyncConnection, at: datetime, max_age: timedelta) -> list[SlaItem]:
-    """force_reset exposures still open at ``at`` and first seen more than ``max_age`` before.
-
-    "Open at ``at``" means not resolved before ``at``: still open now, or resolved since, so a
-    report re-run later shows what was open when its week ended.
-    """
-    rows = await conn.execute(
-        select(exposures.c.exposure_id, exposures.c.customer_id, exposures.c.first_seen)
-        .where(
-            exposures.c.action == "force_reset",
-            exposures.c.first_seen < at - max_age,
-            or_(
-                and_(exposures.c.state == "open", exposures.c.resolved_at.is_(None)),
-                exposures.c.resolved_at >= at,
-            ),
-        )
-        .order_by(exposures.c.first_seen, exposures.c.exposure_id)
-    )
-    return [SlaItem(row[0], row[1], row[2]) for row in rows]
 
 
 async def ingest_runs_in(
@@ -294,7 +259,9 @@ async def attempts_by_outcome(
 async def weekly_counts(
     conn: AsyncConnection, what: str, weeks: Sequence[tuple[datetime, datetime]]
 ) -> list[int]:
-    """Per week in ``weeks``: new exposures (``what="new"``) or confirmed resets (``"reset"``).
+    """Per week in ``weeks``: new exposures (``what="new"``) or confirmed resets (``"reset"``:
+    forced-reset cases resolved ``reset_completed``, one per case however many exposures it
+    covers, in the week of their ``resolved_at``, a time recorded once).
 
     One query: a CASE maps each row to its week's index, so the bucketing follows the
     report's time-zone boundaries exactly rather than the database's idea of a week.
@@ -302,8 +269,12 @@ async def weekly_counts(
     if what == "new":
         column, extra = exposures.c.first_seen, []
     elif what == "reset":
-        column = exposures.c.resolved_at
-        extra = [exposures.c.action == "force_reset", exposures.c.resolution == RESET_COMPLETED]
+        column = cases.c.resolved_at
+        extra = [
+            cases.c.action == "force_reset",
+            cases.c.force_reset_at.is_not(None),
+            cases.c.resolution == RESET_COMPLETED,
+        ]
     else:
         raise ValueError(f"unknown weekly count {what!r}")
     # A literal index, not a bound parameter, and GROUP BY the label: PostgreSQL would see a

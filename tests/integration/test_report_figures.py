@@ -334,9 +334,10 @@ async def test_figures_match_independent_sql(engine: AsyncEngine, settings: Sett
         )
         assert head["resets_requested"] == requested[0][0] == 8  # seven new + one escalation
 
+        # Time to reset is per case, from the moment its action became force_reset.
         resets = await sql(
             conn,
-            "SELECT first_seen, resolved_at FROM exposures WHERE action = 'force_reset'"
+            "SELECT force_reset_at, resolved_at FROM cases WHERE action = 'force_reset'"
             " AND resolution = 'reset_completed' AND resolved_at >= :s AND resolved_at < :e",
             s=START,
             e=END,
@@ -355,21 +356,27 @@ async def test_figures_match_independent_sql(engine: AsyncEngine, settings: Sett
         # p90 by linear interpolation: position 0.9 * 4 = 3.6 between 25 h and 96 h.
         assert head["p90_hours_to_reset"] == 67.6
 
+        # SLA breaches are cases: open when W20 ended and asked for more than 24 h before
+        # it, oldest request first (w19-esc counts from its escalation, not its detection).
         breaches = await sql(
             conn,
-            "SELECT exposure_id, customer_id FROM exposures WHERE action = 'force_reset'"
-            " AND first_seen < :cutoff AND ((state = 'open' AND resolved_at IS NULL)"
-            " OR resolved_at >= :e) ORDER BY first_seen",
+            "SELECT case_id, customer_id, force_reset_at FROM cases WHERE action = 'force_reset'"
+            " AND force_reset_at < :cutoff AND ((state = 'open' AND resolved_at IS NULL)"
+            " OR resolved_at >= :e) ORDER BY force_reset_at",
             cutoff=END - timedelta(hours=24),
             e=END,
         )
-        listed = [(b["exposure_id"], b["customer_id"]) for b in f["sla"]["breaches"]]
+        listed = [(b["case_id"], b["customer_id"]) for b in f["sla"]["breaches"]]
         assert listed == [(r[0], r[1]) for r in breaches]
         assert [b[0] for b in listed] == [
-            exposure_id(k) for k in ("w19-open", "w19-esc", "w20-d", "w20-late")
+            case_id(k) for k in ("w19-open", "w20-d", "w19-esc", "w20-late")
+        ]
+        assert [as_utc(b["force_reset_at"]) for b in f["sla"]["breaches"]] == [
+            as_utc(r[2]) for r in breaches
         ]
         assert head["sla_breaches"] == 4
         assert f["sla"]["breaches"][0]["age_hours"] == (END - jst(9, 10)).total_seconds() / 3600
+        assert f["sla"]["breaches"][2]["age_hours"] == (END - jst(14, 15)).total_seconds() / 3600
 
         states = await sql(
             conn,

@@ -5,11 +5,26 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from exposure.report import build_report
+from exposure.report import IsoWeek, build_report
 from exposure.settings import Settings
-from tests.integration.test_report_figures import END, START, WEEK, as_utc, jst, seed, sql
+from exposure.store.models import Exposure
+from tests.integration.test_report_figures import (
+    END,
+    START,
+    TOKYO,
+    WEEK,
+    Spec,
+    _exposure_row,
+    as_utc,
+    case_id,
+    customer_id,
+    jst,
+    seed,
+    sql,
+)
 
 
 async def test_sources_connectors_trend_and_changes(
@@ -68,13 +83,72 @@ async def test_sources_connectors_trend_and_changes(
     assert by_week["2025-W10"]["new_exposures"] == 3
     assert sum(p["new_exposures"] for p in trend) == 12 + 5 + 3  # W08 and W21 left out
     assert by_week["2025-W14"]["confirmed_resets"] == 0  # the dismissal is no reset
+    async with engine.connect() as conn:
+        for point in trend:
+            start, end = IsoWeek.parse(point["week"]).bounds(TOKYO)
+            confirmed = await sql(
+                conn,
+                "SELECT COUNT(*) FROM cases WHERE action = 'force_reset'"
+                " AND force_reset_at IS NOT NULL AND resolution = 'reset_completed'"
+                " AND resolved_at >= :s AND resolved_at < :e",
+                s=start,
+                e=min(end, jst(19, 8)),
+            )
+            assert point["confirmed_resets"] == confirmed[0][0], point["week"]
 
     previous = f["previous_week"]
     assert previous["week"] == "2025-W19"
     assert previous["new_exposures"] == 5
     assert previous["resets_confirmed"] == 1
     assert previous["median_hours_to_reset"] == 24
-    assert previous["sla_breaches"] == 3  # w19-96h was still open when W19 ended
+    # w19-96h and w19-open were waiting when W19 ended; w19-esc was still notify then.
+    assert previous["sla_breaches"] == 2
     change = f["changes"]["new_exposures"]
     assert (change["current"], change["previous"], change["delta"]) == (12, 5, 7)
     assert change["percent"] == 140
+
+
+async def test_resets_and_breaches_count_cases_not_exposures(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A case covering two exposures is one confirmed reset and one SLA breach: w20-a's case
+    gains a second exposure reset with it, w20-d's a second open one."""
+    await seed(engine)
+    extra = [
+        Spec("w20-a2", "force_reset", "live", "ulp", jst(12, 11), state="reset_completed",
+             resolution="reset_completed", resolved_at=jst(12, 12)),
+        Spec("w20-d2", "force_reset", "unknown", "combo", jst(14, 9)),
+    ]  # fmt: skip
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(Exposure),
+            [
+                {
+                    **_exposure_row(100 + n, s),
+                    "customer_id": customer_id(joins),
+                    "case_id": case_id(joins),
+                }
+                for n, (s, joins) in enumerate(zip(extra, ("w20-a", "w20-d"), strict=True))
+            ],
+        )
+    f = (await build_report(engine, settings, WEEK, "en", now=jst(19, 8))).figures
+    async with engine.connect() as conn:
+        by_exposure = await sql(
+            conn,
+            "SELECT COUNT(*) FROM exposures WHERE action = 'force_reset'"
+            " AND resolution = 'reset_completed' AND resolved_at >= :s AND resolved_at < :e",
+            s=START,
+            e=END,
+        )
+        by_case = await sql(
+            conn,
+            "SELECT COUNT(*) FROM cases WHERE action = 'force_reset'"
+            " AND resolution = 'reset_completed' AND resolved_at >= :s AND resolved_at < :e",
+            s=START,
+            e=END,
+        )
+    assert (by_exposure[0][0], by_case[0][0]) == (6, 5)
+    assert f["trend"][-1]["confirmed_resets"] == f["headline"]["resets_confirmed"] == 5
+    breaches = [b["case_id"] for b in f["sla"]["breaches"]]
+    assert len(breaches) == len(set(breaches)) == f["headline"]["sla_breaches"] == 4
+    assert case_id("w20-d") in breaches
