@@ -56,6 +56,24 @@ def _param(name: str, where: str, schema: JsonMapping, description: str) -> Json
     }
 
 
+def _paging(max_limit: int, default_limit: int, cursor: JsonMapping) -> list[JsonObject]:
+    """The ``limit`` and ``cursor`` parameters every keyset-paged list takes."""
+    return [
+        _param(
+            "limit",
+            "query",
+            {"type": "integer", "minimum": 1, "maximum": max_limit, "default": default_limit},
+            "Page size",
+        ),
+        _param(
+            "cursor",
+            "query",
+            dict(cursor),
+            "next_cursor of the previous page (empty or absent: the first page)",
+        ),
+    ]
+
+
 EXPOSURE_ID = _param(
     "exposure_id", "path", {"type": "string", "format": "uuid"}, "The exposure's id"
 )
@@ -204,23 +222,7 @@ PATHS: JsonObject = {
                 ),
                 _param("since", "query", TIMESTAMP, "first_seen at or after (with offset)"),
                 _param("until", "query", TIMESTAMP, "first_seen before (with offset)"),
-                _param(
-                    "limit",
-                    "query",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT,
-                    },
-                    "Page size",
-                ),
-                _param(
-                    "cursor",
-                    "query",
-                    {"type": "string"},
-                    "next_cursor of the previous page (empty or absent: the first page)",
-                ),
+                *_paging(MAX_LIMIT, DEFAULT_LIMIT, {"type": "string"}),
             ],
             tag="exposures",
         )
@@ -280,23 +282,7 @@ PATHS: JsonObject = {
                 ),
                 _param("since", "query", TIMESTAMP, "opened_at at or after (with offset)"),
                 _param("until", "query", TIMESTAMP, "opened_at before (with offset)"),
-                _param(
-                    "limit",
-                    "query",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT,
-                    },
-                    "Page size",
-                ),
-                _param(
-                    "cursor",
-                    "query",
-                    {"type": "string"},
-                    "next_cursor of the previous page (empty or absent: the first page)",
-                ),
+                *_paging(MAX_LIMIT, DEFAULT_LIMIT, {"type": "string"}),
             ],
             tag="cases",
         )
@@ -408,22 +394,10 @@ PATHS |= {
                 ),
                 _param("since", "query", TIMESTAMP, "at or after (with offset)"),
                 _param("until", "query", TIMESTAMP, "before (with offset)"),
-                _param(
-                    "limit",
-                    "query",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": AUDIT_MAX_LIMIT,
-                        "default": AUDIT_DEFAULT_LIMIT,
-                    },
-                    "Page size",
-                ),
-                _param(
-                    "cursor",
-                    "query",
+                *_paging(
+                    AUDIT_MAX_LIMIT,
+                    AUDIT_DEFAULT_LIMIT,
                     {"type": "string", "pattern": "^[0-9]{0,9}$"},
-                    "next_cursor of the previous page (empty or absent: the first page)",
                 ),
             ],
             tag="audit",
