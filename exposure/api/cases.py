@@ -9,10 +9,6 @@ exposure: the same resolution again is an idempotent 200, a different one a 409.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,10 +18,18 @@ from exposure.api import keys
 from exposure.api.auth import requires
 from exposure.api.errors import ApiError, bad_request, not_found
 from exposure.api.exposures import DEFAULT_LIMIT, MAX_LIMIT
-from exposure.api.params import parse_int, parse_timestamp, query_params, read_json
+from exposure.api.params import (
+    decode_keyset,
+    encode_keyset,
+    parse_choice,
+    parse_limit,
+    parse_window,
+    path_uuid,
+    query_params,
+    read_json,
+)
 from exposure.api.resolution_body import parse_resolution_body
 from exposure.api.scopes import Scope
-from exposure.clock import parse_iso
 from exposure.domain.policy import Action
 from exposure.store import case_queries
 from exposure.store.case_queries import CASE_STATES, CaseDetail, CaseFilter, CaseKeyset
@@ -38,21 +42,7 @@ LIST_PARAMS = ("state", "action", "since", "until", "limit", "cursor")
 
 
 def encode_cursor(position: CaseKeyset) -> str:
-    """Opaque to clients: URL-safe base64 of ``[opened_at, case_id]``."""
-    raw = json.dumps([position.opened_at.isoformat(), position.case_id])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> CaseKeyset:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        opened_at, case_id = json.loads(raw)
-        return CaseKeyset(parse_iso(opened_at), str(uuid.UUID(case_id)))
-    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
-        raise bad_request(
-            "cursor is not one this server issued; pass next_cursor back unchanged",
-            "invalid_cursor",
-        ) from None
+    return encode_keyset(position.opened_at, position.case_id)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -79,19 +69,13 @@ def case_json(detail: CaseDetail) -> dict[str, Any]:
 
 
 def _filter(params: dict[str, str]) -> CaseFilter:
-    state = params.get("state")
-    if state is not None and state not in CASE_STATES:
-        raise bad_request(f"state must be one of {', '.join(CASE_STATES)}", "invalid_parameter")
-    action = params.get("action")
-    if action is not None and action not in {a.value for a in Action}:
-        raise bad_request(
-            f"action must be one of {', '.join(a.value for a in Action)}", "invalid_parameter"
-        )
-    since = parse_timestamp("since", params["since"]) if "since" in params else None
-    until = parse_timestamp("until", params["until"]) if "until" in params else None
-    if since is not None and until is not None and since >= until:
-        raise bad_request("since must be earlier than until", "invalid_parameter")
-    return CaseFilter(state=state, action=action, since=since, until=until)
+    since, until = parse_window(params)
+    return CaseFilter(
+        state=parse_choice(params, "state", CASE_STATES),
+        action=parse_choice(params, "action", [a.value for a in Action]),
+        since=since,
+        until=until,
+    )
 
 
 @routes.get("/v1/cases")
@@ -101,12 +85,8 @@ async def list_cases(request: web.Request) -> web.Response:
     ``next_cursor`` back as ``cursor`` for the next page (null at the end)."""
     params = dict(query_params(request, LIST_PARAMS))
     where = _filter(params)
-    limit = (
-        parse_int("limit", params["limit"], low=1, high=MAX_LIMIT)
-        if "limit" in params
-        else DEFAULT_LIMIT
-    )
-    after = decode_cursor(params["cursor"]) if params.get("cursor") else None
+    limit = parse_limit(params, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    after = CaseKeyset(*decode_keyset(params["cursor"])) if params.get("cursor") else None
     async with request.app[keys.ENGINE].connect() as conn:
         page, following = await case_queries.case_page(conn, where, after=after, limit=limit)
     return web.json_response(
@@ -115,13 +95,6 @@ async def list_cases(request: web.Request) -> web.Response:
             "next_cursor": None if following is None else encode_cursor(following),
         }
     )
-
-
-def _case_id(request: web.Request) -> str:
-    try:
-        return str(uuid.UUID(request.match_info["case_id"]))
-    except ValueError:
-        raise bad_request("case_id must be a UUID", "invalid_parameter") from None
 
 
 async def _detail(request: web.Request, case_id: str) -> dict[str, Any]:
@@ -138,7 +111,7 @@ async def get_case(request: web.Request) -> web.Response:
     """One case: its exposures (each with its number of sightings) and the webhook events
     that announced it."""
     query_params(request, ())
-    return web.json_response(await _detail(request, _case_id(request)))
+    return web.json_response(await _detail(request, path_uuid(request, "case_id")))
 
 
 def resolution_request(body: Any, case_id: str) -> CaseResolutionRequest:
@@ -161,7 +134,7 @@ async def resolve_case(request: web.Request) -> web.Response:
     ``password_hash``) or ``dismissed`` (optionally with a ``reason``). Every exposure of the
     case is resolved with it; the case is returned. Recorded in the audit log."""
     query_params(request, ())
-    case_id = _case_id(request)
+    case_id = path_uuid(request, "case_id")
     wanted = resolution_request(await read_json(request), case_id)
     try:
         await resolution.resolve_case(

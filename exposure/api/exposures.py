@@ -8,11 +8,7 @@ reset service cannot move time-to-reset figures); a different ``resolution`` is 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +17,18 @@ from aiohttp import web
 from exposure.api import keys
 from exposure.api.auth import requires
 from exposure.api.errors import ApiError, bad_request, not_found
-from exposure.api.params import parse_int, parse_timestamp, query_params, read_json
+from exposure.api.params import (
+    decode_keyset,
+    encode_keyset,
+    parse_choice,
+    parse_limit,
+    parse_window,
+    path_uuid,
+    query_params,
+    read_json,
+)
 from exposure.api.resolution_body import parse_resolution_body
 from exposure.api.scopes import Scope
-from exposure.clock import parse_iso
 from exposure.domain.policy import Action
 from exposure.store import api_queries
 from exposure.store.api_queries import ExposureFilter, Keyset
@@ -41,21 +45,7 @@ LIST_PARAMS = ("action", "state", "since", "until", "limit", "cursor")
 
 
 def encode_cursor(position: Keyset) -> str:
-    """Opaque to clients: URL-safe base64 of ``[first_seen, exposure_id]``."""
-    raw = json.dumps([position.first_seen.isoformat(), position.exposure_id])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> Keyset:
-    invalid = bad_request(
-        "cursor is not one this server issued; pass next_cursor back unchanged", "invalid_cursor"
-    )
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        first_seen, exposure_id = json.loads(raw)
-        return Keyset(parse_iso(first_seen), str(uuid.UUID(exposure_id)))
-    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
-        raise invalid from None
+    return encode_keyset(position.first_seen, position.exposure_id)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -67,21 +57,14 @@ def _exposure_json(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _filter(params: dict[str, str]) -> ExposureFilter:
-    action = params.get("action")
-    if action is not None and action not in {a.value for a in Action}:
-        raise bad_request(
-            f"action must be one of {', '.join(a.value for a in Action)}", "invalid_parameter"
-        )
+    action = parse_choice(params, "action", [a.value for a in Action])
     state = params.get("state")
     if state is not None and not _STATE.fullmatch(state):
         raise bad_request(
             "state must be a state name such as open, reset_completed or dismissed",
             "invalid_parameter",
         )
-    since = parse_timestamp("since", params["since"]) if "since" in params else None
-    until = parse_timestamp("until", params["until"]) if "until" in params else None
-    if since is not None and until is not None and since >= until:
-        raise bad_request("since must be earlier than until", "invalid_parameter")
+    since, until = parse_window(params)
     return ExposureFilter(action=action, state=state, since=since, until=until)
 
 
@@ -92,12 +75,8 @@ async def list_exposures(request: web.Request) -> web.Response:
     ``next_cursor`` back as ``cursor`` for the next page (null at the end)."""
     params = dict(query_params(request, LIST_PARAMS))
     where = _filter(params)
-    limit = (
-        parse_int("limit", params["limit"], low=1, high=MAX_LIMIT)
-        if "limit" in params
-        else DEFAULT_LIMIT
-    )
-    after = decode_cursor(params["cursor"]) if params.get("cursor") else None
+    limit = parse_limit(params, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    after = Keyset(*decode_keyset(params["cursor"])) if params.get("cursor") else None
     async with request.app[keys.ENGINE].connect() as conn:
         page, following = await api_queries.exposure_page(conn, where, after=after, limit=limit)
     return web.json_response(
@@ -108,19 +87,12 @@ async def list_exposures(request: web.Request) -> web.Response:
     )
 
 
-def _exposure_id(request: web.Request) -> str:
-    try:
-        return str(uuid.UUID(request.match_info["exposure_id"]))
-    except ValueError:
-        raise bad_request("exposure_id must be a UUID", "invalid_parameter") from None
-
-
 @routes.get("/v1/exposures/{exposure_id}")
 @requires(Scope.READ)
 async def get_exposure(request: web.Request) -> web.Response:
     """One exposure and its most recent sightings (where and when it was seen)."""
     query_params(request, ())
-    exposure_id = _exposure_id(request)
+    exposure_id = path_uuid(request, "exposure_id")
     async with request.app[keys.ENGINE].connect() as conn:
         item = await api_queries.get_exposure(conn, exposure_id)
         if item is None:
@@ -164,7 +136,7 @@ async def resolve_exposure(request: web.Request) -> web.Response:
     exposure of it, takes the resolution; the exposure is returned. A recorded resolution is
     written to the audit log."""
     query_params(request, ())
-    exposure_id = _exposure_id(request)
+    exposure_id = path_uuid(request, "exposure_id")
     wanted = resolution_request(await read_json(request), exposure_id)
     engine = request.app[keys.ENGINE]
     try:

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
+import uuid
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
@@ -61,6 +64,58 @@ def parse_int(name: str, text: str, *, low: int, high: int) -> int:
     if not low <= value <= high:
         raise bad_request(f"{name} must be from {low} to {high}", "invalid_parameter")
     return value
+
+
+def parse_choice(params: Mapping[str, str], name: str, choices: Collection[str]) -> str | None:
+    """An optional parameter that must be one of ``choices``."""
+    value = params.get(name)
+    if value is not None and value not in choices:
+        raise bad_request(f"{name} must be one of {', '.join(choices)}", "invalid_parameter")
+    return value
+
+
+def parse_window(params: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
+    """The optional ``since`` (inclusive) and ``until`` (exclusive) bounds of a list."""
+    since = parse_timestamp("since", params["since"]) if "since" in params else None
+    until = parse_timestamp("until", params["until"]) if "until" in params else None
+    if since is not None and until is not None and since >= until:
+        raise bad_request("since must be earlier than until", "invalid_parameter")
+    return since, until
+
+
+def parse_limit(params: Mapping[str, str], *, default: int, maximum: int) -> int:
+    """A list's page size: ``limit`` from 1 to ``maximum``, ``default`` when absent."""
+    return (
+        parse_int("limit", params["limit"], low=1, high=maximum) if "limit" in params else default
+    )
+
+
+def path_uuid(request: web.Request, name: str) -> str:
+    """A UUID path segment in its canonical form."""
+    try:
+        return str(uuid.UUID(request.match_info[name]))
+    except ValueError:
+        raise bad_request(f"{name} must be a UUID", "invalid_parameter") from None
+
+
+def encode_keyset(at: datetime, row_id: str) -> str:
+    """A keyset position (a time and an id), opaque to clients: URL-safe base64 of
+    ``[at, id]``."""
+    raw = json.dumps([at.isoformat(), row_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_keyset(cursor: str) -> tuple[datetime, str]:
+    """What :func:`encode_keyset` encoded; anything else is a 400 ``invalid_cursor``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, row_id = json.loads(raw)
+        return parse_iso(at), str(uuid.UUID(row_id))
+    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
+        raise bad_request(
+            "cursor is not one this server issued; pass next_cursor back unchanged",
+            "invalid_cursor",
+        ) from None
 
 
 def _reject_constant(name: str) -> Any:

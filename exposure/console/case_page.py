@@ -5,7 +5,6 @@ exposure of the case with it."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -13,8 +12,8 @@ from aiohttp import web
 from exposure.api import keys
 from exposure.api.auth import requires
 from exposure.api.scopes import Scope
-from exposure.console.guard import see_other
 from exposure.console.render import refusal, render
+from exposure.console.resolve_form import optional_uuid, resolve_from_form
 from exposure.console.routing import browser_only, routes
 from exposure.store import audit as audit_log
 from exposure.store import case_queries
@@ -25,13 +24,6 @@ from exposure.triage.resolution import RESOLUTIONS, CaseResolutionRequest
 # What a redirect after resolving may report (anything else in the query is ignored).
 DONE = ("resolved", "unchanged")
 PROBLEMS = ("already_resolved",)
-
-
-def _case_id(request: web.Request) -> str | None:
-    try:
-        return str(uuid.UUID(request.match_info["case_id"]))
-    except ValueError:
-        return None
 
 
 async def _page(
@@ -76,7 +68,7 @@ async def _page(
 @requires(Scope.READ, page=True)
 @browser_only
 async def case_page(request: web.Request) -> web.Response:
-    case_id = _case_id(request)
+    case_id = optional_uuid(request, "case_id")
     if case_id is None:
         return refusal(request, 404, "refusal.no_case")
     return await _page(request, case_id)
@@ -87,26 +79,23 @@ async def case_page(request: web.Request) -> web.Response:
 @browser_only
 async def resolve_case(request: web.Request) -> web.Response:
     """The resolve form: ``reset_completed`` or ``dismissed`` (a reason required)."""
-    case_id = _case_id(request)
+    case_id = optional_uuid(request, "case_id")
     if case_id is None:
         return refusal(request, 404, "refusal.no_case")
-    posted = await request.post()
-    form = {name: str(posted.get(name, "")) for name in ("resolution", "reason")}
-    token = request[keys.TOKEN]
-    wanted = CaseResolutionRequest(
-        case_id=case_id,
-        resolution=form["resolution"],
-        resolved_by=f"console:{token.name}"[: resolution.MAX_RESOLVED_BY],
-        reason=form["reason"] or None,
-    )
-    try:
-        changed = await resolution.resolve_case(
-            request.app[keys.ENGINE], wanted, keys.actor_of(request), require_reason=True
+    engine, actor = request.app[keys.ENGINE], keys.actor_of(request)
+
+    async def record(form: Mapping[str, str], resolved_by: str) -> bool:
+        wanted = CaseResolutionRequest(
+            case_id=case_id,
+            resolution=form["resolution"],
+            resolved_by=resolved_by,
+            reason=form["reason"] or None,
         )
-    except resolution.CaseNotFound:
-        return refusal(request, 404, "refusal.no_case")
-    except resolution.AlreadyResolved:
-        return see_other(f"/cases/{case_id}?problem=already_resolved")
-    except resolution.InvalidResolution as invalid:
-        return await _page(request, case_id, status=400, form=form, form_error=invalid.field)
-    return see_other(f"/cases/{case_id}?done={'resolved' if changed else 'unchanged'}")
+        return await resolution.resolve_case(engine, wanted, actor, require_reason=True)
+
+    async def again(form: Mapping[str, str], field: str) -> web.Response:
+        return await _page(request, case_id, status=400, form=form, form_error=field)
+
+    return await resolve_from_form(
+        request, page=f"/cases/{case_id}", not_found="refusal.no_case", resolve=record, again=again
+    )

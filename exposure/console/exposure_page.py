@@ -5,7 +5,6 @@ dismiss, with a reason) and replay a dead event, both needing the ``resolve`` sc
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from exposure.api.auth import requires
 from exposure.api.scopes import Scope
 from exposure.console.guard import safe_next, see_other
 from exposure.console.render import refusal, render
+from exposure.console.resolve_form import optional_uuid, resolve_from_form
 from exposure.console.routing import browser_only, routes
 from exposure.store import audit as audit_log
 from exposure.store import exposure_detail
@@ -27,13 +27,6 @@ _EVENT_ID = re.compile(r"msg_[A-Za-z0-9_-]{1,60}")
 # What a redirect after an action may report (anything else in the query is ignored).
 DONE = ("resolved", "unchanged", "replayed")
 PROBLEMS = ("not_dead", "already_resolved")
-
-
-def _exposure_id(request: web.Request) -> str | None:
-    try:
-        return str(uuid.UUID(request.match_info["exposure_id"]))
-    except ValueError:
-        return None
 
 
 async def _page(
@@ -81,7 +74,7 @@ async def _page(
 @requires(Scope.READ, page=True)
 @browser_only
 async def exposure_page(request: web.Request) -> web.Response:
-    exposure_id = _exposure_id(request)
+    exposure_id = optional_uuid(request, "exposure_id")
     if exposure_id is None:
         return refusal(request, 404, "refusal.no_exposure")
     return await _page(request, exposure_id)
@@ -92,29 +85,30 @@ async def exposure_page(request: web.Request) -> web.Response:
 @browser_only
 async def resolve_exposure(request: web.Request) -> web.Response:
     """The resolve form: ``reset_completed`` or ``dismissed`` (a reason required)."""
-    exposure_id = _exposure_id(request)
+    exposure_id = optional_uuid(request, "exposure_id")
     if exposure_id is None:
         return refusal(request, 404, "refusal.no_exposure")
-    posted = await request.post()
-    form = {name: str(posted.get(name, "")) for name in ("resolution", "reason")}
-    token = request[keys.TOKEN]
-    wanted = ResolutionRequest(
-        exposure_id=exposure_id,
-        resolution=form["resolution"],
-        resolved_by=f"console:{token.name}"[: resolution.MAX_RESOLVED_BY],
-        reason=form["reason"] or None,
-    )
-    try:
-        changed = await resolution.resolve(
-            request.app[keys.ENGINE], wanted, keys.actor_of(request), require_reason=True
+    engine, actor = request.app[keys.ENGINE], keys.actor_of(request)
+
+    async def record(form: Mapping[str, str], resolved_by: str) -> bool:
+        wanted = ResolutionRequest(
+            exposure_id=exposure_id,
+            resolution=form["resolution"],
+            resolved_by=resolved_by,
+            reason=form["reason"] or None,
         )
-    except resolution.ExposureNotFound:
-        return refusal(request, 404, "refusal.no_exposure")
-    except resolution.AlreadyResolved:
-        return see_other(f"/exposures/{exposure_id}?problem=already_resolved")
-    except resolution.InvalidResolution as invalid:
-        return await _page(request, exposure_id, status=400, form=form, form_error=invalid.field)
-    return see_other(f"/exposures/{exposure_id}?done={'resolved' if changed else 'unchanged'}")
+        return await resolution.resolve(engine, wanted, actor, require_reason=True)
+
+    async def again(form: Mapping[str, str], field: str) -> web.Response:
+        return await _page(request, exposure_id, status=400, form=form, form_error=field)
+
+    return await resolve_from_form(
+        request,
+        page=f"/exposures/{exposure_id}",
+        not_found="refusal.no_exposure",
+        resolve=record,
+        again=again,
+    )
 
 
 @routes.post("/events/{event_id}/replay")
