@@ -19,8 +19,8 @@ import click
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure import JsonObject, JsonValue
-from exposure.cli.app import emit, handle_errors, main, ready_engine, run
-from exposure.cli.exposures import _moment
+from exposure.cli.app import handle_errors, main, ready_engine, run
+from exposure.cli.exposures import _moment, report_resolution
 from exposure.cli.render import fit
 from exposure.clock import iso_utc
 from exposure.errors import FatalError
@@ -212,14 +212,9 @@ def resolve(case_id: str, resolution_value: str, reason: str | None, by: str | N
                 resolved_by=by or f"cli:{actor.name}",
                 reason=reason,
             )
-            try:
-                recorded = await resolution.resolve_case(engine, request, actor)
-            except resolution.AlreadyResolved as conflict:
-                emit({"case_id": full_id, "resolution": resolution_value, "recorded": False})
-                click.echo(f"error: {conflict}", err=True)
-                sys.exit(1)
-        emit({"case_id": full_id, "resolution": resolution_value, "recorded": recorded})
-        if not recorded:
-            click.echo("it was already resolved this way; nothing changed", err=True)
+            await report_resolution(
+                {"case_id": full_id, "resolution": resolution_value},
+                resolution.resolve_case(engine, request, actor),
+            )
 
     run(go)

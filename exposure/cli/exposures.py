@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
@@ -218,17 +219,28 @@ def _resolve(exposure_id: str, resolution_value: str, reason: str | None, by: st
                 resolved_by=by or f"cli:{actor.name}",
                 reason=reason,
             )
-            try:
-                recorded = await resolution.resolve(engine, request, actor)
-            except resolution.AlreadyResolved as conflict:
-                emit({"exposure_id": full_id, "resolution": resolution_value, "recorded": False})
-                click.echo(f"error: {conflict}", err=True)
-                sys.exit(1)
-        emit({"exposure_id": full_id, "resolution": resolution_value, "recorded": recorded})
-        if not recorded:
-            click.echo("it was already resolved this way; nothing changed", err=True)
+            await report_resolution(
+                {"exposure_id": full_id, "resolution": resolution_value},
+                resolution.resolve(engine, request, actor),
+            )
 
     run(go)
+
+
+async def report_resolution(facts: dict[str, str], recording: Awaitable[bool]) -> None:
+    """Await a resolution and print its summary (``facts`` + ``recorded``); a different
+    resolution recorded before is an error (exit 1), the same one a note on stderr."""
+    from exposure.triage.resolution import AlreadyResolved
+
+    try:
+        recorded = await recording
+    except AlreadyResolved as conflict:
+        emit({**facts, "recorded": False})
+        click.echo(f"error: {conflict}", err=True)
+        sys.exit(1)
+    emit({**facts, "recorded": recorded})
+    if not recorded:
+        click.echo("it was already resolved this way; nothing changed", err=True)
 
 
 _BY = click.option("--by", help="Who resolved it, as recorded [default: cli:<your user name>].")
