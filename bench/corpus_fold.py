@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -48,13 +49,14 @@ async def old_compact(engine: AsyncEngine) -> int:
     """The fold before the set-based write, kept as the baseline."""
     folded = 0
     spool = corpus.spool_of(engine)
+    taken_per_fold = 3
     opaque = np.dtype(f"V{corpus.DIGEST_BYTES}")
     pending = corpus.pending
     while True:
         async with engine.begin() as conn:
             if (await conn.execute(select(pending.c.id).limit(1))).first() is None:
                 break
-            oldest = select(pending.c.id).order_by(pending.c.id).limit(corpus.ROWS_PER_FOLD)
+            oldest = select(pending.c.id).order_by(pending.c.id).limit(taken_per_fold)
             taken = (
                 await conn.execute(
                     delete(pending)
@@ -73,6 +75,15 @@ async def old_compact(engine: AsyncEngine) -> int:
         if spooled and spool is not None:
             await asyncio.to_thread(spool.remove, spooled)
     return folded
+
+
+async def new_compact(engine: AsyncEngine, *, rows: int) -> int:
+    """:func:`corpus.compact`, taking ``rows`` staged rows per transaction."""
+    kept, corpus.ROWS_PER_FOLD = corpus.ROWS_PER_FOLD, rows
+    try:
+        return await corpus.compact(engine)
+    finally:
+        corpus.ROWS_PER_FOLD = kept
 
 
 FOLDS: dict[str, Callable[[AsyncEngine], Awaitable[int]]] = {
@@ -213,7 +224,14 @@ async def main() -> None:
     parser.add_argument("--repeats", type=float, default=0.2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument(
+        "--rows-per-fold",
+        type=int,
+        default=corpus.ROWS_PER_FOLD,
+        help="staged rows each transaction of the new fold takes (the old keeps its 3)",
+    )
     args = parser.parse_args()
+    FOLDS["new"] = functools.partial(new_compact, rows=args.rows_per_fold)
     staged, existing = workload(args.digests, args.repeats)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="corpus-fold-"))
     os.makedirs(work, exist_ok=True)
@@ -221,6 +239,7 @@ async def main() -> None:
         "digests": args.digests,
         "repeats": args.repeats,
         "existing_rows": len(existing),
+        "rows_per_fold": {"old": 3, "new": args.rows_per_fold},
     }
     try:
         results["sqlite"] = await sqlite_case(work, staged, existing, args.rounds, args.digests)

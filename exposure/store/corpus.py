@@ -39,8 +39,10 @@ DIGEST_BYTES = 20
 # The count column is a 32-bit integer: sums and HIBP's counts are capped, never overflow it.
 MAX_COUNT = 2**31 - 1
 # A batch's digests are staged in rows of at most this many (2 MB), and a fold takes a few
-# rows per transaction: at about 300,000 digests a second on SQLite, the write lock a fold
-# holds stays near a second however large the ingest's batches.
+# rows per transaction, so the write lock a fold holds stays near a second however large the
+# ingest's batches. Larger folds are faster per digest (each fold rewrites most of the corpus's
+# leaf pages once it is large: 30 rows folded 1.8x faster than 3 on 3M digests), at the cost
+# of holding the lock that much longer (bench/corpus_fold.py --rows-per-fold).
 STAGE_ROW_DIGESTS = 100_000
 ROWS_PER_FOLD = 3
 # A spool file no row names is a batch that never committed (a killed ingest); one this old
