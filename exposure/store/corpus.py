@@ -12,6 +12,7 @@ counts in that same transaction; :func:`sweep_spool` removes spool files no row 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -38,14 +39,18 @@ DIGEST_BYTES = 20
 # The count column is a 32-bit integer: sums and HIBP's counts are capped, never overflow it.
 MAX_COUNT = 2**31 - 1
 # A batch's digests are staged in rows of at most this many (2 MB), and a fold takes a few
-# rows per transaction: at about 300,000 digests a second on SQLite, the write lock a fold
-# holds stays near a second however large the ingest's batches.
+# rows per transaction, so the write lock a fold holds stays near a second however large the
+# ingest's batches. Larger folds are faster per digest (each fold rewrites most of the corpus's
+# leaf pages once it is large: 30 rows folded 1.8x faster than 3 on 3M digests), at the cost
+# of holding the lock that much longer (bench/corpus_fold.py --rows-per-fold).
 STAGE_ROW_DIGESTS = 100_000
 ROWS_PER_FOLD = 3
 # A spool file no row names is a batch that never committed (a killed ingest); one this old
 # cannot belong to a batch still on its way to its commit.
 ORPHAN_SECONDS = 24 * 3600
-_DIGEST = np.dtype(f"V{DIGEST_BYTES}")
+# Digests sorted and counted as fixed-size byte strings: numpy compares these with memcmp,
+# about four times faster than as opaque records (and in the same order, unsigned bytes).
+_SORTABLE = np.dtype(f"S{DIGEST_BYTES}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,12 +218,8 @@ async def compact(engine: AsyncEngine, *, stop: asyncio.Event | None = None) -> 
             spooled = [row.spool_file for row in taken if row.spool_file is not None]
             digests = b"".join([await _digests_of(spool, *row) for row in taken])
             if digests:
-                values, counts = np.unique(
-                    np.frombuffer(digests, dtype=_DIGEST), return_counts=True
-                )
-                await add_to_corpus(
-                    conn, zip((v.tobytes() for v in values), counts.tolist(), strict=True)
-                )
+                distinct, counts = await asyncio.to_thread(tally, digests)
+                await _fold_counts(conn, distinct, counts)
                 folded += len(digests) // DIGEST_BYTES
         if spooled and spool is not None:
             # Only once the fold has committed: a fold rolled back leaves its rows to the next.
@@ -241,6 +242,43 @@ async def _digests_of(
         log.error("staged corpus digests lost: no spool", extra={"digests": count})
         return b""
     return await asyncio.to_thread(spool.read, spool_file, count)
+
+
+def tally(digests: bytes) -> tuple[bytes, list[int]]:
+    """The distinct digests of concatenated ``digests``, concatenated in ascending byte order,
+    and how often each occurs: each distinct digest is then written once, in key order."""
+    values, counts = np.unique(np.frombuffer(digests, dtype=_SORTABLE), return_counts=True)
+    # The array's buffer, not its items: an item's bytes() would drop trailing zero bytes.
+    return values.tobytes(), cast(list[int], counts.tolist())
+
+
+async def _fold_counts(conn: AsyncConnection, distinct: bytes, counts: list[int]) -> None:
+    """Add :func:`tally`'s counts to the corpus in one set-based statement (summed, capped at
+    :data:`MAX_COUNT`): the database walks the sorted keys itself instead of running one
+    upsert per digest from Python (2-3x faster on both backends, bench/corpus_fold.py)."""
+    smaller = "LEAST" if is_postgres(conn) else "MIN"
+    capped = f"{smaller}(CAST(leaked_passwords.count AS BIGINT) + excluded.count, {MAX_COUNT})"
+    if is_postgres(conn):
+        # Two arrays, one round trip: asyncpg encodes them in binary.
+        await conn.exec_driver_sql(
+            "INSERT INTO leaked_passwords (sha1, count) "  # noqa: S608 (fixed text)
+            f"SELECT sha1, LEAST(n, {MAX_COUNT}) FROM unnest($1::bytea[], $2::bigint[]) "
+            f"AS staged (sha1, n) ON CONFLICT (sha1) DO UPDATE SET count = {capped}",
+            (
+                [distinct[at : at + DIGEST_BYTES] for at in range(0, len(distinct), DIGEST_BYTES)],
+                counts,
+            ),
+        )
+        return
+    # SQLite splits the blob itself: json_each yields the counts in array order, so the keys
+    # arrive sorted. "WHERE true" tells the parser the ON CONFLICT belongs to the INSERT.
+    await conn.exec_driver_sql(
+        "INSERT INTO leaked_passwords (sha1, count) "  # noqa: S608 (fixed text)
+        f"SELECT substr(?, key * {DIGEST_BYTES} + 1, {DIGEST_BYTES}), MIN(value, {MAX_COUNT}) "
+        "FROM json_each(?) WHERE true "
+        f"ON CONFLICT (sha1) DO UPDATE SET count = {capped}",
+        (distinct, json.dumps(counts)),
+    )
 
 
 async def sweep_spool(engine: AsyncEngine) -> int:

@@ -5,13 +5,14 @@ and the API folds in the background so /range sees them."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import logging
 import os
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api import password_range as ranges
@@ -202,3 +203,70 @@ async def test_the_api_sweeps_the_spool_as_it_starts(
         await eventually(
             lambda: not (spool.directory / orphan).exists(), within=10, what="the API's sweep"
         )
+
+
+async def test_the_set_based_fold_leaves_the_table_the_per_digest_upserts_left(
+    engine: AsyncEngine, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Differential: the fold (one set-based statement per transaction) against the old write
+    path (one upsert per digest, :func:`corpus.add_to_corpus`) fed by an independent tally, on
+    the same staged input and corpus: repeats within and across rows, digests with trailing
+    zero bytes and a shared /range prefix, sums reaching and passing the cap, rows already in
+    the corpus, more rows than one fold takes and (beside SQLite) a lost spool file."""
+    monkeypatch.setattr(corpus, "STAGE_ROW_DIGESTS", 7)
+    zeros, tail = b"\x00" * 20, b"\xab\xcd\xe0" + b"\x00" * 17
+    near = b"\xab\xcd\xe0" + b"\x00" * 16 + b"\x01"  # same 5-hex prefix as ``tail``
+    common = [sha1(f"pw{n % 13}") for n in range(60)]
+    batches = [
+        [zeros, tail, near, zeros, *common[:20]],
+        [*common[20:45], *[sha1("capped")] * 3],
+        [sha1("lost")] * 7,  # exactly one staged row: its spool file goes missing below
+        [*common[45:], sha1("full"), tail, tail],
+    ]
+    existing = {
+        sha1("capped"): corpus.MAX_COUNT - 1,
+        sha1("full"): corpus.MAX_COUNT,
+        sha1("pw3"): 40,
+        tail: 2,
+        sha1("untouched"): 9,
+    }
+
+    async def stage_all() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(delete(LeakedPassword))
+        await add_leaked(engine, existing)
+        for batch in batches:
+            async with engine.begin() as conn:
+                await corpus.stage(conn, b"".join(batch))
+        async with engine.connect() as conn:
+            assert (
+                await conn.execute(select(func.count()).select_from(CorpusPending))
+            ).scalar() > (corpus.ROWS_PER_FOLD)
+
+    lost = 0
+    await stage_all()
+    spool = corpus.spool_of(engine)
+    if backend == "sqlite":
+        assert spool is not None
+        (gone,) = [
+            path
+            for path in spool.directory.iterdir()
+            if path.read_bytes() == sha1("lost") * 7  # the "lost" batch's one row
+        ]
+        gone.unlink()
+        lost = 7
+    staged = sum(len(batch) for batch in batches)
+    assert await corpus.compact(engine) == staged - lost
+    folded = await _corpus(engine)
+
+    await stage_all()
+    async with engine.begin() as conn:
+        await conn.execute(delete(CorpusPending))
+        counted = collections.Counter(d for batch in batches for d in batch)
+        if lost:
+            del counted[sha1("lost")]
+        await corpus.add_to_corpus(conn, sorted(counted.items()))
+    assert folded == await _corpus(engine)
+    assert folded[sha1("capped")] == folded[sha1("full")] == corpus.MAX_COUNT
+    assert folded[tail] == 5 and folded[zeros] == 2 and folded[sha1("pw3")] == 40 + 5
+    assert (sha1("lost") in folded) is (backend != "sqlite")
