@@ -38,14 +38,19 @@ class KeyedFingerprints:
     Results are byte for byte those of the functions.
     """
 
-    __slots__ = ("_inner", "_outer")
+    __slots__ = ("_inner", "_outer", "_pepper")
 
     def __init__(self, pepper: bytes) -> None:
+        self._pepper = pepper
         block = hashlib.sha256().block_size
         key = hashlib.sha256(pepper).digest() if len(pepper) > block else pepper
         key = key.ljust(block, b"\x00")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def __reduce__(self) -> tuple[type[KeyedFingerprints], tuple[bytes]]:
+        # Hash states do not pickle; a worker process prepares its own from the pepper.
+        return (KeyedFingerprints, (self._pepper,))
 
     def _digest(self, message: bytes) -> bytes:
         inner = self._inner.copy()
