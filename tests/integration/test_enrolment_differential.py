@@ -42,9 +42,29 @@ COLUMNS = ["customer_id", "email", "login_id", "phone", "password_hash"]
 SUPERSEDED_AT = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
 LOCALS = ["taro", "Hanako.Yamada", "ｋｏｔｏｈａ", "ゆうき", "o'neil", "a.b..c", "Ü.ber", "x"]
-DOMAINS = ["example.jp", "Gmail.com", "googlemail.com", "例え.jp", "ｄｏｃｏｍｏ.ne.jp", "xn--r8jz45g.jp"]
-BAD_EMAILS = ["no-at-sign", "@example.jp", "a@b", "two@@example.jp", "sp ace@example.jp", "a@-x-.jp"]
-PHONES = ["090-1234-5678", "０９０１２３４５６７８", "+81 90 1234 5678", "(03) 1234-5678", "0312345678"]
+DOMAINS = [
+    "example.jp",
+    "Gmail.com",
+    "googlemail.com",
+    "例え.jp",
+    "ｄｏｃｏｍｏ.ne.jp",
+    "xn--r8jz45g.jp",
+]
+BAD_EMAILS = [
+    "no-at-sign",
+    "@example.jp",
+    "a@b",
+    "two@@example.jp",
+    "sp ace@example.jp",
+    "a@-x-.jp",
+]
+PHONES = [
+    "090-1234-5678",
+    "０９０１２３４５６７８",
+    "+81 90 1234 5678",
+    "(03) 1234-5678",
+    "0312345678",
+]
 BAD_PHONES = ["123", "call me", "090-1234-567x", "+1 555"]
 LOGINS = ["QXZW8821", "qxzw8821", "ＫＢＴ－７７１０５", "kbt\u221277105", "user_01", "ID"]
 BAD_LOGINS = ["has space", "tab\there"]
