@@ -1,8 +1,8 @@
 """Enrolment benchmark: 1,000,000 customers with an e-mail and a login ID each, on SQLite.
 
-Target: ``exposure enroll`` under 15 s on this machine (2 cores). Baseline, in the same run: the floor any
-implementation pays, i.e. stdlib sqlite3 computing the same HMACs and inserting the same rows in
-one transaction with no normalisation, validation or upsert logic.
+Target: ``exposure enroll`` under 15 s on this machine (2 cores). Baseline, in the same run: the
+floor any implementation pays, i.e. stdlib sqlite3 computing the same HMACs and inserting the same
+rows in one transaction with no normalisation, validation or upsert logic.
 
     python bench/enrol_bench.py [--customers N] [--keep DIR]
 """
