@@ -21,16 +21,17 @@ from typing import TextIO
 from exposure.domain.fingerprints import (
     EMAIL_PREFIX_LENGTH,
     FINGERPRINT_SCHEME,
-    email_range_key,
+    KeyedFingerprints,
     email_sha1,
-    identifier_fingerprint,
 )
-from exposure.domain.identity import IdentifierKind, NormalisedIdentifier, mask, normalise
+from exposure.domain.identity import IdentifierKind, mask, normalise
 from exposure.errors import FatalError, InvalidIdentifier
 from exposure.passwords.schemes import Refusal, RefusedHash, classify
 
 COLUMNS = ("customer_id", "email", "login_id", "phone", "password_hash")
 IDENTIFIER_COLUMNS = (IdentifierKind.EMAIL, IdentifierKind.LOGIN_ID, IdentifierKind.PHONE)
+# The kinds with their column names as plain strings: an enum's .value is a slow lookup.
+_IDENTIFIER_NAMES = tuple((kind, kind.value) for kind in IDENTIFIER_COLUMNS)
 MAX_CUSTOMER_ID = 128
 
 log = logging.getLogger("exposure.customers")
@@ -108,6 +109,18 @@ class HashRefused:
     reason: str
 
 
+# An accepted row as plain values: customer id, password hash (None when absent or refused),
+# the refusal, identifiers as (kind, strength, fingerprint, hint) and e-mail ranges as
+# (prefix, keyed SHA-1). What :class:`EnrolmentRow` holds, without the objects.
+RowFields = tuple[
+    str,
+    str | None,
+    Refusal | None,
+    list[tuple[str, str, bytes, str]],
+    list[tuple[str, bytes]],
+]
+
+
 @dataclass(slots=True)
 class PreparedBatch:
     """A chunk of rows ready for the database, as plain tuples.
@@ -131,32 +144,48 @@ class PreparedBatch:
     rejected: list[RowRejected] = field(default_factory=list)
 
     def add(self, item: EnrolmentRow | RowRejected) -> None:
-        self.rows += 1
         if isinstance(item, RowRejected):
+            self.rows += 1
             self.rejected.append(item)
             return
-        cid = item.customer_id
-        if item.hash_refused is not None:
+        self.add_fields(
+            item.line_no,
+            (
+                item.customer_id,
+                item.password_hash,
+                item.hash_refused,
+                [(i.kind.value, i.strength, i.fingerprint, i.hint) for i in item.identifiers],
+                list(item.email_ranges),
+            ),
+        )
+
+    def add_fields(self, line_no: int, fields: RowFields) -> None:
+        """Add an accepted row as :meth:`Enroller.fields` gives it (no row objects: this is
+        the bulk path)."""
+        self.rows += 1
+        cid, password_hash, hash_refused, idents, ranges = fields
+        if hash_refused is not None:
             self.customers[cid] = None
             self.cleared.add(cid)
-            self.hashes_refused.append(HashRefused(item.line_no, item.hash_refused.value))
-        elif item.password_hash is not None or cid not in self.customers:
-            self.customers[cid] = item.password_hash
-            if item.password_hash is not None:
+            self.hashes_refused.append(HashRefused(line_no, hash_refused.value))
+        elif password_hash is not None or cid not in self.customers:
+            self.customers[cid] = password_hash
+            if password_hash is not None:
                 self.cleared.discard(cid)
-        for ident in item.identifiers:
-            kind = ident.kind.value
-            self.identifiers[(ident.fingerprint, cid, ident.strength)] = (
-                ident.fingerprint,
+        identifiers = self.identifiers
+        for kind, strength, fingerprint, hint in idents:
+            # A repeat keeps its place and takes the last hint, as a dict assignment does.
+            identifiers[(fingerprint, cid, strength)] = (
+                fingerprint,
                 cid,
-                ident.strength,
+                strength,
                 kind,
                 FINGERPRINT_SCHEME,
-                ident.hint,
+                hint,
             )
-            if ident.strength == "strict":
+            if strength == "strict":
                 self.strict_by_kind[kind] += 1
-        for prefix, keyed in item.email_ranges:
+        for prefix, keyed in ranges:
             self.email_ranges[(keyed, cid)] = (keyed, cid, prefix)
 
 
@@ -172,12 +201,31 @@ class Enroller:
 
     def __init__(self, pepper: bytes, *, login_id_case_sensitive: bool, phone_region: str) -> None:
         self._pepper = pepper
+        self._keys = KeyedFingerprints(pepper)
         self._case_sensitive = login_id_case_sensitive
         self._region = phone_region
 
     def build(self, line_no: int, record: Mapping[str, str | None]) -> EnrolmentRow | RowRejected:
         """One customer record (CSV row or JSON object) -> fingerprints, or why it is refused
         (every bad value of the row, not only the first)."""
+        fields = self.fields(line_no, record)
+        if isinstance(fields, RowRejected):
+            return fields
+        customer_id, password_hash, hash_refused, idents, ranges = fields
+        return EnrolmentRow(
+            line_no,
+            customer_id,
+            password_hash,
+            tuple(
+                EnrolledIdentifier(IdentifierKind(kind), strength, fingerprint, hint)
+                for kind, strength, fingerprint, hint in idents
+            ),
+            tuple(ranges),
+            hash_refused,
+        )
+
+    def fields(self, line_no: int, record: Mapping[str, str | None]) -> RowFields | RowRejected:
+        """:meth:`build` as plain values (:data:`RowFields`), the form the bulk path keeps."""
         customer_id = record.get("customer_id") or ""
         problems = [f"customer_id: {p}"] if (p := customer_id_problem(customer_id)) else []
         password_hash = (record.get("password_hash") or "").strip() or None
@@ -186,12 +234,13 @@ class Enroller:
             verdict = classify(password_hash)
             if isinstance(verdict, RefusedHash):
                 password_hash, hash_refused = None, verdict.reason
-        identifiers: list[EnrolledIdentifier] = []
+        identifiers: list[tuple[str, str, bytes, str]] = []
         email_ranges: list[tuple[str, bytes]] = []
-        for kind in IDENTIFIER_COLUMNS:
-            raw = (record.get(kind.value) or "").strip()
-            if not raw:
-                continue
+        keys = self._keys
+        for kind, name in _IDENTIFIER_NAMES:
+            raw = record.get(name)
+            if not raw or not (raw := raw.strip()):
+                continue  # an empty cell costs nothing more
             try:
                 normalised = normalise(
                     kind,
@@ -200,38 +249,20 @@ class Enroller:
                     phone_region=self._region,
                 )
             except InvalidIdentifier as error:
-                problems.append(f"{kind.value}: {error.reason}")
+                problems.append(f"{name}: {error.reason}")
                 continue
-            identifiers.extend(self._fingerprints(normalised))
+            hint = mask(normalised)
+            identifiers.append((name, "strict", keys.identifier(name, normalised.strict), hint))
+            if normalised.variant is not None:
+                identifiers.append(
+                    (name, "variant", keys.identifier(name, normalised.variant), hint)
+                )
             if kind is IdentifierKind.EMAIL:
                 sha1 = email_sha1(normalised.strict)
-                email_ranges.append(
-                    (sha1[:EMAIL_PREFIX_LENGTH], email_range_key(self._pepper, sha1))
-                )
+                email_ranges.append((sha1[:EMAIL_PREFIX_LENGTH], keys.email_range(sha1)))
         if problems:
             return RowRejected(line_no, "; ".join(problems))
-        return EnrolmentRow(
-            line_no,
-            customer_id,
-            password_hash,
-            tuple(identifiers),
-            tuple(email_ranges),
-            hash_refused,
-        )
-
-    def _fingerprints(self, identifier: NormalisedIdentifier) -> Iterator[EnrolledIdentifier]:
-        hint = mask(identifier)
-        kind = identifier.kind
-        yield EnrolledIdentifier(
-            kind, "strict", identifier_fingerprint(self._pepper, kind, identifier.strict), hint
-        )
-        if identifier.variant is not None:
-            yield EnrolledIdentifier(
-                kind,
-                "variant",
-                identifier_fingerprint(self._pepper, kind, identifier.variant),
-                hint,
-            )
+        return customer_id, password_hash, hash_refused, identifiers, email_ranges
 
     def read_csv(self, stream: TextIO) -> Iterator[EnrolmentRow | RowRejected]:
         """Stream rows from a CSV with the contract header; line numbers are the file's."""
@@ -248,9 +279,18 @@ class Enroller:
         self, items: Iterable[tuple[int, Mapping[str, str | None]] | RowRejected]
     ) -> PreparedBatch:
         """:meth:`build` over a chunk, prepared for the database: a worker process's job."""
-        return prepare(
-            item if isinstance(item, RowRejected) else self.build(*item) for item in items
-        )
+        batch = PreparedBatch()
+        for item in items:
+            if isinstance(item, RowRejected):
+                batch.add(item)
+                continue
+            line_no, record = item
+            fields = self.fields(line_no, record)
+            if isinstance(fields, RowRejected):
+                batch.add(fields)
+            else:
+                batch.add_fields(line_no, fields)
+        return batch
 
     def read_records(
         self, records: Iterable[Mapping[str, str | None]]

@@ -29,6 +29,45 @@ def identifier_fingerprint(pepper: bytes, kind: str, value: str) -> bytes:
     return hmac.digest(pepper, f"{kind}\x00{value}".encode(), "sha256")
 
 
+class KeyedFingerprints:
+    """:func:`identifier_fingerprint` and :func:`email_range_key` for one pepper, computed
+    from HMAC's two keyed SHA-256 states (RFC 2104), prepared once.
+
+    ``hmac.digest`` sets the key up again on every call, which is two thirds of its cost on
+    the short messages here; enrolment fingerprints millions of identifiers with one pepper.
+    Results are byte for byte those of the functions.
+    """
+
+    __slots__ = ("_inner", "_outer", "_pepper")
+
+    def __init__(self, pepper: bytes) -> None:
+        self._pepper = pepper
+        block = hashlib.sha256().block_size
+        key = hashlib.sha256(pepper).digest() if len(pepper) > block else pepper
+        key = key.ljust(block, b"\x00")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def __reduce__(self) -> tuple[type[KeyedFingerprints], tuple[bytes]]:
+        # Hash states do not pickle; a worker process prepares its own from the pepper.
+        return (KeyedFingerprints, (self._pepper,))
+
+    def _digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def identifier(self, kind: str, value: str) -> bytes:
+        """Same as :func:`identifier_fingerprint`."""
+        return self._digest(f"{kind}\x00{value}".encode())
+
+    def email_range(self, email_sha1_hex: str) -> bytes:
+        """Same as :func:`email_range_key`."""
+        return self._digest(b"email-sha1\x00" + email_sha1_hex.upper().encode())
+
+
 def password_fingerprint(pepper: bytes, password: str) -> bytes:
     """Keyed fingerprint of a leaked password, exactly as leaked (never normalised)."""
     # surrogatepass: a password decoded with odd bytes must still fingerprint, never crash.

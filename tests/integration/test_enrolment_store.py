@@ -8,19 +8,22 @@ import json
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import argon2
 import asyncpg
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.customers import service as customer_service
 from exposure.customers.enrolment import Enroller
 from exposure.settings import Settings
 from exposure.store import db
+from exposure.store.access_models import AuditEntry
 from exposure.store.audit import Actor
 from exposure.store.db import SQLITE_PAGE_BYTES
 from exposure.store.ingest import fingerprint_prefixes
@@ -309,3 +312,38 @@ async def test_index_prefixes_keep_every_byte(engine: AsyncEngine, odd_length: b
     assert sorted(joined[i : i + 8] for i in range(0, len(joined), 8)) == sorted(
         fingerprint[:8] for fingerprint in awkward
     )
+
+
+async def test_a_crash_part_way_keeps_whole_commits_and_a_rerun_completes(
+    engine: AsyncEngine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches share a transaction up to COMMIT_ROWS: a failure keeps the groups committed
+    before it, loses only the open group, writes no audit entry; enrolling again completes."""
+    monkeypatch.setattr(customer_service, "BATCH_ROWS", 100)
+    monkeypatch.setattr(customer_service, "COMMIT_ROWS", 300)
+    enroller = make_enroller(settings)
+    records = [(n, {"customer_id": f"C{n:04d}", "email": f"u{n}@example.jp"}) for n in range(500)]
+
+    class Crash(Exception):
+        pass
+
+    def crashing() -> Iterator[Any]:
+        for number, (line, record) in enumerate(records):
+            if number == 450:  # rows 300-399 are written, in the open transaction
+                raise Crash
+            yield enroller.build(line, record)
+
+    with pytest.raises(Crash):
+        await customer_service.enrol(engine, crashing(), actor=TEST_ACTOR)
+    async with engine.connect() as conn:
+        enrolled = (await conn.execute(select(Customer.customer_id))).scalars().all()
+        audited = (await conn.execute(select(func.count()).select_from(AuditEntry))).scalar_one()
+    assert sorted(enrolled) == [f"C{n:04d}" for n in range(300)]
+    assert audited == 0
+    result = await customer_service.enrol(
+        engine, (enroller.build(line, record) for line, record in records), actor=TEST_ACTOR
+    )
+    assert result.database.customers == 500
+    async with engine.connect() as conn:
+        audited = (await conn.execute(select(func.count()).select_from(AuditEntry))).scalar_one()
+    assert audited == 1
