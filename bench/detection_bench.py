@@ -179,7 +179,6 @@ async def daemon_run(
 ) -> dict[str, Any]:
     """Enrol, start ``exposure run``, rename ``dump`` into its inbox, wait for ``wanted``
     force_reset webhooks; the figures from the rename."""
-    receiver.arrivals.clear()
     inbox = work / "inbox"
     inbox.mkdir(exist_ok=True)
     await command(exposure, "db", "upgrade", env=env, cwd=work)
@@ -192,13 +191,17 @@ async def daemon_run(
         await until(lambda: "watching the inbox" in log.read_text(), timeout=60)
         staged = inbox / f".{dump.name}.part"
         await asyncio.to_thread(shutil.copyfile, dump, staged)
+        # Only what answers this drop counts: the previous run's daemon may have had webhooks
+        # in flight when it was killed, which the receiver answers only now.
+        receiver.arrivals.clear()
         start = time.time()
         staged.rename(inbox / dump.name)
         await until(lambda: len(receiver.resets()) >= wanted, timeout)
-        result = figures(start, receiver.resets())
+        result = figures(start, [at for at in receiver.resets() if at >= start])
     finally:
         daemon.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        daemon.wait(timeout=120)
+        # Waited for off the event loop, so the receiver keeps answering meanwhile.
+        await asyncio.to_thread(daemon.wait, 120)
     return result
 
 
