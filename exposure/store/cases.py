@@ -278,7 +278,6 @@ async def settle_cases(
     for group in by_customer.values():
         group.sort(key=Joining.order)
     settled: dict[str, _Settled] = {}
-    opened: set[str] = set()  # customers whose case this transaction opened
     pending = sorted(by_customer)
     while pending:
         locked = await open_cases(conn, pending, lock=True)
@@ -297,7 +296,6 @@ async def settle_cases(
                 new_rows.append(_case_row(outcome, customer_id, now=now))
             settled[customer_id] = outcome
         inserted = await insert_cases(conn, new_rows)
-        opened.update(r["customer_id"] for r in new_rows if r["case_id"] in inserted)
         # A customer whose case another writer opened meanwhile joins that one instead.
         pending = [r["customer_id"] for r in new_rows if r["case_id"] not in inserted]
     await _assign(conn, settled, by_customer)
@@ -306,19 +304,12 @@ async def settle_cases(
         outcome = settled[customer_id]
         if outcome.change.event is None or outcome.trigger is None:
             continue
-        if customer_id in opened:
-            # A case opened here holds exactly these exposures: no need to read them back.
-            members = sorted(
-                (j.first_seen, j.exposure_id, list(j.observation.decision.recommended_actions))
-                for j in by_customer[customer_id]
-            )
-        else:
-            members = await _members(conn, outcome.case_id)
+        members = await _members(conn, outcome.case_id)
         announced = outcome.change.state.announced_action
         assert announced is not None  # an event announces an action  # noqa: S101
         trigger = outcome.trigger
         actions: list[str] = []
-        for _, _, recommended in members:
+        for _, recommended in members:
             actions.extend(a for a in recommended if a not in actions)
         events.append(
             CaseEventDue(
@@ -329,7 +320,7 @@ async def settle_cases(
                 observation=trigger.observation,
                 source=trigger.source,
                 first_seen=trigger.first_seen,
-                exposure_ids=tuple(exposure_id for _, exposure_id, _ in members),
+                exposure_ids=tuple(exposure_id for exposure_id, _ in members),
                 recommended_actions=tuple(actions),
             )
         )
@@ -367,14 +358,14 @@ async def _assign(
             )
 
 
-async def _members(conn: AsyncConnection, case_id: str) -> list[tuple[datetime, str, list[str]]]:
-    """The exposures of a case, oldest first: first seen, id, recommended actions."""
+async def _members(conn: AsyncConnection, case_id: str) -> list[tuple[str, list[str]]]:
+    """The exposures of a case (oldest first) and their recommended actions."""
     rows = await conn.execute(
-        select(exposures.c.first_seen, exposures.c.exposure_id, exposures.c.recommended_actions)
+        select(exposures.c.exposure_id, exposures.c.recommended_actions)
         .where(exposures.c.case_id == case_id)
         .order_by(exposures.c.first_seen, exposures.c.exposure_id)
     )
-    return [(row.first_seen, row.exposure_id, json.loads(row.recommended_actions)) for row in rows]
+    return [(row.exposure_id, json.loads(row.recommended_actions)) for row in rows]
 
 
 async def covered_passwords(
