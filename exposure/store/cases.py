@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypedDict, cast
@@ -58,22 +58,6 @@ class NewCaseRow(TypedDict):
     resolved_by: str | None
 
 
-CASE_FIELDS = (
-    "case_id",
-    "customer_id",
-    "state",
-    "action",
-    "severity",
-    "announced_action",
-    "opened_at",
-    "updated_at",
-    "force_reset_at",
-    "resolution",
-    "resolved_at",
-    "resolved_by",
-)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaseRow:
     """A stored case."""
@@ -93,7 +77,7 @@ class CaseRow:
 
     @classmethod
     def of(cls, row: Row[Any]) -> CaseRow:
-        return cls(**{name: row._mapping[name] for name in CASE_FIELDS})
+        return cls(**{field.name: row._mapping[field.name] for field in fields(cls)})
 
     def lifecycle_state(self) -> CaseState:
         return CaseState(
