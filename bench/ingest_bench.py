@@ -11,7 +11,11 @@ Case 2 (argon2): 200 of the hit customers get argon2 hashes with argon2-cffi's d
 verifications per second of ``exposure ingest`` are compared with one thread verifying the same
 (hash, password) pairs in this process. Target >= 1.8x on 2 cores.
 
+With ``--baseline CHECKOUT`` (an earlier commit, bootstrapped), that build's ingest is timed in
+the same rounds, on the same files, and the speed-ups against it are printed.
+
     python bench/ingest_bench.py [--lines N] [--customers M] [--repeat R] [--workdir DIR]
+                                 [--baseline CHECKOUT]
 """
 
 from __future__ import annotations
@@ -103,34 +107,61 @@ def exposure_env(db: Path) -> dict[str, str]:
     }
 
 
-def throughput_case(work: Path, lines: int, exposure: str, repeat: int) -> dict[str, Any]:
-    """Each command runs ``repeat`` times, interleaved with the others (each ingest on a fresh
-    copy of the enrolled database); ratios compare medians, so one slow run of either side
-    (this VM's grep varies from 6 to 10 s on the same file) cannot decide the verdict."""
-    grep = ["grep", "-F", "-i", "-c", "-f", "enrolled_emails.txt"]
-    grep_env = {**os.environ, "LC_ALL": "C"}
-    enrolled = work / "enrolled.db"
+def enrolled_database(work: Path, exposure: str, name: str) -> tuple[Path, float]:
+    """A database enrolled with customers.csv by ``exposure`` (its own schema), and the
+    seconds the enrolment took."""
+    enrolled = work / f"{name}.db"
     env = exposure_env(enrolled)
     subprocess.run([exposure, "db", "upgrade"], env=env, cwd=work, check=True, capture_output=True)
-    enrol_s, _, _ = timed([exposure, "enroll", "customers.csv"], env, work)
+    seconds, _, _ = timed([exposure, "enroll", "customers.csv"], env, work)
+    return enrolled, seconds
+
+
+def timed_ingest(
+    work: Path, exposure: str, enrolled: Path, dump: str, name: str
+) -> tuple[float, int, dict[str, Any]]:
+    """One ``exposure ingest`` of ``dump`` on a fresh copy of ``enrolled``."""
+    db = work / f"{name}.db"
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(db.with_name(db.name + "-corpus"), ignore_errors=True)  # its spool
+    shutil.copy(enrolled, db)
+    seconds, rss, out = timed(
+        [exposure, "ingest", dump], exposure_env(db), work, warm=(db, work / dump)
+    )
+    return seconds, rss, json.loads(out)
+
+
+def throughput_case(
+    work: Path, lines: int, exposure: str, repeat: int, baseline: str | None
+) -> dict[str, Any]:
+    """Each command runs ``repeat`` times, interleaved with the others (each ingest on a fresh
+    copy of the enrolled database); ratios compare medians, so one slow run of either side
+    (this VM's grep varies from 6 to 10 s on the same file) cannot decide the verdict.
+    ``baseline``: another build's ``exposure`` (an earlier commit's checkout), timed the same
+    way in the same rounds, on a database it enrolled itself."""
+    grep = ["grep", "-F", "-i", "-c", "-f", "enrolled_emails.txt"]
+    grep_env = {**os.environ, "LC_ALL": "C"}
+    enrolled, enrol_s = enrolled_database(work, exposure, "enrolled")
     results: dict[str, Any] = {"lines": lines, "enrol_seconds": round(enrol_s, 1)}
+    if baseline is not None:
+        baseline_enrolled, baseline_enrol_s = enrolled_database(work, baseline, "baseline-enrolled")
+        results["baseline"] = {"exposure": baseline, "enrol_seconds": round(baseline_enrol_s, 1)}
     for name, dump, target in (("combo", "dump.txt", 2.0), ("ulp", "dump_ulp.txt", 1.0)):
         grep_runs: list[float] = []
         runs: list[tuple[float, int, dict[str, Any]]] = []
-        db = work / f"{name}.db"
+        baseline_runs: list[float] = []
         for _ in range(repeat):
             inputs = (work / "enrolled_emails.txt", work / dump)
             seconds, _, grep_count = timed([*grep, dump], grep_env, work, warm=inputs)
             grep_runs.append(seconds)
-            for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-                stale.unlink(missing_ok=True)
-            shutil.rmtree(db.with_name(db.name + "-corpus"), ignore_errors=True)  # its spool
-            shutil.copy(enrolled, db)
-            seconds, rss, out = timed(
-                [exposure, "ingest", dump], exposure_env(db), work, warm=(db, work / dump)
-            )
-            runs.append((seconds, rss, json.loads(out)))
+            runs.append(timed_ingest(work, exposure, enrolled, dump, name))
+            if baseline is not None:
+                baseline_runs.append(
+                    timed_ingest(work, baseline, baseline_enrolled, dump, f"baseline-{name}")[0]
+                )
         # Folding the staged corpus digests is the API's background job, timed on its own.
+        db = work / f"{name}.db"
         compact_s, _, _ = timed([exposure, "corpus", "compact"], exposure_env(db), work)
         seconds = statistics.median(run[0] for run in runs)
         grep_s = statistics.median(grep_runs)
@@ -155,6 +186,14 @@ def throughput_case(work: Path, lines: int, exposure: str, repeat: int) -> dict[
             "new_exposures": summary["new_exposures"],
             "corpus_compact_seconds": round(compact_s, 2),
         }
+        if baseline_runs:
+            results["baseline"][name] = {
+                "seconds_each": [round(run, 2) for run in baseline_runs],
+                "seconds_median": round(statistics.median(baseline_runs), 2),
+                # Above 1: this build is faster than the baseline.
+                "speedup_median": round(statistics.median(baseline_runs) / seconds, 3),
+                "speedup_best": round(min(baseline_runs) / min(run[0] for run in runs), 3),
+            }
     return results
 
 
@@ -255,6 +294,12 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="keep the generated files here")
     parser.add_argument("--skip-argon2", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each timed command")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of an earlier commit, bootstrapped (its .venv/bin/exposure is timed "
+        "in the same rounds)",
+    )
     args = parser.parse_args()
     exposure = str(Path(sys.executable).with_name("exposure"))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ingest-bench-"))
@@ -271,7 +316,8 @@ def main() -> int:
         # Whether the native fast path hashes with the CPU's SHA extensions (else OpenSSL).
         report: dict[str, Any] = {"sha_extensions": bool(_fastscan.SHA_EXTENSIONS)}
         report["index_10m"] = index_case(10_000_000)
-        report["throughput"] = throughput_case(work, args.lines, exposure, args.repeat)
+        baseline = None if args.baseline is None else str(args.baseline / ".venv/bin/exposure")
+        report["throughput"] = throughput_case(work, args.lines, exposure, args.repeat, baseline)
         if not args.skip_argon2:
             report["argon2"] = argon2_case(work, hits, exposure)
     finally:

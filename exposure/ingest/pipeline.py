@@ -350,10 +350,46 @@ class Ingestor:
             run_verdicts=ctx.verdicts,
         )
         earlier = previous.firsts_written if previous is not None else None
+        last = Step()  # what commits with the checkpoint
+        try:
+            if not prepared.todo:
+                await stream.verify()  # no verification to run: every group is decided now
+                verified.set()
+            if verified.is_set() and not stream.checking_tweaks():
+                # Nothing more will come: all of it commits with the checkpoint, in one
+                # transaction (a batch of known verdicts costs one write, not a stream).
+                buffer.first_pass_done()
+                buffer.close()
+                last = buffer.drain()
+            else:
+                await self._stream(ctx, stream, buffer, verified, earlier)
+            if previous is not None:
+                await previous.task  # checkpoints move in batch order
+            await self._write(ctx, last, cut=cut, counts=prepared.counts, corpus=prepared.corpus)
+            buffer.committed(last)
+        except BaseException:
+            buffer.abandon()  # the next batch must not wait for what will not be written
+            raise
+        lines_before = self._committed_lines.get(ctx.run.id, 0)
+        self._committed_lines[ctx.run.id] = cut.reading.lines
+        INGEST_LINES.inc(cut.reading.lines - lines_before)
+        INGEST_RECORDS.inc(prepared.records)
+
+    async def _stream(
+        self,
+        ctx: RunContext,
+        stream: BatchStream,
+        buffer: StepBuffer,
+        verified: asyncio.Event,
+        earlier: asyncio.Event | None,
+    ) -> None:
+        """Verify the batch (unless it was decided at once) and check its tweaks, while
+        :meth:`_flush` commits the decisions step by step as they come."""
         flushing = asyncio.create_task(self._flush(ctx, buffer, after=earlier))
         try:
-            await stream.verify()
-            verified.set()
+            if not verified.is_set():
+                await stream.verify()
+                verified.set()
             if earlier is not None:
                 await earlier.wait()
             buffer.first_pass_done()
@@ -361,17 +397,9 @@ class Ingestor:
             buffer.close()
             await flushing
         except BaseException:
-            buffer.abandon()
             flushing.cancel()
             await asyncio.gather(flushing, return_exceptions=True)
             raise
-        if previous is not None:
-            await previous.task  # checkpoints move in batch order
-        await self._write(ctx, Step(), cut=cut, counts=prepared.counts, corpus=prepared.corpus)
-        lines_before = self._committed_lines.get(ctx.run.id, 0)
-        self._committed_lines[ctx.run.id] = cut.reading.lines
-        INGEST_LINES.inc(cut.reading.lines - lines_before)
-        INGEST_RECORDS.inc(prepared.records)
 
     async def _flush(
         self, ctx: RunContext, buffer: StepBuffer, *, after: asyncio.Event | None

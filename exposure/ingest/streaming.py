@@ -20,6 +20,7 @@ is now stronger (a tweak verdict recorded since), so nothing is counted or sent 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable
@@ -169,6 +170,11 @@ class StepBuffer:
         self.close()
         self.firsts_written.set()
 
+    def drain(self) -> Step:
+        """Everything the buffer holds, as one step (once closed with nothing held back)."""
+        self._size = sys.maxsize
+        return self._take()
+
     async def next_step(self) -> Step | None:
         """The next step to write, as soon as there is something; None when closed and
         empty. Verdicts and ready escalations go whole; pending observations the strongest
@@ -260,6 +266,10 @@ class BatchStream:
         await self._verifier.verify_many([prepared.todo[k] for k in keys], on_result=on_result)
         prepared.counts.verify_seconds += time.perf_counter() - started
         prepared.counts.verifications += len(keys)
+
+    def checking_tweaks(self) -> bool:
+        """Whether a decided group waits for a tweak check (its escalation may follow)."""
+        return bool(self._jobs or self._tweak_waits)
 
     async def check_tweaks(self) -> None:
         """The tweak checks this batch started (broker-site leaks first), and those of earlier

@@ -250,12 +250,15 @@ async def settle_cases(
     conn: AsyncConnection,
     joinings: Sequence[Joining],
     *,
+    locked: dict[str, CaseRow],
     fresh_ids: dict[str, str],
     now: datetime,
 ) -> list[CaseEventDue]:
     """Put every joining exposure in its customer's open case (opening one when there is
     none: under ``fresh_ids[customer]`` when given), update each case as the lifecycle
-    decides, and return the case events due (at most one per case and transaction)."""
+    decides, and return the case events due (at most one per case and transaction).
+    ``locked``: the open cases of the joinings' customers, read with ``open_cases(...,
+    lock=True)`` in this transaction."""
     by_customer: dict[str, list[Joining]] = {}
     for joining in joinings:
         by_customer.setdefault(joining.customer_id, []).append(joining)
@@ -264,7 +267,6 @@ async def settle_cases(
     settled: dict[str, _Settled] = {}
     pending = sorted(by_customer)
     while pending:
-        locked = await open_cases(conn, pending, lock=True)
         new_rows: list[NewCaseRow] = []
         for customer_id in pending:
             group = by_customer[customer_id]
@@ -282,22 +284,32 @@ async def settle_cases(
         inserted = await insert_cases(conn, new_rows)
         # A customer whose case another writer opened meanwhile joins that one instead.
         pending = [r["customer_id"] for r in new_rows if r["case_id"] not in inserted]
+        if pending:
+            locked = await open_cases(conn, pending, lock=True)
     await _assign(conn, settled, by_customer)
+    due = [
+        settled[customer_id]
+        for customer_id in sorted(settled)
+        if settled[customer_id].change.event is not None
+        and settled[customer_id].trigger is not None
+    ]
+    members_of = await _members(conn, [outcome.case_id for outcome in due])
     events: list[CaseEventDue] = []
-    for customer_id in sorted(settled):
-        outcome = settled[customer_id]
-        if outcome.change.event is None or outcome.trigger is None:
-            continue
-        members = await _members(conn, outcome.case_id)
-        announced = outcome.change.state.announced_action
-        assert announced is not None  # an event announces an action  # noqa: S101
-        trigger = outcome.trigger
+    for outcome in due:
+        members = members_of.get(outcome.case_id, [])
+        kind, announced, trigger = (
+            outcome.change.event,
+            outcome.change.state.announced_action,
+            outcome.trigger,
+        )
+        # (An event announces an action, and has the joining that triggered it.)
+        assert kind is not None and announced is not None and trigger is not None  # noqa: S101
         actions: list[str] = []
         for _, recommended in members:
             actions.extend(a for a in recommended if a not in actions)
         events.append(
             CaseEventDue(
-                kind=outcome.change.event,
+                kind=kind,
                 case_id=outcome.case_id,
                 action=announced,
                 exposure_id=trigger.exposure_id,
@@ -342,14 +354,23 @@ async def _assign(
             )
 
 
-async def _members(conn: AsyncConnection, case_id: str) -> list[tuple[str, list[str]]]:
-    """The exposures of a case (oldest first) and their recommended actions."""
-    rows = await conn.execute(
-        select(exposures.c.exposure_id, exposures.c.recommended_actions)
-        .where(exposures.c.case_id == case_id)
-        .order_by(exposures.c.first_seen, exposures.c.exposure_id)
-    )
-    return [(row.exposure_id, json.loads(row.recommended_actions)) for row in rows]
+async def _members(
+    conn: AsyncConnection, case_ids: Sequence[str]
+) -> dict[str, list[tuple[str, list[str]]]]:
+    """The exposures of each case (oldest first) and their recommended actions: one query per
+    ``IN`` list, not one per case (a dump can open thousands of cases in one step)."""
+    found: dict[str, list[tuple[str, list[str]]]] = {}
+    for chunk in in_lists(sorted(set(case_ids))):
+        rows = await conn.execute(
+            select(exposures.c.case_id, exposures.c.exposure_id, exposures.c.recommended_actions)
+            .where(exposures.c.case_id.in_(chunk))
+            .order_by(exposures.c.case_id, exposures.c.first_seen, exposures.c.exposure_id)
+        )
+        for row in rows:
+            found.setdefault(row.case_id, []).append(
+                (row.exposure_id, json.loads(row.recommended_actions))
+            )
+    return found
 
 
 async def covered_passwords(

@@ -112,9 +112,10 @@ async def apply_observations(
             return None
         return covered.get((key.customer_id, key.password_fp))
 
-    # Each new exposure is written naming the case it will most likely join (the customer's
-    # open case, or a new one's id); settle_cases corrects the rare wrong guess under lock.
-    open_now = await case_queries.open_cases(conn, customer_ids, lock=False)
+    # Each new exposure is written naming the case it will join: the customer's open case
+    # (locked until the transaction ends), or a new one's id; settle_cases corrects the rare
+    # wrong guess (another writer opened the customer's case meanwhile).
+    open_now = await case_queries.open_cases(conn, customer_ids, lock=True)
     fresh_ids = {cid: str(uuid.uuid4()) for cid in customer_ids if cid not in open_now}
     guess = {
         cid: open_now[cid].case_id if cid in open_now else fresh_ids[cid] for cid in customer_ids
@@ -173,7 +174,9 @@ async def apply_observations(
     if seen:
         await conn.execute(upsert(conn, sightings).on_conflict_do_nothing(), seen)
     applied.sightings = len(seen) + await _add_covered_sightings(conn, seen_covered, now=now)
-    applied.due = await case_queries.settle_cases(conn, joinings, fresh_ids=fresh_ids, now=now)
+    applied.due = await case_queries.settle_cases(
+        conn, joinings, locked=open_now, fresh_ids=fresh_ids, now=now
+    )
     return applied
 
 
