@@ -207,6 +207,7 @@ class Joining:
     source: str
     first_seen: datetime
     case_id: str | None
+    recommended_actions: tuple[str, ...]  # as the exposure row holds them after this write
 
     @property
     def customer_id(self) -> str:
@@ -265,6 +266,7 @@ async def settle_cases(
     for group in by_customer.values():
         group.sort(key=Joining.order)
     settled: dict[str, _Settled] = {}
+    opened: set[str] = set()  # customers whose case this transaction opened
     pending = sorted(by_customer)
     while pending:
         new_rows: list[NewCaseRow] = []
@@ -282,21 +284,31 @@ async def settle_cases(
                 new_rows.append(_case_row(outcome, customer_id, now=now))
             settled[customer_id] = outcome
         inserted = await insert_cases(conn, new_rows)
+        opened.update(r["customer_id"] for r in new_rows if r["case_id"] in inserted)
         # A customer whose case another writer opened meanwhile joins that one instead.
         pending = [r["customer_id"] for r in new_rows if r["case_id"] not in inserted]
         if pending:
             locked = await open_cases(conn, pending, lock=True)
     await _assign(conn, settled, by_customer)
     due = [
-        settled[customer_id]
+        customer_id
         for customer_id in sorted(settled)
         if settled[customer_id].change.event is not None
-        and settled[customer_id].trigger is not None
     ]
-    members_of = await _members(conn, [outcome.case_id for outcome in due])
+    # A case opened here holds exactly its customer's joinings (every exposure written naming
+    # it is one): only the members of cases opened before are read back.
+    members_of = await _members(
+        conn, [settled[customer_id].case_id for customer_id in due if customer_id not in opened]
+    )
     events: list[CaseEventDue] = []
-    for outcome in due:
-        members = members_of.get(outcome.case_id, [])
+    for customer_id in due:
+        outcome = settled[customer_id]
+        members: list[tuple[str, Sequence[str]]]
+        if customer_id in opened:
+            joined = sorted(by_customer[customer_id], key=lambda j: (j.first_seen, j.exposure_id))
+            members = [(j.exposure_id, j.recommended_actions) for j in joined]
+        else:
+            members = members_of.get(outcome.case_id, [])
         kind, announced, trigger = (
             outcome.change.event,
             outcome.change.state.announced_action,
@@ -304,9 +316,6 @@ async def settle_cases(
         )
         # (An event announces an action, and has the joining that triggered it.)
         assert kind is not None and announced is not None and trigger is not None  # noqa: S101
-        actions: list[str] = []
-        for _, recommended in members:
-            actions.extend(a for a in recommended if a not in actions)
         events.append(
             CaseEventDue(
                 kind=kind,
@@ -317,7 +326,10 @@ async def settle_cases(
                 source=trigger.source,
                 first_seen=trigger.first_seen,
                 exposure_ids=tuple(exposure_id for exposure_id, _ in members),
-                recommended_actions=tuple(actions),
+                # The union over the case's exposures, in the order they first appear.
+                recommended_actions=tuple(
+                    dict.fromkeys(action for _, actions in members for action in actions)
+                ),
             )
         )
     return events
@@ -356,10 +368,10 @@ async def _assign(
 
 async def _members(
     conn: AsyncConnection, case_ids: Sequence[str]
-) -> dict[str, list[tuple[str, list[str]]]]:
+) -> dict[str, list[tuple[str, Sequence[str]]]]:
     """The exposures of each case (oldest first) and their recommended actions: one query per
     ``IN`` list, not one per case (a dump can open thousands of cases in one step)."""
-    found: dict[str, list[tuple[str, list[str]]]] = {}
+    found: dict[str, list[tuple[str, Sequence[str]]]] = {}
     for chunk in in_lists(sorted(set(case_ids))):
         rows = await conn.execute(
             select(exposures.c.case_id, exposures.c.exposure_id, exposures.c.recommended_actions)

@@ -143,6 +143,7 @@ async def apply_observations(
                     source=source,
                     first_seen=now,
                     case_id=guess[customer_id],
+                    recommended_actions=tuple(obs.decision.recommended_actions),
                 )
             )
             seen.extend(_sightings(exposure_id, obs, run_id=run_id, source=source, now=now))
@@ -168,6 +169,11 @@ async def apply_observations(
                     source=row.source,
                     first_seen=row.first_seen,
                     case_id=row.case_id,
+                    recommended_actions=tuple(
+                        obs.decision.recommended_actions
+                        if change.adopt
+                        else json.loads(row.recommended_actions)
+                    ),
                 )
             )
         seen.extend(_sightings(row.exposure_id, obs, run_id=run_id, source=source, now=now))
