@@ -31,7 +31,7 @@ from exposure.api.resolution_body import parse_resolution_body
 from exposure.api.scopes import Scope
 from exposure.domain.policy import Action
 from exposure.store import api_queries
-from exposure.store.api_queries import ExposureFilter, Keyset
+from exposure.store.api_queries import ApiExposure, ExposureFilter, Keyset
 from exposure.triage import resolution
 from exposure.triage.resolution import ResolutionRequest
 
@@ -52,7 +52,8 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
 
 
-def _exposure_json(item: dict[str, Any]) -> dict[str, Any]:
+def _exposure_json(item: ApiExposure) -> dict[str, Any]:
+    """The JSON body of an exposure: its fields, times in ISO 8601."""
     return {k: _iso(v) if isinstance(v, datetime) else v for k, v in item.items()}
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 import click
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -218,11 +219,11 @@ def _endpoint_line(endpoint: JsonObject, pending: int) -> str:
     return f"endpoint {endpoint['url']}: ok"
 
 
-def _json(value: Any) -> Any:
+def _json(value: object) -> object:
     return iso_utc(value) if isinstance(value, datetime) else value
 
 
-def _write_events(rows: list[dict[str, Any]], output: str, stream: TextIO) -> None:
+def _write_events(rows: Sequence[Mapping[str, object]], output: str, stream: TextIO) -> None:
     if output == "jsonl":
         for row in rows:
             stream.write(json.dumps({k: _json(v) for k, v in row.items()}) + "\n")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import Row, Select, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.store.cases import ResolveOutcome
-from exposure.store.exposures import EXPOSURE_FIELDS
+from exposure.store.exposures import EXPOSURE_FIELDS, ExposureRecord
 from exposure.store.models import Customer, Exposure, LeakedPassword, Sighting
 
 exposures = cast(Table, Exposure.__table__)
@@ -30,6 +30,27 @@ API_EXPOSURE_FIELDS = (
     "resolved_by",
 )
 SIGHTING_FIELDS = ("source", "file", "line_no", "leak_type", "seen_at")
+
+
+class ApiExposure(ExposureRecord):
+    """An exposure as the API shows it (``API_EXPOSURE_FIELDS``): the contract's fields, then
+    what the broker's reset service needs to see its own acknowledgements."""
+
+    has_pin: bool
+    decided_at: datetime
+    resolution: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+
+
+class SightingView(TypedDict):
+    """One sighting of an exposure as the API shows it (``SIGHTING_FIELDS``)."""
+
+    source: str
+    file: str
+    line_no: int
+    leak_type: str
+    seen_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,10 +71,10 @@ class Keyset:
     exposure_id: str
 
 
-def _exposure_dict(row: Row[Any]) -> dict[str, Any]:
-    item = dict(row._mapping)
+def _api_exposure(row: Row[Any]) -> ApiExposure:
+    item = cast(ApiExposure, dict(row._mapping))
     item["site_domain"] = item["site_domain"] or None
-    item["recommended_actions"] = json.loads(item["recommended_actions"])
+    item["recommended_actions"] = json.loads(row.recommended_actions)
     return item
 
 
@@ -63,7 +84,7 @@ def _exposure_select() -> Select[Any]:
 
 async def exposure_page(
     conn: AsyncConnection, where: ExposureFilter, *, after: Keyset | None, limit: int
-) -> tuple[list[dict[str, Any]], Keyset | None]:
+) -> tuple[list[ApiExposure], Keyset | None]:
     """One page of exposures, oldest first, and the keyset of the next page (None at the end).
 
     Keyset pagination on the immutable ``(first_seen, exposure_id)`` pair: rows inserted or
@@ -90,22 +111,22 @@ async def exposure_page(
             )
         )
     rows = (await conn.execute(query.limit(limit + 1))).all()
-    page = [_exposure_dict(row) for row in rows[:limit]]
+    page = [_api_exposure(row) for row in rows[:limit]]
     if len(rows) <= limit:
         return page, None
     last = page[-1]
     return page, Keyset(last["first_seen"], last["exposure_id"])
 
 
-async def get_exposure(conn: AsyncConnection, exposure_id: str) -> dict[str, Any] | None:
+async def get_exposure(conn: AsyncConnection, exposure_id: str) -> ApiExposure | None:
     query = _exposure_select().where(exposures.c.exposure_id == exposure_id)
     row = (await conn.execute(query)).one_or_none()
-    return None if row is None else _exposure_dict(row)
+    return None if row is None else _api_exposure(row)
 
 
 async def exposure_sightings(
     conn: AsyncConnection, exposure_id: str, *, limit: int
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[SightingView], int]:
     """The most recent ``limit`` sightings of an exposure (newest first) and how many exist."""
     total = (
         await conn.execute(
@@ -120,7 +141,7 @@ async def exposure_sightings(
         .order_by(sightings.c.seen_at.desc(), sightings.c.id.desc())
         .limit(limit)
     )
-    return [dict(row._mapping) for row in rows], total
+    return [cast(SightingView, dict(row._mapping)) for row in rows], total
 
 
 async def resolve_exposure(

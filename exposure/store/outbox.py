@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -322,19 +322,45 @@ EVENT_FIELDS = (
 )
 
 
+class EventListing(TypedDict):
+    """One outbox event as ``deliveries`` lists it (``EVENT_FIELDS``; never the payload)."""
+
+    event_id: str
+    exposure_id: str | None
+    event_type: str
+    state: str
+    attempts: int
+    last_status: int | None
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class AttemptHistory(TypedDict):
+    """One delivery attempt of an event, as ``deliveries attempts`` shows it."""
+
+    attempt: int
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: float | None
+    outcome: str
+    error: str | None
+
+
 async def iter_events(
     conn: AsyncConnection, *, state: str | None = None
-) -> AsyncIterator[dict[str, Any]]:
-    """Outbox events, oldest first, as plain dicts (never the payload)."""
+) -> AsyncIterator[EventListing]:
+    """Outbox events, oldest first (never the payload)."""
     query = select(*(outbox.c[name] for name in EVENT_FIELDS)).order_by(outbox.c.id)
     if state is not None:
         query = query.where(outbox.c.state == state)
     result = await conn.stream(query)
     async for row in result:
-        yield dict(row._mapping)
+        yield cast(EventListing, dict(row._mapping))
 
 
-async def event_attempts(conn: AsyncConnection, event_id: str) -> list[dict[str, Any]] | None:
+async def event_attempts(conn: AsyncConnection, event_id: str) -> list[AttemptHistory] | None:
     """The attempt history of one event, oldest first; ``None`` when there is no such event."""
     found = await conn.execute(select(outbox.c.id).where(outbox.c.event_id == event_id))
     outbox_id = found.scalar_one_or_none()
@@ -352,7 +378,7 @@ async def event_attempts(conn: AsyncConnection, event_id: str) -> list[dict[str,
         .where(attempts.c.outbox_id == outbox_id)
         .order_by(attempts.c.id)
     )
-    return [dict(row._mapping) for row in rows]
+    return [cast(AttemptHistory, dict(row._mapping)) for row in rows]
 
 
 async def endpoint(conn: AsyncConnection, url: str) -> EndpointRow | None:
