@@ -20,7 +20,9 @@ from exposure.clock import utcnow
 from exposure.domain.policy import Action
 from exposure.errors import PepperMismatch
 from exposure.metrics import REGISTRY
+from exposure.report.figures import SLA_MAX_AGE
 from exposure.store import api_queries, db, health_queries
+from exposure.store.case_queries import OpenCases, open_case_counts
 
 log = logging.getLogger("exposure.api")
 
@@ -81,9 +83,10 @@ class _Snapshot(Collector):
 async def metrics(request: web.Request) -> web.Response:
     """Process counters from :data:`exposure.metrics.REGISTRY`, then what the database holds
     now, whichever process wrote it (a CLI ingest, another replica): exposures by action and
-    state, enrolled customers, the outbox by state with its oldest undelivered event, disabled
-    endpoints, the corpus fold backlog and each connector's last success. If the database is
-    down the process metrics are still served, with ``exposure_database_up 0``."""
+    state, open cases by action and forced resets past the SLA, enrolled customers, the
+    outbox by state with its oldest undelivered event, disabled endpoints, the corpus fold
+    backlog and each connector's last success. If the database is down the process metrics
+    are still served, with ``exposure_database_up 0``."""
     engine = request.app[keys.ENGINE]
     up = GaugeMetricFamily("exposure_database_up", "1 when the scrape could read the database.")
     families: list[Metric] = [up]
@@ -91,6 +94,7 @@ async def metrics(request: web.Request) -> web.Response:
         async with asyncio.timeout(READY_TIMEOUT):
             async with engine.connect() as conn:
                 counts = await api_queries.exposure_counts(conn)
+                open_cases = await open_case_counts(conn, overdue_before=utcnow() - SLA_MAX_AGE)
                 customers = await api_queries.customer_count(conn)
                 backlog = await health_queries.delivery_backlog(conn, dead_limit=0)
                 corpus = await health_queries.corpus_backlog(conn)
@@ -112,11 +116,34 @@ async def metrics(request: web.Request) -> web.Response:
             "exposure_customers_enrolled", "Customers enrolled, read at scrape time."
         )
         enrolled.add_metric([], customers)
-        families += [exposures, enrolled, *_backlog_families(backlog, corpus, runs)]
+        families += [
+            exposures,
+            *_case_families(open_cases),
+            enrolled,
+            *_backlog_families(backlog, corpus, runs),
+        ]
     scrape = CollectorRegistry(auto_describe=False)
     scrape.register(_Snapshot(families))
     body = generate_latest(REGISTRY) + generate_latest(scrape)
     return web.Response(body=body, headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+
+
+def _case_families(open_cases: OpenCases) -> list[Metric]:
+    """Open cases (customers to act on) by action, and forced resets past the SLA: the
+    dashboard's first cards, for alerting."""
+    by_action = GaugeMetricFamily(
+        "exposure_cases_open",
+        "Open cases (one per customer) by action, read at scrape time.",
+        labels=["action"],
+    )
+    for action in Action:
+        by_action.add_metric([action.value], open_cases.by_action.get(action.value, 0))
+    overdue = GaugeMetricFamily(
+        "exposure_cases_overdue",
+        "Open forced-reset cases whose reset was asked for more than 24 hours ago (the SLA).",
+    )
+    overdue.add_metric([], open_cases.overdue)
+    return [by_action, overdue]
 
 
 def _backlog_families(

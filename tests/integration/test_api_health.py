@@ -8,6 +8,7 @@ import dataclasses
 import os
 import signal
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,6 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.api.auth import Scope
+from exposure.clock import utcnow
 from exposure.metrics import INGEST_LINES
 from exposure.secret import Secret
 from exposure.settings import Settings, load_settings
@@ -24,6 +26,7 @@ from tests.cli import EXPOSURE_SCRIPT, run_cli
 from tests.conftest import TEST_PEPPER, environment
 from tests.integration.test_api_support import (
     T0,
+    add_case,
     add_customer,
     add_exposure,
     api_client,
@@ -153,6 +156,49 @@ async def test_exposure_api_serves_until_sigterm(database_url: str, tmp_path: Pa
             process.kill()
     assert process.returncode == 0, stderr
     assert f"http://127.0.0.1:{port}" in stderr and "stopped" in stderr
+
+
+async def test_metrics_count_open_cases_and_forced_resets_past_the_sla(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Open cases by action, and the forced resets open past the 24-hour SLA (the gauge an
+    on-call alert watches); resolved cases count in neither."""
+    now = utcnow()
+    for customer in ("S1", "S2", "S3", "S4"):
+        await add_customer(engine, customer)
+    late = await add_exposure(engine, "S1", first_seen=now - timedelta(hours=30))
+    await add_case(engine, "S1", [late], opened_at=now - timedelta(hours=30))
+    fresh = await add_exposure(engine, "S2", first_seen=now - timedelta(hours=1))
+    await add_case(engine, "S2", [fresh], opened_at=now - timedelta(hours=1))
+    notify = await add_exposure(engine, "S3", first_seen=now, action="notify")
+    await add_case(engine, "S3", [notify], opened_at=now, action="notify")
+    done = await add_exposure(engine, "S4", first_seen=now - timedelta(hours=50))
+    await add_case(
+        engine,
+        "S4",
+        [done],
+        opened_at=now - timedelta(hours=50),
+        state="resolved",
+        resolution="reset_completed",
+        resolved_at=now - timedelta(hours=40),
+    )
+    token = await make_token(engine, Scope.RESOLVE)
+    async with api_client(settings, engine) as client:
+        before = await (await client.get("/metrics")).text()
+        await client.post(
+            f"/v1/exposures/{late}/resolution",
+            json={"resolution": "reset_completed", "resolved_by": "reset-service"},
+            headers=bearer(token),
+        )
+        after = await (await client.get("/metrics")).text()
+    assert samples(before, "exposure_cases_open") == {
+        (("action", "force_reset"),): 2,
+        (("action", "notify"),): 1,
+        (("action", "none"),): 0,
+    }
+    assert samples(before, "exposure_cases_overdue") == {(): 1}
+    assert samples(after, "exposure_cases_open")[(("action", "force_reset"),)] == 1
+    assert samples(after, "exposure_cases_overdue") == {(): 0}
 
 
 async def test_metrics_show_the_backlog_whichever_process_made_it(
