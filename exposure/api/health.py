@@ -17,10 +17,10 @@ from exposure.api import keys
 from exposure.api.auth import public
 from exposure.api.errors import error_response
 from exposure.clock import utcnow
+from exposure.domain.cases import RESET_SLA
 from exposure.domain.policy import Action
 from exposure.errors import PepperMismatch
 from exposure.metrics import REGISTRY
-from exposure.report.figures import SLA_MAX_AGE
 from exposure.store import api_queries, db, health_queries
 from exposure.store.case_queries import OpenCases, open_case_counts
 
@@ -94,7 +94,7 @@ async def metrics(request: web.Request) -> web.Response:
         async with asyncio.timeout(READY_TIMEOUT):
             async with engine.connect() as conn:
                 counts = await api_queries.exposure_counts(conn)
-                open_cases = await open_case_counts(conn, overdue_before=utcnow() - SLA_MAX_AGE)
+                open_cases = await open_case_counts(conn, overdue_before=utcnow() - RESET_SLA)
                 customers = await api_queries.customer_count(conn)
                 backlog = await health_queries.delivery_backlog(conn, dead_limit=0)
                 corpus = await health_queries.corpus_backlog(conn)

@@ -15,9 +15,9 @@ from exposure.api.scopes import Scope
 from exposure.console.render import refusal, render
 from exposure.console.resolve_form import optional_uuid, resolve_from_form
 from exposure.console.routing import browser_only, routes
+from exposure.domain.cases import RESET_SLA
 from exposure.store import audit as audit_log
 from exposure.store import case_queries
-from exposure.store.worklist import SLA
 from exposure.triage import resolution
 from exposure.triage.resolution import RESOLUTIONS, CaseResolutionRequest
 
@@ -55,7 +55,7 @@ async def _page(
         exposures_total=detail.exposures_total,
         events=detail.events,
         history=history,
-        sla=SLA,
+        sla=RESET_SLA,
         resolutions=RESOLUTIONS,
         form=form or {},
         form_error=form_error,

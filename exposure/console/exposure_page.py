@@ -16,9 +16,9 @@ from exposure.console.guard import safe_next, see_other
 from exposure.console.render import refusal, render
 from exposure.console.resolve_form import optional_uuid, resolve_from_form
 from exposure.console.routing import browser_only, routes
+from exposure.domain.cases import RESET_SLA
 from exposure.store import audit as audit_log
 from exposure.store import exposure_detail
-from exposure.store.worklist import SLA
 from exposure.triage import resolution
 from exposure.triage.replay import replay_events
 from exposure.triage.resolution import RESOLUTIONS, ResolutionRequest
@@ -61,7 +61,7 @@ async def _page(
         hints=hints,
         events=events,
         history=history,
-        sla=SLA,
+        sla=RESET_SLA,
         resolutions=RESOLUTIONS,
         form=form or {},
         form_error=form_error,

@@ -16,6 +16,7 @@ from exposure.console.filters import ANY, PAGE_SIZE, STATES, worklist_query
 from exposure.console.guard import see_other
 from exposure.console.render import query_with, render
 from exposure.console.routing import browser_only, locale_of, routes
+from exposure.domain.cases import RESET_SLA
 from exposure.domain.policy import Action
 from exposure.report import charts
 from exposure.report.builder import KINDS, ReportFile, list_reports
@@ -24,7 +25,7 @@ from exposure.report.figures import LEAK_TYPES
 from exposure.report.render import HEADLINE_CARDS
 from exposure.report.weeks import IsoWeek
 from exposure.store import health_queries, worklist
-from exposure.store.worklist import SLA, WorklistSort
+from exposure.store.worklist import WorklistSort
 
 # Seconds between reloads of the pages that show the state of things now (no script: a
 # <meta http-equiv="refresh">); the worklist and forms never reload under someone's hands.
@@ -86,7 +87,7 @@ async def worklist_page(request: web.Request) -> web.Response:
         leak_types=LEAK_TYPES,
         sorts=[s.value for s in WorklistSort],
         link=lambda **changes: query_with(request, **changes),
-        sla=SLA,
+        sla=RESET_SLA,
     )
 
 

@@ -15,10 +15,14 @@ Pure decisions over values, like :mod:`exposure.domain.lifecycle`: the store
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from exposure.domain.lifecycle import EventKind, Observation
 from exposure.domain.policy import Action, Severity
+
+# A forced reset should be done within a day of being asked for: the weekly report's SLA
+# breaches, the dashboard's and /metrics' overdue cases and the console's worklist clock.
+RESET_SLA = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

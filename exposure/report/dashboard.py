@@ -19,8 +19,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exposure.clock import utcnow
+from exposure.domain.cases import RESET_SLA
 from exposure.report.builder import latest_report_json
-from exposure.report.figures import ACTIONS, OUTBOX_STATES, SLA_MAX_AGE
+from exposure.report.figures import ACTIONS, OUTBOX_STATES
 from exposure.report.weeks import InvalidWeek, IsoWeek
 from exposure.settings import Settings
 from exposure.store import report_queries as q
@@ -84,7 +85,7 @@ async def dashboard_figures(
     now = now or utcnow()
     async with engine.connect() as conn:
         by_action = await q.open_by_action(conn)
-        open_cases = await open_case_counts(conn, overdue_before=now - SLA_MAX_AGE)
+        open_cases = await open_case_counts(conn, overdue_before=now - RESET_SLA)
         connectors = await q.latest_connector_runs(conn)
         by_state, oldest = await q.outbox_by_state(conn)
     return DashboardFigures(

@@ -39,13 +39,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure import JsonObject
 from exposure.clock import iso_utc
+from exposure.domain.cases import RESET_SLA
 from exposure.report.weeks import IsoWeek, WeekNotStarted
 from exposure.store import report_queries as q
 from exposure.store.case_queries import case_week, overdue_cases
@@ -55,7 +56,6 @@ PASSWORD_STATUSES = ("live", "tweaked", "unknown", "absent", "stale")
 LEAK_TYPES = ("combo", "ulp", "stealer_log", "session_cookie", "breach_record", "feed_alert")
 OUTBOX_STATES = ("delivered", "pending", "failed", "dead")
 ATTEMPT_OUTCOMES = ("delivered", "retry", "dead", "disabled", "replayed")
-SLA_MAX_AGE = timedelta(hours=24)
 TREND_WEEKS = 12
 
 
@@ -180,7 +180,7 @@ class WeeklyFigures:
                 {"site_domain": d, "exposures": n} for d, n in self.stealer_domains
             ],
             "sla": {
-                "max_age_hours": SLA_MAX_AGE.total_seconds() / 3600,
+                "max_age_hours": RESET_SLA.total_seconds() / 3600,
                 "breaches": [
                     {**asdict(b), "force_reset_at": iso_utc(b.force_reset_at)}
                     for b in self.sla_breaches
@@ -249,7 +249,7 @@ async def _headline(
         resets_confirmed=len(hours),
         median_hours_to_reset=_rounded(percentile(hours, 0.5)),
         p90_hours_to_reset=_rounded(percentile(hours, 0.9)),
-        sla_breaches=len(await overdue_cases(conn, as_of, SLA_MAX_AGE)),
+        sla_breaches=len(await overdue_cases(conn, as_of, RESET_SLA)),
         undelivered_events=delivery.get("failed", 0) + delivery.get("dead", 0),
     )
 
@@ -296,7 +296,7 @@ async def compute_figures(
     trend_bounds[-1] = (start, until)
     new_counts = await q.weekly_counts(conn, "new", trend_bounds)
     reset_counts = await q.weekly_counts(conn, "reset", trend_bounds)
-    breaches = await overdue_cases(conn, until, SLA_MAX_AGE)
+    breaches = await overdue_cases(conn, until, RESET_SLA)
     domains = await q.stealer_site_domains(conn, start, until)
     return WeeklyFigures(
         week=week,

@@ -22,6 +22,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Select, Table, and_, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure.domain.cases import RESET_SLA
 from exposure.domain.policy import Severity
 from exposure.store.models import Case, Exposure, IngestRun
 
@@ -29,7 +30,6 @@ cases = cast(Table, Case.__table__)
 exposures = cast(Table, Exposure.__table__)
 ingest_runs = cast(Table, IngestRun.__table__)
 
-SLA = timedelta(hours=24)
 # When a row's forced reset started waiting.
 SLA_CLOCK_START = func.coalesce(cases.c.force_reset_at, cases.c.opened_at)
 MAX_PAGE_SIZE = 200
@@ -97,7 +97,7 @@ class WorkItem:
 
     def sla_left(self, now: datetime) -> timedelta:
         """Time left before the SLA is breached; negative once it is."""
-        return SLA - self.waited(now)
+        return RESET_SLA - self.waited(now)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
