@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
-from typing import Any, TypedDict, cast
+from typing import Any, cast
 
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,23 +39,6 @@ class ResolveOutcome(Enum):
     SAME = "same"  # already resolved the same way: an idempotent retry
     CONFLICT = "conflict"  # already resolved differently
     NOT_FOUND = "not_found"
-
-
-class NewCaseRow(TypedDict):
-    """A ``cases`` row as a case is opened (open, so no resolution yet)."""
-
-    case_id: str
-    customer_id: str
-    state: str
-    action: str
-    severity: str
-    announced_action: str | None
-    opened_at: datetime
-    updated_at: datetime
-    force_reset_at: datetime | None
-    resolution: str | None
-    resolved_at: datetime | None
-    resolved_by: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,14 +107,18 @@ async def open_cases(
     return found
 
 
-async def insert_cases(conn: AsyncConnection, rows: Sequence[NewCaseRow]) -> set[str]:
+_CASE_COLUMNS = tuple(field.name for field in fields(CaseRow))
+
+
+async def insert_cases(conn: AsyncConnection, rows: Sequence[CaseRow]) -> set[str]:
     """Insert open cases; return the ids inserted. A customer who has an open case already
     (another writer's, committed meanwhile) is skipped by the partial unique index."""
     if not rows:
         return set()
-    ordered = sorted(rows, key=lambda r: r["customer_id"])
+    ordered = sorted(rows, key=lambda row: row.customer_id)
+    values = [{name: getattr(row, name) for name in _CASE_COLUMNS} for row in ordered]
     result = await conn.execute(
-        upsert(conn, cases).on_conflict_do_nothing().returning(cases.c.case_id), ordered
+        upsert(conn, cases).on_conflict_do_nothing().returning(cases.c.case_id), values
     )
     return set(result.scalars())
 
@@ -269,7 +256,7 @@ async def settle_cases(
     opened: set[str] = set()  # customers whose case this transaction opened
     pending = sorted(by_customer)
     while pending:
-        new_rows: list[NewCaseRow] = []
+        new_rows: list[CaseRow] = []
         for customer_id in pending:
             group = by_customer[customer_id]
             case = locked.get(customer_id)
@@ -284,9 +271,9 @@ async def settle_cases(
                 new_rows.append(_case_row(outcome, customer_id, now=now))
             settled[customer_id] = outcome
         inserted = await insert_cases(conn, new_rows)
-        opened.update(r["customer_id"] for r in new_rows if r["case_id"] in inserted)
+        opened.update(row.customer_id for row in new_rows if row.case_id in inserted)
         # A customer whose case another writer opened meanwhile joins that one instead.
-        pending = [r["customer_id"] for r in new_rows if r["case_id"] not in inserted]
+        pending = [row.customer_id for row in new_rows if row.case_id not in inserted]
         if pending:
             locked = await open_cases(conn, pending, lock=True)
     await _assign(conn, settled, by_customer)
@@ -335,9 +322,10 @@ async def settle_cases(
     return events
 
 
-def _case_row(outcome: _Settled, customer_id: str, *, now: datetime) -> NewCaseRow:
+def _case_row(outcome: _Settled, customer_id: str, *, now: datetime) -> CaseRow:
+    """The row of a case opened now, as the lifecycle left it."""
     state = outcome.change.state
-    return NewCaseRow(
+    return CaseRow(
         case_id=outcome.case_id,
         customer_id=customer_id,
         state=OPEN,
