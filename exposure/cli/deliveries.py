@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -150,7 +151,7 @@ def attempts(event_id: str) -> None:
             click.echo(f"no event {event_id!r}", err=True)
             sys.exit(1)
         for row in history:
-            click.echo(json.dumps({k: _json(v) for k, v in row.items()}))
+            click.echo(json.dumps({k: _json(v) for k, v in dataclasses.asdict(row).items()}))
 
     run(go)
 

@@ -15,6 +15,7 @@ from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.store.dialect import upsert
+from exposure.store.exposure_detail import AttemptView
 from exposure.store.leases import claim_rows, unleased
 from exposure.store.models import DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from exposure.store.types import UTCDateTime
@@ -337,17 +338,6 @@ class EventListing(TypedDict):
     delivered_at: datetime | None
 
 
-class AttemptHistory(TypedDict):
-    """One delivery attempt of an event, as ``deliveries attempts`` shows it."""
-
-    attempt: int
-    attempted_at: datetime
-    status_code: int | None
-    latency_ms: float | None
-    outcome: str
-    error: str | None
-
-
 async def iter_events(
     conn: AsyncConnection, *, state: str | None = None
 ) -> AsyncIterator[EventListing]:
@@ -360,7 +350,7 @@ async def iter_events(
         yield cast(EventListing, dict(row._mapping))
 
 
-async def event_attempts(conn: AsyncConnection, event_id: str) -> list[AttemptHistory] | None:
+async def event_attempts(conn: AsyncConnection, event_id: str) -> list[AttemptView] | None:
     """The attempt history of one event, oldest first; ``None`` when there is no such event."""
     found = await conn.execute(select(outbox.c.id).where(outbox.c.event_id == event_id))
     outbox_id = found.scalar_one_or_none()
@@ -378,7 +368,7 @@ async def event_attempts(conn: AsyncConnection, event_id: str) -> list[AttemptHi
         .where(attempts.c.outbox_id == outbox_id)
         .order_by(attempts.c.id)
     )
-    return [cast(AttemptHistory, dict(row._mapping)) for row in rows]
+    return [AttemptView(**row._mapping) for row in rows]
 
 
 async def endpoint(conn: AsyncConnection, url: str) -> EndpointRow | None:
