@@ -90,12 +90,20 @@ def parse_limit(params: Mapping[str, str], *, default: int, maximum: int) -> int
     )
 
 
-def path_uuid(request: web.Request, name: str) -> str:
-    """A UUID path segment in its canonical form."""
+def canonical_uuid(request: web.Request, name: str) -> str | None:
+    """A UUID path segment in its canonical form, or None when it is not a UUID."""
     try:
         return str(uuid.UUID(request.match_info[name]))
     except ValueError:
-        raise bad_request(f"{name} must be a UUID", "invalid_parameter") from None
+        return None
+
+
+def path_uuid(request: web.Request, name: str) -> str:
+    """A UUID path segment in its canonical form; anything else is a 400."""
+    value = canonical_uuid(request, name)
+    if value is None:
+        raise bad_request(f"{name} must be a UUID", "invalid_parameter")
+    return value
 
 
 def encode_keyset(at: datetime, row_id: str) -> str:

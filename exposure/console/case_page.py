@@ -11,9 +11,10 @@ from aiohttp import web
 
 from exposure.api import keys
 from exposure.api.auth import requires
+from exposure.api.params import canonical_uuid
 from exposure.api.scopes import Scope
 from exposure.console.render import refusal, render
-from exposure.console.resolve_form import optional_uuid, resolve_from_form
+from exposure.console.resolve_form import resolve_from_form
 from exposure.console.routing import browser_only, routes
 from exposure.domain.cases import RESET_SLA
 from exposure.store import audit as audit_log
@@ -68,7 +69,7 @@ async def _page(
 @requires(Scope.READ, page=True)
 @browser_only
 async def case_page(request: web.Request) -> web.Response:
-    case_id = optional_uuid(request, "case_id")
+    case_id = canonical_uuid(request, "case_id")
     if case_id is None:
         return refusal(request, 404, "refusal.no_case")
     return await _page(request, case_id)
@@ -79,7 +80,7 @@ async def case_page(request: web.Request) -> web.Response:
 @browser_only
 async def resolve_case(request: web.Request) -> web.Response:
     """The resolve form: ``reset_completed`` or ``dismissed`` (a reason required)."""
-    case_id = optional_uuid(request, "case_id")
+    case_id = canonical_uuid(request, "case_id")
     if case_id is None:
         return refusal(request, 404, "refusal.no_case")
     engine, actor = request.app[keys.ENGINE], keys.actor_of(request)

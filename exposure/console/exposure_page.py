@@ -11,10 +11,11 @@ from aiohttp import web
 
 from exposure.api import keys
 from exposure.api.auth import requires
+from exposure.api.params import canonical_uuid
 from exposure.api.scopes import Scope
 from exposure.console.guard import safe_next, see_other
 from exposure.console.render import refusal, render
-from exposure.console.resolve_form import optional_uuid, resolve_from_form
+from exposure.console.resolve_form import resolve_from_form
 from exposure.console.routing import browser_only, routes
 from exposure.domain.cases import RESET_SLA
 from exposure.store import audit as audit_log
@@ -74,7 +75,7 @@ async def _page(
 @requires(Scope.READ, page=True)
 @browser_only
 async def exposure_page(request: web.Request) -> web.Response:
-    exposure_id = optional_uuid(request, "exposure_id")
+    exposure_id = canonical_uuid(request, "exposure_id")
     if exposure_id is None:
         return refusal(request, 404, "refusal.no_exposure")
     return await _page(request, exposure_id)
@@ -85,7 +86,7 @@ async def exposure_page(request: web.Request) -> web.Response:
 @browser_only
 async def resolve_exposure(request: web.Request) -> web.Response:
     """The resolve form: ``reset_completed`` or ``dismissed`` (a reason required)."""
-    exposure_id = optional_uuid(request, "exposure_id")
+    exposure_id = canonical_uuid(request, "exposure_id")
     if exposure_id is None:
         return refusal(request, 404, "refusal.no_exposure")
     engine, actor = request.app[keys.ENGINE], keys.actor_of(request)

@@ -4,7 +4,6 @@ saying what happened, or the page again naming the field to fix."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
@@ -15,14 +14,6 @@ from exposure.console.render import refusal
 from exposure.triage import resolution
 
 FIELDS = ("resolution", "reason")
-
-
-def optional_uuid(request: web.Request, name: str) -> str | None:
-    """A UUID path segment in its canonical form, or None (the page answers 404)."""
-    try:
-        return str(uuid.UUID(request.match_info[name]))
-    except ValueError:
-        return None
 
 
 async def resolve_from_form(

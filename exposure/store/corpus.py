@@ -197,26 +197,21 @@ async def pending_digests(conn: AsyncConnection) -> int:
     return int(total.scalar_one())
 
 
-async def compact(engine: AsyncEngine, *, stop: asyncio.Event | None = None) -> int:
-    """Fold every staged row into ``leaked_passwords``; return the digests folded. With
-    ``stop``, return early once it is set (between two folds, each its own transaction)."""
+async def compact(
+    engine: AsyncEngine, *, stop: asyncio.Event | None = None, rows: int = ROWS_PER_FOLD
+) -> int:
+    """Fold every staged row into ``leaked_passwords``, ``rows`` staged rows per transaction;
+    return the digests folded. With ``stop``, return early once it is set (between two folds,
+    each its own transaction)."""
     folded = 0
     started = time.perf_counter()
     spool = spool_of(engine)
     while stop is None or not stop.is_set():
         async with engine.begin() as conn:
-            if (await conn.execute(select(pending.c.id).limit(1))).first() is None:
+            taken = await take_staged(conn, spool, rows)
+            if taken is None:
                 break
-            oldest = select(pending.c.id).order_by(pending.c.id).limit(ROWS_PER_FOLD)
-            taken = (
-                await conn.execute(
-                    delete(pending)
-                    .where(pending.c.id.in_(oldest))
-                    .returning(pending.c.digests, pending.c.spool_file, pending.c.digest_count)
-                )
-            ).all()
-            spooled = [row.spool_file for row in taken if row.spool_file is not None]
-            digests = b"".join([await _digests_of(spool, *row) for row in taken])
+            digests, spooled = taken
             if digests:
                 distinct, counts = await asyncio.to_thread(tally, digests)
                 await _fold_counts(conn, distinct, counts)
@@ -230,6 +225,27 @@ async def compact(engine: AsyncEngine, *, stop: asyncio.Event | None = None) -> 
             extra={"digests": folded, "seconds": round(time.perf_counter() - started, 2)},
         )
     return folded
+
+
+async def take_staged(
+    conn: AsyncConnection, spool: Spool | None, rows: int
+) -> tuple[bytes, list[str]] | None:
+    """Delete the ``rows`` oldest staged rows in the caller's transaction; return their
+    digests joined and the spool files they named (to remove once the transaction has
+    committed), or None when nothing is staged."""
+    if (await conn.execute(select(pending.c.id).limit(1))).first() is None:
+        return None
+    oldest = select(pending.c.id).order_by(pending.c.id).limit(rows)
+    taken = (
+        await conn.execute(
+            delete(pending)
+            .where(pending.c.id.in_(oldest))
+            .returning(pending.c.digests, pending.c.spool_file, pending.c.digest_count)
+        )
+    ).all()
+    spooled = [row.spool_file for row in taken if row.spool_file is not None]
+    digests = b"".join([await _digests_of(spool, *row) for row in taken])
+    return digests, spooled
 
 
 async def _digests_of(
