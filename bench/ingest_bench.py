@@ -126,6 +126,12 @@ def timed_ingest(
         stale.unlink(missing_ok=True)
     shutil.rmtree(db.with_name(db.name + "-corpus"), ignore_errors=True)  # its spool
     shutil.copy(enrolled, db)
+    # The enrolled index `exposure enroll` saved beside the database goes with it, as for
+    # every ingest but the first after an enrolment through the API (an older build saves none).
+    index = db.with_name(db.name + "-index")
+    shutil.rmtree(index, ignore_errors=True)
+    if enrolled.with_name(enrolled.name + "-index").is_dir():
+        shutil.copytree(enrolled.with_name(enrolled.name + "-index"), index)
     seconds, rss, out = timed(
         [exposure, "ingest", dump], exposure_env(db), work, warm=(db, work / dump)
     )

@@ -49,6 +49,7 @@ from exposure.passwords.verifier import (
 )
 from exposure.settings import Settings
 from exposure.store import corpus as corpus_store
+from exposure.store import index_file
 from exposure.store import ingest as ingest_queries
 from exposure.store.ingest import CheckKey, EnrolledMatch
 
@@ -94,11 +95,31 @@ def shutdown_matchers() -> None:
 
 
 async def load_index(engine: AsyncEngine) -> EnrolledIndex:
-    """The enrolled index, from the store's fingerprint prefixes."""
+    """The enrolled index: mapped from the file saved for the store's current generation
+    (:mod:`exposure.store.index_file`), or built from the store's fingerprint prefixes and
+    saved for the next ingest."""
+    folder = index_file.folder_of(engine)
+    saved = None
     async with engine.connect() as conn:
-        joined = await ingest_queries.fingerprint_prefixes(conn, PREFIX_BYTES)
-    index = EnrolledIndex.from_prefixes(joined)
-    log.info("enrolled index: %d fingerprints, %d KiB", len(index), index.nbytes // 1024)
+        # The generation before the fingerprints: what is saved under it then holds at least
+        # the identifiers it names.
+        generation = None if folder is None else await index_file.generation(conn)
+        if folder is not None and generation is not None:
+            saved = index_file.load(folder, generation)
+        if saved is None:
+            joined = await ingest_queries.fingerprint_prefixes(conn, PREFIX_BYTES)
+    if saved is not None:
+        index = EnrolledIndex(saved)
+    else:
+        index = EnrolledIndex.from_prefixes(joined)
+        if folder is not None and generation is not None:
+            await asyncio.to_thread(index_file.save, folder, generation, index.prefixes)
+    log.info(
+        "enrolled index: %d fingerprints, %d KiB, %s",
+        len(index),
+        index.nbytes // 1024,
+        "mapped from its file" if saved is not None else "built from the store",
+    )
     return index
 
 

@@ -74,6 +74,11 @@ class EnrolledIndex:
         return self._table
 
     @property
+    def prefixes(self) -> npt.NDArray[np.uint64]:
+        """The sorted, distinct prefixes (read-only when mapped from a file)."""
+        return self._prefixes
+
+    @property
     def nbytes(self) -> int:
         return int(self._prefixes.nbytes)
 

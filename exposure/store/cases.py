@@ -11,7 +11,6 @@ SQLite writes are serialised by the database itself.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -24,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exposure.domain.cases import CaseChange, CaseEventDue, CaseState, on_exposure
 from exposure.domain.lifecycle import Observation
 from exposure.domain.policy import Action, Severity
-from exposure.store.dialect import in_lists, is_postgres, upsert
+from exposure.store.dialect import in_lists, insert_rows, is_postgres, timestamp_params
+from exposure.store.ids import random_uuids
 from exposure.store.models import Case, Exposure
 
 cases = cast(Table, Case.__table__)
@@ -107,20 +107,31 @@ async def open_cases(
     return found
 
 
-_CASE_COLUMNS = tuple(field.name for field in fields(CaseRow))
+_CASE_COLUMNS = tuple(field.name for field in fields(CaseRow))  # insert_cases' order
 
 
 async def insert_cases(conn: AsyncConnection, rows: Sequence[CaseRow]) -> set[str]:
     """Insert open cases; return the ids inserted. A customer who has an open case already
     (another writer's, committed meanwhile) is skipped by the partial unique index."""
-    if not rows:
-        return set()
-    ordered = sorted(rows, key=lambda row: row.customer_id)
-    values = [{name: getattr(row, name) for name in _CASE_COLUMNS} for row in ordered]
-    result = await conn.execute(
-        upsert(conn, cases).on_conflict_do_nothing().returning(cases.c.case_id), values
-    )
-    return set(result.scalars())
+    stamp = timestamp_params(conn)
+    values = [
+        (
+            row.case_id,
+            row.customer_id,
+            row.state,
+            row.action,
+            row.severity,
+            row.announced_action,
+            stamp(row.opened_at),
+            stamp(row.updated_at),
+            stamp(row.force_reset_at),
+            row.resolution,
+            stamp(row.resolved_at),
+            row.resolved_by,
+        )
+        for row in sorted(rows, key=lambda row: row.customer_id)
+    ]
+    return set(await insert_rows(conn, cases, _CASE_COLUMNS, values, returning="case_id"))
 
 
 async def update_case(
@@ -223,6 +234,10 @@ class _Settled:
 def _fold(case: CaseState | None, joinings: Sequence[Joining], *, now: datetime) -> _Settled:
     """Apply a customer's joinings, strongest first, to its open case (or none). Only the
     first can be due an event: after it, the case's announced action is its highest."""
+    if len(joinings) == 1:  # most customers of a large dump: the change is the fold
+        decision = joinings[0].observation.decision
+        change = on_exposure(case, action=decision.action, severity=decision.severity, at=now)
+        return _Settled("", change, joinings[0] if change.event is not None else None)
     state, opens, event, trigger = case, case is None, None, None
     for joining in joinings:
         decision = joining.observation.decision
@@ -251,7 +266,8 @@ async def settle_cases(
     for joining in joinings:
         by_customer.setdefault(joining.customer_id, []).append(joining)
     for group in by_customer.values():
-        group.sort(key=Joining.order)
+        if len(group) > 1:  # most customers of a large dump have one
+            group.sort(key=Joining.order)
     settled: dict[str, _Settled] = {}
     opened: set[str] = set()  # customers whose case this transaction opened
     pending = sorted(by_customer)
@@ -267,7 +283,7 @@ async def settle_cases(
                     await update_case(conn, case.case_id, outcome.change.state, now=now)
             else:
                 outcome = _fold(None, group, now=now)
-                outcome.case_id = fresh_ids.pop(customer_id, "") or str(uuid.uuid4())
+                outcome.case_id = fresh_ids.pop(customer_id, "") or random_uuids(1)[0]
                 new_rows.append(_case_row(outcome, customer_id, now=now))
             settled[customer_id] = outcome
         inserted = await insert_cases(conn, new_rows)
@@ -292,7 +308,9 @@ async def settle_cases(
         outcome = settled[customer_id]
         members: list[tuple[str, Sequence[str]]]
         if customer_id in opened:
-            joined = sorted(by_customer[customer_id], key=lambda j: (j.first_seen, j.exposure_id))
+            joined = by_customer[customer_id]
+            if len(joined) > 1:
+                joined = sorted(joined, key=lambda j: (j.first_seen, j.exposure_id))
             members = [(j.exposure_id, j.recommended_actions) for j in joined]
         else:
             members = members_of.get(outcome.case_id, [])
@@ -345,10 +363,14 @@ async def _assign(
     conn: AsyncConnection, settled: dict[str, _Settled], by_customer: dict[str, list[Joining]]
 ) -> None:
     """Name the case on each joining exposure whose row names another (or none)."""
+    moved: dict[str, list[str]] = {}  # case -> its exposures to move, in customer order
     for customer_id in sorted(settled):
         case_id = settled[customer_id].case_id
-        moved = [j.exposure_id for j in by_customer[customer_id] if j.case_id != case_id]
-        for chunk in in_lists(moved):
+        for joining in by_customer[customer_id]:
+            if joining.case_id != case_id:
+                moved.setdefault(case_id, []).append(joining.exposure_id)
+    for case_id, exposure_ids in moved.items():
+        for chunk in in_lists(exposure_ids):
             await conn.execute(
                 update(exposures).where(exposures.c.exposure_id.in_(chunk)).values(case_id=case_id)
             )

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.clock import utcnow
 from exposure.customers.enrolment import PreparedBatch
+from exposure.store import index_file
 from exposure.store.dialect import in_lists, is_postgres, placeholders, timestamp_param
 from exposure.store.models import (
     Case,
@@ -80,6 +81,7 @@ async def upsert_customers(conn: AsyncConnection, batch: PreparedBatch) -> None:
             f"VALUES ({placeholders(conn, 6)}) ON CONFLICT DO NOTHING",
             [batch.identifiers[key] for key in sorted(batch.identifiers)],
         )
+        await index_file.new_generation(conn)  # saved enrolled indexes lack these
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

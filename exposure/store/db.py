@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from exposure.domain.fingerprints import pepper_check
 from exposure.errors import ConfigurationError, FatalError, PepperMismatch
 from exposure.secret import redact_url
+from exposure.store import index_file
 from exposure.store.models import Meta
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class SchemaOutdated(FatalError):
 
 # The Alembic head this code needs, as a constant so that every command checks it without
 # loading Alembic (tests/integration/test_migrations.py checks it is the shipped head).
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 
 SQLITE_PAGE_BYTES = 16384
 SECRET_FILE_MODE = 0o600
@@ -181,6 +182,8 @@ async def upgrade(engine: AsyncEngine, pepper: bytes, revision: str = "head") ->
     """Create or migrate the schema, and record (or check) the pepper this database uses."""
     async with engine.begin() as conn:
         await conn.run_sync(_run_upgrade, revision)
+        # Whatever a migration did to the identifiers, no saved enrolled index is trusted.
+        await index_file.new_generation(conn)
     async with engine.begin() as conn:
         stored = await _stored_pepper_check(conn)
         if stored is None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypedDict, cast
+from typing import Any, NamedTuple, TypedDict, cast
 
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,7 +24,8 @@ from exposure.domain.lifecycle import (
 )
 from exposure.domain.policy import Action, PasswordStatus, Severity
 from exposure.store import cases as case_queries
-from exposure.store.dialect import in_lists, upsert
+from exposure.store.dialect import in_lists, insert_rows, timestamp_param
+from exposure.store.ids import random_uuids
 from exposure.store.models import Exposure, Sighting
 
 exposures = cast(Table, Exposure.__table__)
@@ -42,8 +43,9 @@ class Applied:
     due: list[CaseEventDue] = field(default_factory=list)
 
 
-class SightingRow(TypedDict):
-    """One ``sightings`` row as written: where and when an exposure was seen."""
+class SightingRow(NamedTuple):
+    """One ``sightings`` row as written (:data:`SIGHTING_COLUMNS`, driver values): where and
+    when an exposure was seen."""
 
     exposure_id: str
     run_id: int
@@ -52,7 +54,10 @@ class SightingRow(TypedDict):
     file: str
     line_no: int
     leak_type: str
-    seen_at: datetime
+    seen_at: Any  # timestamp_param(conn, now)
+
+
+SIGHTING_COLUMNS = SightingRow._fields
 
 
 class ExposureRecord(TypedDict):
@@ -103,6 +108,7 @@ async def apply_observations(
     applied = Applied()
     if not observations:
         return applied
+    stamp = timestamp_param(conn, now)  # the driver's value, for the bulk rows
     customer_ids = sorted({o.key.customer_id for o in observations})
     covered = await case_queries.covered_passwords(conn, customer_ids)
 
@@ -116,16 +122,17 @@ async def apply_observations(
     # (locked until the transaction ends), or a new one's id; settle_cases corrects the rare
     # wrong guess (another writer opened the customer's case meanwhile).
     open_now = await case_queries.open_cases(conn, customer_ids, lock=True)
-    fresh_ids = {cid: str(uuid.uuid4()) for cid in customer_ids if cid not in open_now}
+    unopened = [cid for cid in customer_ids if cid not in open_now]
+    fresh_ids = dict(zip(unopened, random_uuids(len(unopened)), strict=True))
     guess = {
         cid: open_now[cid].case_id if cid in open_now else fresh_ids[cid] for cid in customer_ids
     }
     # Insert first: in a large dump most observations are new, and RETURNING tells which
     # were. Only the rest (known exposures, or one another ingest created meanwhile) are read
     # back, to be updated.
-    new_ids = {o.key: str(uuid.uuid4()) for o in observations}
+    new_ids = {o.key: i for o, i in zip(observations, random_uuids(len(observations)), strict=True)}
     candidates = [o for o in observations if covering(o) is None]
-    inserted = await _insert(conn, candidates, new_ids, guess, source=source, now=now)
+    inserted = await _insert(conn, candidates, new_ids, guess, source=source, stamp=stamp)
     known = [o.key for o in observations if new_ids[o.key] not in inserted]
     existing = await _existing(conn, known) if known else {}
     seen: list[SightingRow] = []
@@ -146,13 +153,13 @@ async def apply_observations(
                     recommended_actions=tuple(obs.decision.recommended_actions),
                 )
             )
-            seen.extend(_sightings(exposure_id, obs, run_id=run_id, source=source, now=now))
+            seen.extend(_sightings(exposure_id, obs, run_id=run_id, source=source, stamp=stamp))
             continue
         row = existing.get(obs.key)
         cover = covering(obs)
         if row is None:
             assert cover is not None  # only a covered observation skips the insert  # noqa: S101
-            seen_covered.extend(_sightings(cover, obs, run_id=run_id, source=source, now=now))
+            seen_covered.extend(_sightings(cover, obs, run_id=run_id, source=source, stamp=stamp))
             continue
         if cover is not None:
             change = Change(adopt=False, escalated=False, reopen=False, has_pin=row.has_pin)
@@ -176,9 +183,8 @@ async def apply_observations(
                     ),
                 )
             )
-        seen.extend(_sightings(row.exposure_id, obs, run_id=run_id, source=source, now=now))
-    if seen:
-        await conn.execute(upsert(conn, sightings).on_conflict_do_nothing(), seen)
+        seen.extend(_sightings(row.exposure_id, obs, run_id=run_id, source=source, stamp=stamp))
+    await insert_rows(conn, sightings, SIGHTING_COLUMNS, seen)
     applied.sightings = len(seen) + await _add_covered_sightings(conn, seen_covered, now=now)
     applied.due = await case_queries.settle_cases(
         conn, joinings, locked=open_now, fresh_ids=fresh_ids, now=now
@@ -193,11 +199,9 @@ async def _add_covered_sightings(
     only those not written before (a resumed run) count."""
     if not seen:
         return 0
-    result = await conn.execute(
-        upsert(conn, sightings).on_conflict_do_nothing().returning(sightings.c.exposure_id),
-        list(seen),
+    added = Counter(
+        await insert_rows(conn, sightings, SIGHTING_COLUMNS, seen, returning="exposure_id")
     )
-    added = Counter(result.scalars())
     for exposure_id in sorted(added):
         await conn.execute(
             update(exposures)
@@ -235,6 +239,32 @@ async def _existing(
     return found
 
 
+# The columns a new exposure is written with, in the order _insert gives them.
+_INSERTED_COLUMNS = (
+    "exposure_id",
+    "case_id",
+    "customer_id",
+    "identifier_kind",
+    "password_fp",
+    "site_domain",
+    "match_strength",
+    "password_status",
+    "action",
+    "severity",
+    "leak_type",
+    "has_pin",
+    "reason",
+    "recommended_actions",
+    "source",
+    "identifier_hint",
+    "state",
+    "first_seen",
+    "last_seen",
+    "occurrences",
+    "decided_at",
+)
+
+
 async def _insert(
     conn: AsyncConnection,
     observations: Sequence[Observation],
@@ -242,42 +272,38 @@ async def _insert(
     case_ids: dict[str, str],
     *,
     source: str,
-    now: datetime,
+    stamp: Any,
 ) -> set[str]:
-    """Insert the observations under their ids in ``new_ids``; return the ids inserted (an
-    exposure that exists already is skipped, not overwritten)."""
+    """Insert the observations under their ids in ``new_ids``, first seen at ``stamp`` (the
+    driver's value of now); return the ids inserted (an exposure that exists already is
+    skipped, not overwritten)."""
     rows = [
-        {
-            "exposure_id": new_ids[obs.key],
-            "case_id": case_ids[obs.key.customer_id],
-            "customer_id": obs.key.customer_id,
-            "identifier_kind": obs.key.identifier_kind,
-            "password_fp": obs.key.password_fp,
-            "site_domain": obs.key.site_domain,
-            "match_strength": obs.strength,
-            "password_status": obs.password_status,
-            "action": obs.decision.action.value,
-            "severity": obs.decision.severity.value,
-            "leak_type": obs.leak_type,
-            "has_pin": obs.has_pin,
-            "reason": obs.decision.reason,
-            "recommended_actions": json.dumps(list(obs.decision.recommended_actions)),
-            "source": source,
-            "identifier_hint": obs.hint,
-            "state": OPEN,
-            "first_seen": now,
-            "last_seen": now,
-            "occurrences": len(obs.sightings),
-            "decided_at": now,
-        }
+        (
+            new_ids[obs.key],
+            case_ids[obs.key.customer_id],
+            obs.key.customer_id,
+            obs.key.identifier_kind,
+            obs.key.password_fp,
+            obs.key.site_domain,
+            obs.strength,
+            obs.password_status,
+            obs.decision.action.value,
+            obs.decision.severity.value,
+            obs.leak_type,
+            obs.has_pin,
+            obs.decision.reason,
+            _actions_json(obs.decision.recommended_actions),
+            source,
+            obs.hint,
+            OPEN,
+            stamp,
+            stamp,
+            len(obs.sightings),
+            stamp,
+        )
         for obs in observations
     ]
-    if not rows:
-        return set()
-    result = await conn.execute(
-        upsert(conn, exposures).on_conflict_do_nothing().returning(exposures.c.exposure_id), rows
-    )
-    return set(result.scalars())
+    return set(await insert_rows(conn, exposures, _INSERTED_COLUMNS, rows, returning="exposure_id"))
 
 
 async def _update(
@@ -297,7 +323,7 @@ async def _update(
             "leak_type": obs.leak_type,
             "has_pin": change.has_pin,
             "reason": obs.decision.reason,
-            "recommended_actions": json.dumps(list(obs.decision.recommended_actions)),
+            "recommended_actions": _actions_json(obs.decision.recommended_actions),
             "decided_at": now,
         }
     if change.reopen:
@@ -307,20 +333,17 @@ async def _update(
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _actions_json(actions: tuple[str, ...]) -> str:
+    """The stored form of recommended actions: a few distinct lists, encoded once each."""
+    return json.dumps(list(actions))
+
+
 def _sightings(
-    exposure_id: str, obs: Observation, *, run_id: int, source: str, now: datetime
+    exposure_id: str, obs: Observation, *, run_id: int, source: str, stamp: Any
 ) -> list[SightingRow]:
     return [
-        SightingRow(
-            exposure_id=exposure_id,
-            run_id=run_id,
-            ordinal=s.ordinal,
-            source=source,
-            file=s.file,
-            line_no=s.line_no,
-            leak_type=s.leak_type,
-            seen_at=now,
-        )
+        SightingRow(exposure_id, run_id, s.ordinal, source, s.file, s.line_no, s.leak_type, stamp)
         for s in obs.sightings
     ]
 

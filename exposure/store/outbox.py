@@ -14,7 +14,7 @@ from typing import Any, TypedDict, cast
 from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exposure.store.dialect import upsert
+from exposure.store.dialect import insert_rows, timestamp_param, upsert
 from exposure.store.exposure_detail import AttemptView
 from exposure.store.leases import claim_rows, unleased
 from exposure.store.models import DeliveryAttempt, OutboxEvent, WebhookEndpoint
@@ -218,15 +218,29 @@ async def enqueue(conn: AsyncConnection, events: Sequence[NewEvent], *, now: dat
     """Queue events, due now, in the caller's transaction (the one that decided them). An
     event whose id is queued already is skipped (ids derived from what they announce, such
     as a case state, make a repeat impossible); returns how many were queued."""
-    if not events:
-        return 0
-    result = await conn.execute(
-        upsert(conn, outbox)
-        .on_conflict_do_nothing(index_elements=[outbox.c.event_id])
-        .returning(outbox.c.id),
-        [_row(event, now) for event in events],
+    stamp = timestamp_param(conn, now)
+    rows = [
+        (e.event_id, e.exposure_id, e.case_id, e.event_type, e.payload, "pending", 0, stamp, stamp)
+        for e in events
+    ]
+    queued = await insert_rows(
+        conn, outbox, _QUEUED_COLUMNS, rows, conflict_columns=("event_id",), returning="id"
     )
-    return len(result.all())
+    return len(queued)
+
+
+# The columns of a queued event, in the order enqueue gives them (as _row names them).
+_QUEUED_COLUMNS = (
+    "event_id",
+    "exposure_id",
+    "case_id",
+    "event_type",
+    "payload",
+    "state",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
+)
 
 
 async def enqueue_once(conn: AsyncConnection, event: NewEvent, *, now: datetime) -> bool:
