@@ -35,8 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, Self, cast
 
-import py7zr
-
 from exposure.dumps.streams import (
     COPY_BYTES,
     DATA_ERRORS,
@@ -45,7 +43,6 @@ from exposure.dumps.streams import (
     ArchiveLimits,
     Budget,
     MemberError,
-    Spill7z,
     Stream,
     TarEntry,
     reason_for,
@@ -362,41 +359,11 @@ class _Walk:
                     yield member, None, entry, info.file_size
 
     def _7z_entries(self, fp: Stream, name: str, share: ArchiveBudget) -> _Entries:
-        size = fp.seek(0, os.SEEK_END)
-        fp.seek(0)
-        with ExitStack() as stack:
-            archive = stack.enter_context(py7zr.SevenZipFile(cast(IO[bytes], fp)))
-            spill = Spill7z(share, Path(stack.enter_context(tempfile.TemporaryDirectory())), size)
-            encrypted, targets = archive.needs_password(), []
-            self.on_listing(
-                name + "!", [str(item.filename) for item in archive.files if not item.is_directory]
-            )
-            for item in sorted(archive.files, key=lambda item: str(item.filename)):
-                link, regular = item.is_symlink or item.is_junction, not item.is_socket
-                skip = _skip_reason(item.filename, link=link, regular=regular, encrypted=encrypted)
-                if item.is_directory:
-                    continue
-                if skip is not None:
-                    yield item.filename, skip, None, None
-                else:
-                    targets.append(item.filename)
-            # py7zr pushes data, and solid blocks decode only in order: members are decoded
-            # into temporary files first (each under the limits), then read back one by one.
-            failure: BaseException | None = None
-            if targets:
-                try:
-                    archive.extract(targets=targets, factory=spill)
-                except DATA_ERRORS as exc:
-                    failure = exc
-                finally:
-                    for writer in spill.writers:
-                        writer.file.close()
-            for member, (path, member_size) in sorted(spill.done.items()):
-                with path.open("rb") as raw:
-                    yield member, None, Stream(raw, f"{name}!{member}", "unreadable"), member_size
-                path.unlink()
-            if failure is not None:
-                raise failure
+        from exposure.dumps import sevenzip  # py7zr is imported only for a 7z archive
+
+        return sevenzip.entries(
+            fp, name, share, on_listing=self.on_listing, skip_reason=_skip_reason
+        )
 
 
 def iter_members(

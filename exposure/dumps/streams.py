@@ -4,8 +4,7 @@
 counts what it reads, turns whatever a library raises for bad data into a :class:`MemberError`
 with a stable reason, and charges decompressed bytes to the walk's :class:`Budget`, which
 enforces :class:`ArchiveLimits` on the bytes actually produced. Also here: the decoder for each
-compressor (zstd needs its own, to notice truncation) and the writers that spill 7z members,
-which py7zr pushes rather than lets us pull, into temporary files under the same budget.
+compressor (zstd needs its own, to notice truncation).
 """
 
 from __future__ import annotations
@@ -20,12 +19,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import IO, cast
 
-import py7zr
-import py7zr.exceptions
-import py7zr.io
 import zstandard
 
 from exposure.errors import SkippableError
@@ -38,7 +33,6 @@ __all__ = [
     "ArchiveLimits",
     "Budget",
     "MemberError",
-    "Spill7z",
     "Stream",
     "TarEntry",
     "reason_for",
@@ -80,9 +74,10 @@ class MemberError(SkippableError):
 
 
 # Whatever library raises them, these mean "this data is bad" (for OSError, see Stream).
-_ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, py7zr.exceptions.ArchiveError)
+# (py7zr's, for 7z archives, become MemberError where the archive is read: exposure.dumps.sevenzip.)
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError)
 _CODEC_ERRORS = (zlib.error, lzma.LZMAError, zstandard.ZstdError, EOFError, OSError)
-_OTHER_ERRORS = (MemberError, py7zr.exceptions.PasswordRequired, NotImplementedError)
+_OTHER_ERRORS = (MemberError, NotImplementedError)
 DATA_ERRORS = (*_OTHER_ERRORS, *_ARCHIVE_ERRORS, *_CODEC_ERRORS)
 
 
@@ -93,9 +88,7 @@ def reason_for(exc: BaseException) -> str:
     # tarfile tells a stream that ends inside a member only by this message.
     if isinstance(exc, EOFError) or str(exc).startswith("unexpected end of data"):
         return "truncated"
-    if isinstance(exc, py7zr.exceptions.PasswordRequired):
-        return "encrypted"
-    if isinstance(exc, NotImplementedError | py7zr.exceptions.UnsupportedCompressionMethodError):
+    if isinstance(exc, NotImplementedError):
         return "unsupported"
     return "corrupt"
 
@@ -282,55 +275,3 @@ DECOMPRESSORS: dict[str, Callable[[IO[bytes]], IO[bytes]]] = {
     "xz": lambda f: cast(IO[bytes], lzma.LZMAFile(f)),
     "zst": lambda f: cast(IO[bytes], _ZstdReader(f)),
 }
-
-
-class _SpillWriter(py7zr.io.Py7zIO):
-    """One 7z member, pushed by py7zr into a temporary file under the walk's limits."""
-
-    def __init__(self, spill: Spill7z, name: str, path: Path) -> None:
-        self._spill, self._name, self._path, self._size = spill, name, path, 0
-        self.file = path.open("wb")
-
-    def write(self, s: bytes | bytearray) -> int:
-        spill = self._spill
-        self._size += len(s)
-        spill.written += len(s)
-        # Solid blocks have no per-member compressed size: the ratio is the whole archive's.
-        spill.budget.charge(self._name, len(s), self._size, spill.written, spill.archive_bytes)
-        return self.file.write(s)
-
-    def read(self, size: int | None = None) -> bytes:
-        raise io.UnsupportedOperation("write only")
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.file.seek(offset, whence)
-
-    def flush(self) -> None:
-        self.file.flush()
-
-    def size(self) -> int:
-        return self._size
-
-    def close(self) -> None:
-        self.file.close()  # py7zr calls close() only once a member passed its CRC check
-        self._spill.done[self._name] = (self._path, self._size)
-
-
-class Spill7z(py7zr.io.WriterFactory):
-    """Where ``archive.extract(factory=...)`` writes: one temporary file per member, in
-    ``folder``; ``done`` maps each member that passed its CRC check to its file and size."""
-
-    def __init__(self, budget: Budget, folder: Path, archive_bytes: int) -> None:
-        self.budget, self.folder, self.archive_bytes, self.written = (
-            budget,
-            folder,
-            archive_bytes,
-            0,
-        )
-        self.writers: list[_SpillWriter] = []
-        self.done: dict[str, tuple[Path, int]] = {}
-
-    def create(self, filename: str) -> py7zr.io.Py7zIO:
-        # Named by a counter: a name from the archive never becomes a path.
-        self.writers.append(_SpillWriter(self, filename, self.folder / str(len(self.writers))))
-        return self.writers[-1]

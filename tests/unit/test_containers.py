@@ -8,6 +8,8 @@ import io
 import lzma
 import os
 import struct
+import subprocess
+import sys
 import tarfile
 import warnings
 import zipfile
@@ -449,3 +451,18 @@ def test_missing_path_and_cp932_zip_names(tmp_path: Path) -> None:
     path.write_bytes(raw)
     (name,) = [item.name for item in iter_members(path)]
     assert name == "jp.zip!" + cp932_name[:15].decode("cp932")
+
+
+def test_py7zr_is_loaded_only_for_a_7z_archive(tmp_path: Path) -> None:
+    # A tenth of a second of every ingest's start-up, for inputs that rarely hold a 7z.
+    (tmp_path / "combo.txt").write_bytes(COMBO)
+    probe = (
+        "import sys; from pathlib import Path; import exposure.ingest.pipeline; "
+        "from exposure.dumps.containers import iter_members; "
+        f"[m for m in iter_members(Path({str(tmp_path / 'combo.txt')!r}))]; "
+        "print('py7zr' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
