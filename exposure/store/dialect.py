@@ -1,10 +1,12 @@
-"""The few places where SQLite and PostgreSQL need different SQL."""
+"""The few places where SQLite and PostgreSQL need different SQL, and the bulk INSERT that
+hands rows to either driver as they are."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
@@ -92,7 +94,7 @@ async def insert_rows(
             tuple(conflict_columns),
             returning,
         )
-        result = await conn.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
+        result = await conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
         if returning is not None:
             inserted.extend(result.scalars())
     return inserted
