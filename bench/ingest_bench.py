@@ -98,6 +98,18 @@ def timed(
     return elapsed, usage.ru_maxrss // 1024, out
 
 
+# The second baseline a user could pick instead: a generic SQL engine (bench/duckdb_join.py).
+DUCKDB_JOIN = Path(__file__).with_name("duckdb_join.py")
+
+
+def duckdb_available() -> bool:
+    try:
+        import duckdb  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def exposure_env(db: Path) -> dict[str, str]:
     return {
         **os.environ,
@@ -155,12 +167,18 @@ def throughput_case(
         results["baseline"] = {"exposure": baseline, "enrol_seconds": round(baseline_enrol_s, 1)}
     for name, dump, target in (("combo", "dump.txt", 2.0), ("ulp", "dump_ulp.txt", 1.0)):
         grep_runs: list[float] = []
+        duckdb_runs: list[float] = []
+        duckdb_hits = ""
         runs: list[tuple[float, int, dict[str, Any]]] = []
         baseline_runs: list[float] = []
         for _ in range(repeat):
             inputs = (work / "enrolled_emails.txt", work / dump)
             seconds, _, grep_count = timed([*grep, dump], grep_env, work, warm=inputs)
             grep_runs.append(seconds)
+            if duckdb_available():
+                join = [sys.executable, str(DUCKDB_JOIN), dump, name, PEPPER]
+                seconds, _, duckdb_hits = timed(join, dict(os.environ), work, warm=inputs)
+                duckdb_runs.append(seconds)
             runs.append(timed_ingest(work, exposure, enrolled, dump, name))
             if baseline is not None:
                 baseline_runs.append(
@@ -192,6 +210,16 @@ def throughput_case(
             "new_exposures": summary["new_exposures"],
             "corpus_compact_seconds": round(compact_s, 2),
         }
+        if duckdb_runs:
+            duckdb_s = statistics.median(duckdb_runs)
+            results[name] |= {
+                "duckdb_hits": int(duckdb_hits.strip() or 0),
+                "duckdb_seconds_each": [round(run, 2) for run in duckdb_runs],
+                "ratio_vs_duckdb_median": round(duckdb_s / seconds, 3),
+                "ratio_vs_duckdb_best": round(min(duckdb_runs) / min(run[0] for run in runs), 3),
+            }
+        else:
+            results[name]["duckdb"] = "not installed: pip install -e '.[dev]'"
         if baseline_runs:
             results["baseline"][name] = {
                 "seconds_each": [round(run, 2) for run in baseline_runs],
