@@ -54,54 +54,43 @@ def entries(
 ) -> Generator[Entry, None, None]:
     """The members of the 7z archive ``fp`` (sorted by name), as the walk takes them."""
     try:
-        yield from _entries(fp, name, share, on_listing=on_listing, skip_reason=skip_reason)
+        size = fp.seek(0, os.SEEK_END)
+        fp.seek(0)
+        with ExitStack() as stack:
+            archive = stack.enter_context(py7zr.SevenZipFile(cast(IO[bytes], fp)))
+            spill = Spill7z(share, Path(stack.enter_context(tempfile.TemporaryDirectory())), size)
+            encrypted, targets = archive.needs_password(), []
+            on_listing(
+                name + "!", [str(item.filename) for item in archive.files if not item.is_directory]
+            )
+            for item in sorted(archive.files, key=lambda item: str(item.filename)):
+                link, regular = item.is_symlink or item.is_junction, not item.is_socket
+                skip = skip_reason(item.filename, link=link, regular=regular, encrypted=encrypted)
+                if item.is_directory:
+                    continue
+                if skip is not None:
+                    yield item.filename, skip, None, None
+                else:
+                    targets.append(item.filename)
+            # py7zr pushes data, and solid blocks decode only in order: members are decoded
+            # into temporary files first (each under the limits), then read back one by one.
+            failure: BaseException | None = None
+            if targets:
+                try:
+                    archive.extract(targets=targets, factory=spill)
+                except (*DATA_ERRORS, *_ERRORS) as exc:
+                    failure = exc
+                finally:
+                    for writer in spill.writers:
+                        writer.file.close()
+            for member, (path, member_size) in sorted(spill.done.items()):
+                with path.open("rb") as raw:
+                    yield member, None, Stream(raw, f"{name}!{member}", "unreadable"), member_size
+                path.unlink()
+            if failure is not None:
+                raise failure
     except _ERRORS as exc:
         raise MemberError(name, _reason(exc)) from exc
-
-
-def _entries(
-    fp: Stream,
-    name: str,
-    share: ArchiveBudget,
-    *,
-    on_listing: Callable[[str, list[str]], None],
-    skip_reason: SkipReason,
-) -> Generator[Entry, None, None]:
-    size = fp.seek(0, os.SEEK_END)
-    fp.seek(0)
-    with ExitStack() as stack:
-        archive = stack.enter_context(py7zr.SevenZipFile(cast(IO[bytes], fp)))
-        spill = Spill7z(share, Path(stack.enter_context(tempfile.TemporaryDirectory())), size)
-        encrypted, targets = archive.needs_password(), []
-        on_listing(
-            name + "!", [str(item.filename) for item in archive.files if not item.is_directory]
-        )
-        for item in sorted(archive.files, key=lambda item: str(item.filename)):
-            link, regular = item.is_symlink or item.is_junction, not item.is_socket
-            skip = skip_reason(item.filename, link=link, regular=regular, encrypted=encrypted)
-            if item.is_directory:
-                continue
-            if skip is not None:
-                yield item.filename, skip, None, None
-            else:
-                targets.append(item.filename)
-        # py7zr pushes data, and solid blocks decode only in order: members are decoded
-        # into temporary files first (each under the limits), then read back one by one.
-        failure: BaseException | None = None
-        if targets:
-            try:
-                archive.extract(targets=targets, factory=spill)
-            except (*DATA_ERRORS, *_ERRORS) as exc:
-                failure = exc
-            finally:
-                for writer in spill.writers:
-                    writer.file.close()
-        for member, (path, member_size) in sorted(spill.done.items()):
-            with path.open("rb") as raw:
-                yield member, None, Stream(raw, f"{name}!{member}", "unreadable"), member_size
-            path.unlink()
-        if failure is not None:
-            raise failure
 
 
 class _SpillWriter(py7zr.io.Py7zIO):

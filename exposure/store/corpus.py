@@ -28,7 +28,7 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure.clock import utcnow
-from exposure.store.dialect import is_postgres, placeholders
+from exposure.store.dialect import beside_sqlite_file, is_postgres, placeholders
 from exposure.store.models import CorpusPending
 
 log = logging.getLogger("exposure.corpus")
@@ -140,13 +140,8 @@ class Spool:
 def spool_of(bind: AsyncConnection | AsyncEngine) -> Spool | None:
     """The spool of a database: ``<database file>-corpus/`` beside a SQLite file; none for
     PostgreSQL or an in-memory or URI-named SQLite database."""
-    url = bind.sync_engine.url
-    database = url.database or ""
-    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return None
-    if database.startswith("file:"):
-        return None
-    return Spool(Path(database + Spool.SUFFIX).resolve())
+    folder = beside_sqlite_file(bind, Spool.SUFFIX)
+    return None if folder is None else Spool(folder)
 
 
 def pending_rows(digests: bytes, spool: Spool | None) -> list[PendingRow]:

@@ -7,11 +7,12 @@ import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import chain
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 def upsert(conn: AsyncConnection, table: Table) -> Any:
@@ -23,6 +24,19 @@ def upsert(conn: AsyncConnection, table: Table) -> Any:
 
 def is_postgres(conn: AsyncConnection) -> bool:
     return conn.dialect.name == "postgresql"
+
+
+def beside_sqlite_file(bind: AsyncConnection | AsyncEngine, suffix: str) -> Path | None:
+    """``<database file><suffix>`` (absolute) for a SQLite database in a file, where what
+    belongs to it is kept beside it; None for PostgreSQL and for an in-memory or URI-named
+    SQLite database."""
+    url = bind.sync_engine.url
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database + suffix).resolve()
 
 
 def placeholders(conn: AsyncConnection, count: int) -> str:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from exposure.store.dialect import upsert
+from exposure.store.dialect import beside_sqlite_file, upsert
 from exposure.store.models import Meta
 
 if TYPE_CHECKING:  # numpy is imported where an index is loaded, not by every command
@@ -62,13 +62,7 @@ async def generation(conn: AsyncConnection) -> str | None:
 def folder_of(bind: AsyncConnection | AsyncEngine) -> Path | None:
     """``<database file>-index/`` beside a SQLite file; None for PostgreSQL or an in-memory
     or URI-named SQLite database."""
-    url = bind.sync_engine.url
-    database = url.database or ""
-    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return None
-    if database.startswith("file:"):
-        return None
-    return Path(database + SUFFIX).resolve()
+    return beside_sqlite_file(bind, SUFFIX)
 
 
 def load(folder: Path, generation: str) -> npt.NDArray[np.uint64] | None:
