@@ -7,6 +7,11 @@ enrolled_emails.txt dump.txt``. The same leaks as URL:login:password lines are t
 Targets: combo ingest >= 2x grep's lines/s, ULP >= 1x, peak RSS < 2 GB. Every timed command
 runs --repeat times (default 3) and the ratios compare medians.
 
+A DuckDB join over the same files (bench/duckdb_join.py: keyed SHA-256, 2 threads, building the
+enrolled table included) is the second baseline, timed in the same rounds when duckdb is
+installed (the dev extra). With EXPOSURE_TEST_POSTGRES_URL set, case 1 runs on PostgreSQL too
+(a database copied from the enrolled one for every ingest), with the corpus fold.
+
 Case 2 (argon2): 200 of the hit customers get argon2 hashes with argon2-cffi's defaults; the
 verifications per second of ``exposure ingest`` are compared with one thread verifying the same
 (hash, password) pairs in this process. Target >= 1.8x on 2 cores.
@@ -110,11 +115,13 @@ def duckdb_available() -> bool:
     return True
 
 
-def exposure_env(db: Path) -> dict[str, str]:
+def exposure_env(database: Path | str) -> dict[str, str]:
+    """The environment of an ``exposure`` command on a SQLite file, or a database URL."""
+    url = database if isinstance(database, str) else f"sqlite+aiosqlite:///{database}"
     return {
         **os.environ,
         "EXPOSURE_PEPPER": PEPPER,
-        "EXPOSURE_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "EXPOSURE_DATABASE_URL": url,
         "EXPOSURE_BROKER_DOMAINS": "mirai-sec.co.jp",
     }
 
@@ -228,6 +235,82 @@ def throughput_case(
                 "speedup_median": round(statistics.median(baseline_runs) / seconds, 3),
                 "speedup_best": round(min(baseline_runs) / min(run[0] for run in runs), 3),
             }
+    return results
+
+
+def postgres_case(work: Path, lines: int, exposure: str, repeat: int, url: str) -> dict[str, Any]:
+    """The throughput case on PostgreSQL (``url``: a server where databases may be created):
+    the customers enrolled once into a database that every ingest gets a fresh copy of
+    (``CREATE DATABASE ... TEMPLATE``), grep timed in the same rounds, and the corpus fold of
+    the last ingest's staged digests. The databases are dropped at the end."""
+    import asyncio
+
+    import asyncpg  # type: ignore[import-untyped]
+    from sqlalchemy.engine import make_url
+
+    server = make_url(url).set(drivername="postgresql")
+
+    def on(database: str) -> str:
+        return server.set(database=database).render_as_string(False)
+
+    async def admin(*statements: str) -> None:
+        conn = await asyncpg.connect(on(server.database or "postgres"))
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    def env(database: str) -> dict[str, str]:
+        return exposure_env(make_url(url).set(database=database).render_as_string(False))
+
+    enrolled, run_db = "exposure_bench_enrolled", "exposure_bench_ingest"
+    asyncio.run(admin(f"DROP DATABASE IF EXISTS {enrolled}", f"CREATE DATABASE {enrolled}"))
+    grep = ["grep", "-F", "-i", "-c", "-f", "enrolled_emails.txt"]
+    try:
+        subprocess.run(
+            [exposure, "db", "upgrade"],
+            env=env(enrolled),
+            cwd=work,
+            check=True,
+            capture_output=True,
+        )
+        enrol_s, _, _ = timed([exposure, "enroll", "customers.csv"], env(enrolled), work)
+        results: dict[str, Any] = {"enrol_seconds": round(enrol_s, 1)}
+        for name, dump in (("combo", "dump.txt"), ("ulp", "dump_ulp.txt")):
+            runs: list[float] = []
+            grep_runs: list[float] = []
+            for _ in range(repeat):
+                inputs = (work / "enrolled_emails.txt", work / dump)
+                grep_runs.append(
+                    timed([*grep, dump], {**os.environ, "LC_ALL": "C"}, work, warm=inputs)[0]
+                )
+                asyncio.run(
+                    admin(
+                        f"DROP DATABASE IF EXISTS {run_db}",
+                        f"CREATE DATABASE {run_db} TEMPLATE {enrolled}",
+                    )
+                )
+                seconds, _, _ = timed([exposure, "ingest", dump], env(run_db), work, warm=inputs)
+                runs.append(seconds)
+            compact_s, _, out = timed([exposure, "corpus", "compact"], env(run_db), work)
+            folded = json.loads(out)["folded_digests"]
+            seconds, grep_s = statistics.median(runs), statistics.median(grep_runs)
+            results[name] = {
+                "seconds_each": [round(run, 2) for run in runs],
+                "grep_seconds_each": [round(run, 2) for run in grep_runs],
+                "lines_per_s_median": round(lines / seconds),
+                "ratio_vs_grep_median": round(grep_s / seconds, 3),
+                "ratio_vs_grep_best": round(min(grep_runs) / min(runs), 3),
+                "target_ratio": 2.0,
+                "corpus_compact_seconds": round(compact_s, 2),
+                "corpus_folded_digests": folded,
+                "corpus_fold_digests_per_s": round(folded / compact_s),
+            }
+    finally:
+        asyncio.run(
+            admin(f"DROP DATABASE IF EXISTS {run_db}", f"DROP DATABASE IF EXISTS {enrolled}")
+        )
     return results
 
 
@@ -352,6 +435,8 @@ def main() -> int:
         report["index_10m"] = index_case(10_000_000)
         baseline = None if args.baseline is None else str(args.baseline / ".venv/bin/exposure")
         report["throughput"] = throughput_case(work, args.lines, exposure, args.repeat, baseline)
+        if url := os.environ.get("EXPOSURE_TEST_POSTGRES_URL"):
+            report["postgres"] = postgres_case(work, args.lines, exposure, args.repeat, url)
         if not args.skip_argon2:
             report["argon2"] = argon2_case(work, hits, exposure)
     finally:
