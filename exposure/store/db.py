@@ -51,6 +51,7 @@ class SchemaOutdated(FatalError):
 SCHEMA_REVISION = "0012"
 
 SQLITE_PAGE_BYTES = 16384
+SQLITE_MMAP_BYTES = 1 << 30
 SECRET_FILE_MODE = 0o600
 
 
@@ -70,6 +71,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # 256 MiB page cache (an upper bound, allocated as used): fingerprint-keyed indexes are
     # written in random order, and a million customers' indexes then stay in memory.
     cursor.execute("PRAGMA cache_size=-262144")
+    # Reads through a memory map (up to 1 GiB of the file) instead of a read() per page: an
+    # ingest's look-ups and foreign-key checks touch random pages of the customer tables, and
+    # copying each into the page cache cost a 10M-line URL list 2.5% of its time (measured).
+    # Mapped pages count in the process's RSS, though the kernel can drop them at any time.
+    cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cursor.close()
 
 
