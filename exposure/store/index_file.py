@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -65,13 +66,20 @@ def folder_of(bind: AsyncConnection | AsyncEngine) -> Path | None:
     return beside_sqlite_file(bind, SUFFIX)
 
 
+def _file(folder: Path, generation: str) -> Path:
+    # The generation names a file: only what new_generation writes may.
+    if not re.fullmatch(r"[0-9a-f]{32}", generation):
+        raise ValueError("not an enrolled-index generation")
+    return folder / (generation + _EXTENSION)
+
+
 def load(folder: Path, generation: str) -> npt.NDArray[np.uint64] | None:
     """The prefixes saved for ``generation``, mapped read-only; None when there is no
     usable file."""
     import numpy as np
 
-    path = folder / (generation + _EXTENSION)
     try:
+        path = _file(folder, generation)
         size = path.stat().st_size
         if size % 8:
             return None
@@ -88,7 +96,8 @@ def save(folder: Path, generation: str, prefixes: npt.NDArray[np.uint64]) -> Non
     index that cannot be saved is simply rebuilt next time."""
     import numpy as np
 
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, ValueError):
+        target = _file(folder, generation)
         folder.mkdir(mode=0o700, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
         try:
@@ -96,12 +105,12 @@ def save(folder: Path, generation: str, prefixes: npt.NDArray[np.uint64]) -> Non
                 out.write(np.ascontiguousarray(prefixes, dtype=np.uint64).tobytes())
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(temporary, folder / (generation + _EXTENSION))
+            os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
         for stale in folder.iterdir():
-            if stale.name != generation + _EXTENSION:
+            if stale != target:
                 # A process that mapped it keeps its mapping; a .tmp of a concurrent save
                 # only costs that process its save.
                 stale.unlink(missing_ok=True)

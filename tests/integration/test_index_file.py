@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy.engine import make_url
 
+from exposure.store import index_file
 from tests.cli import run_cli
 from tests.conftest import environment, only_sqlite
 
@@ -71,3 +73,15 @@ async def test_a_damaged_file_is_rebuilt_and_an_upgrade_trusts_none(
     run_cli("db", "upgrade", env=env, cwd=tmp_path)
     assert _ingest(env, tmp_path, "b.txt", "sora.third@example.jp:Umi#2\n") == ("built", 1)
     assert not saved.exists()  # replaced by the file of the new generation
+
+
+def test_a_generation_that_is_not_one_names_no_file(tmp_path: Path) -> None:
+    # The generation comes from the database and names a file: nothing else may.
+    folder = tmp_path / "exposure.db-index"
+    index_file.save(folder, "../outside", np.arange(4, dtype=np.uint64))
+    assert not (tmp_path / "outside.u64").exists() and not folder.exists()
+    assert index_file.load(folder, "../outside") is None
+    good = "0" * 32
+    index_file.save(folder, good, np.arange(4, dtype=np.uint64))
+    loaded = index_file.load(folder, good)
+    assert loaded is not None and loaded.tolist() == [0, 1, 2, 3]
