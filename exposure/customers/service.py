@@ -211,6 +211,7 @@ async def _enrol_batches(
                 await stack.aclose()  # commits
                 conn = None
     async with engine.begin() as conn:
+        await customer_queries.refresh_statistics(conn)
         totals = await customer_queries.totals(conn)
         await audit_log.record(
             conn,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.clock import utcnow
@@ -219,6 +219,16 @@ async def supersede_password_hash(conn: AsyncConnection, customer_id: str, *, at
 class EnrolmentTotals:
     customers: int
     identifiers_by_kind: dict[str, int]
+
+
+async def refresh_statistics(conn: AsyncConnection) -> None:
+    """After a bulk enrolment, on PostgreSQL: fresh planner statistics for the customer tables.
+    An ingest looks identifiers up by ``fingerprint IN (...)`` lists, which PostgreSQL, until
+    autovacuum gets to the new rows, plans as a scan of every identifier (146 ms a batch
+    instead of a few at a million customers: a 3M-line ingest 0.3 s slower). SQLite needs none:
+    its plans do not depend on statistics it has not gathered."""
+    if is_postgres(conn):
+        await conn.execute(text("ANALYZE customers, customer_identifiers"))
 
 
 async def totals(conn: AsyncConnection) -> EnrolmentTotals:
