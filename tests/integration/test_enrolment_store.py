@@ -29,7 +29,7 @@ from exposure.store.db import SQLITE_PAGE_BYTES
 from exposure.store.ingest import fingerprint_prefixes
 from exposure.store.models import Customer, CustomerIdentifier
 from tests.cli import run_cli
-from tests.conftest import POSTGRES_URL, _asyncpg_dsn, environment, only_sqlite
+from tests.conftest import POSTGRES_URL, _asyncpg_dsn, environment, only_postgres, only_sqlite
 
 HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 TEST_ACTOR = Actor.cli("test-suite")
@@ -347,3 +347,32 @@ async def test_a_crash_part_way_keeps_whole_commits_and_a_rerun_completes(
     async with engine.connect() as conn:
         audited = (await conn.execute(select(func.count()).select_from(AuditEntry))).scalar_one()
     assert audited == 1
+
+
+@only_postgres
+async def test_a_bulk_enrolment_refreshes_postgres_statistics(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    # An ingest right after a bulk enrolment plans its identifier look-ups by them; a small
+    # enrolment (the API's, one customer at a time) leaves them to autovacuum.
+    async def analysed() -> bool:
+        async with engine.connect() as conn:
+            row = await conn.execute(
+                text(
+                    "SELECT last_analyze FROM pg_stat_user_tables "
+                    "WHERE relname = 'customer_identifiers'"
+                )
+            )
+            return row.scalar_one() is not None
+
+    small = "customer_id,email,login_id,phone,password_hash\nS-1,small.one@example.jp,,,\n"
+    await customer_service.enrol(
+        engine, make_enroller(settings).read_csv(io.StringIO(small)), actor=TEST_ACTOR
+    )
+    assert not await analysed()
+    rows = [f"B-{n},bulk.{n}@example.jp,,," for n in range(customer_service.STATISTICS_FROM_ROWS)]
+    bulk = "customer_id,email,login_id,phone,password_hash\n" + "\n".join(rows) + "\n"
+    await customer_service.enrol(
+        engine, make_enroller(settings).read_csv(io.StringIO(bulk)), actor=TEST_ACTOR
+    )
+    assert await analysed()
