@@ -93,8 +93,7 @@ class StepBuffer:
         self._held_verdicts: dict[CheckKey, bool] = {}  # tweak verdicts that go with them
         self._step = Step()
         self._changed = asyncio.Event()
-        self._closed = False
-        self._closing = asyncio.Event()
+        self._closed = asyncio.Event()  # set by close(): nothing more will be added
         self._taken_at: float | None = None  # when the last step was taken
         self._size = FIRST_STEP
 
@@ -169,8 +168,7 @@ class StepBuffer:
 
     def close(self) -> None:
         """Nothing more will be added: :meth:`next_step` returns None once all is taken."""
-        self._closed = True
-        self._closing.set()
+        self._closed.set()
         self._changed.set()
 
     def abandon(self) -> None:
@@ -193,7 +191,7 @@ class StepBuffer:
             if step:
                 self._taken_at = time.monotonic()
                 return step
-            if self._closed:
+            if self._closed.is_set():
                 return None
             self._changed.clear()
             await self._changed.wait()
@@ -201,12 +199,12 @@ class StepBuffer:
     async def _gather(self) -> None:
         """Wait until :data:`STEP_GATHER_SECONDS` after the last step was taken, or the batch
         is closed (the first step of a batch goes at once)."""
-        if self._taken_at is None or self._closed:
+        if self._taken_at is None or self._closed.is_set():
             return
         wait = self._taken_at + STEP_GATHER_SECONDS - time.monotonic()
         if wait > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), wait)
+                await asyncio.wait_for(self._closed.wait(), wait)
 
     def _take(self) -> Step:
         step, self._step = self._step, Step()

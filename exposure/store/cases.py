@@ -107,7 +107,21 @@ async def open_cases(
     return found
 
 
-_CASE_COLUMNS = tuple(field.name for field in fields(CaseRow))  # insert_cases' order
+# The columns a new case is written with, in the order insert_cases gives them.
+_INSERTED_COLUMNS = (
+    "case_id",
+    "customer_id",
+    "state",
+    "action",
+    "severity",
+    "announced_action",
+    "opened_at",
+    "updated_at",
+    "force_reset_at",
+    "resolution",
+    "resolved_at",
+    "resolved_by",
+)
 
 
 async def insert_cases(conn: AsyncConnection, rows: Sequence[CaseRow]) -> set[str]:
@@ -131,7 +145,7 @@ async def insert_cases(conn: AsyncConnection, rows: Sequence[CaseRow]) -> set[st
         )
         for row in sorted(rows, key=lambda row: row.customer_id)
     ]
-    return set(await insert_rows(conn, cases, _CASE_COLUMNS, values, returning="case_id"))
+    return set(await insert_rows(conn, cases, _INSERTED_COLUMNS, values, returning="case_id"))
 
 
 async def update_case(

@@ -21,6 +21,13 @@ def _folder(database_url: str) -> Path:
     return Path(str(make_url(database_url).database) + "-index")
 
 
+def _enrolled(database_url: str, tmp_path: Path, row: str) -> tuple[dict[str, str], Path]:
+    """A database with one customer enrolled by the CLI, its environment and index folder."""
+    env = environment(database_url)
+    _enrol(env, tmp_path, "first.csv", row)
+    return env, _folder(database_url)
+
+
 def _enrol(env: dict[str, str], tmp_path: Path, name: str, row: str) -> None:
     (tmp_path / name).write_text(HEADER + row + "\n", "utf-8")
     run_cli("enroll", str(tmp_path / name), env=env, cwd=tmp_path)
@@ -39,9 +46,7 @@ def _ingest(env: dict[str, str], tmp_path: Path, name: str, lines: str) -> tuple
 async def test_an_ingest_maps_the_saved_index_until_customers_are_added(
     database_url: str, tmp_path: Path
 ) -> None:
-    env = environment(database_url)
-    folder = _folder(database_url)
-    _enrol(env, tmp_path, "first.csv", "IDX-1,hana.first@example.jp,,,")
+    env, folder = _enrolled(database_url, tmp_path, "IDX-1,hana.first@example.jp,,,")
     saved = sorted(folder.iterdir())
     assert len(saved) == 1 and saved[0].suffix == ".u64"  # enrol leaves it ready
 
@@ -62,9 +67,7 @@ async def test_an_ingest_maps_the_saved_index_until_customers_are_added(
 async def test_a_damaged_file_is_rebuilt_and_an_upgrade_trusts_none(
     database_url: str, tmp_path: Path
 ) -> None:
-    env = environment(database_url)
-    folder = _folder(database_url)
-    _enrol(env, tmp_path, "c.csv", "IDX-3,sora.third@example.jp,,,")
+    env, folder = _enrolled(database_url, tmp_path, "IDX-3,sora.third@example.jp,,,")
     (saved,) = folder.iterdir()
     saved.write_bytes(saved.read_bytes()[:-3])  # not whole prefixes
     assert _ingest(env, tmp_path, "a.txt", "sora.third@example.jp:Umi#1\n") == ("built", 1)
