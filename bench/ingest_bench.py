@@ -4,7 +4,9 @@ Case 1 (throughput): a combo list of N lines (default 10,000,000) against M enro
 (default 1,000,000, an e-mail each, no password hashes); about 0.1% of the lines hit an
 enrolled address, a third of the hits in upper case. Baseline: ``LC_ALL=C grep -F -i -c -f
 enrolled_emails.txt dump.txt``. The same leaks as URL:login:password lines are timed too.
-Targets: combo ingest >= 2x grep's lines/s, ULP >= 1x, peak RSS < 2 GB. Every timed command
+Targets (issue 18): combo ingest >= 3x grep's lines/s and >= 1.3x DuckDB's, ULP >= 2x grep's,
+peak RSS < 1 GB; on PostgreSQL >= 2x grep's. Grep runs interleaved with the other commands here,
+which can make it slower than when it runs alone: time it alone too. Every timed command
 runs --repeat times (default 3) and the ratios compare medians.
 
 A DuckDB join over the same files (bench/duckdb_join.py: keyed SHA-256, 2 threads, building the
@@ -121,6 +123,20 @@ def compile_bytecode(checkout: Path) -> None:
     )
 
 
+def corpus_figures(compacted: str) -> dict[str, Any]:
+    """What ``exposure corpus compact`` printed, as rates: staged digests a second until
+    ``/range`` serves them (the fold; target 1,000,000), and until they settle in the table."""
+    out = json.loads(compacted)
+    folded = out["folded_digests"]
+    return {
+        "corpus_folded_digests": folded,
+        "corpus_fold_seconds": out["fold_seconds"],
+        "corpus_fold_digests_per_s": round(folded / max(out["fold_seconds"], 1e-9)),
+        "corpus_settle_seconds": out["settle_seconds"],
+        "corpus_settle_digests_per_s": round(folded / max(out["settle_seconds"], 1e-9)),
+    }
+
+
 def duckdb_available() -> bool:
     try:
         import duckdb  # noqa: F401
@@ -186,7 +202,7 @@ def throughput_case(
     if baseline is not None:
         baseline_enrolled, baseline_enrol_s = enrolled_database(work, baseline, "baseline-enrolled")
         results["baseline"] = {"exposure": baseline, "enrol_seconds": round(baseline_enrol_s, 1)}
-    for name, dump, target in (("combo", "dump.txt", 2.0), ("ulp", "dump_ulp.txt", 1.0)):
+    for name, dump, target in (("combo", "dump.txt", 3.0), ("ulp", "dump_ulp.txt", 2.0)):
         grep_runs: list[float] = []
         duckdb_runs: list[float] = []
         duckdb_hits = ""
@@ -207,7 +223,7 @@ def throughput_case(
                 )
         # Folding the staged corpus digests is the API's background job, timed on its own.
         db = work / f"{name}.db"
-        compact_s, _, _ = timed([exposure, "corpus", "compact"], exposure_env(db), work)
+        _, _, compacted = timed([exposure, "corpus", "compact"], exposure_env(db), work)
         seconds = statistics.median(run[0] for run in runs)
         grep_s = statistics.median(grep_runs)
         ratio = grep_s / seconds
@@ -226,10 +242,10 @@ def throughput_case(
             "target_ratio": target,
             "meets_target": ratio >= target,
             "peak_rss_mib": max(run[1] for run in runs),
-            "rss_under_2gb": max(run[1] for run in runs) < 2048,
+            "rss_under_1gb": max(run[1] for run in runs) < 1024,
             "matched_records": summary["matched_records"],
             "new_exposures": summary["new_exposures"],
-            "corpus_compact_seconds": round(compact_s, 2),
+            **corpus_figures(compacted),
         }
         if duckdb_runs:
             duckdb_s = statistics.median(duckdb_runs)
@@ -238,6 +254,8 @@ def throughput_case(
                 "duckdb_seconds_each": [round(run, 2) for run in duckdb_runs],
                 "ratio_vs_duckdb_median": round(duckdb_s / seconds, 3),
                 "ratio_vs_duckdb_best": round(min(duckdb_runs) / min(run[0] for run in runs), 3),
+                "target_ratio_vs_duckdb": 1.3,
+                "meets_duckdb_target": duckdb_s / seconds >= 1.3,
             }
         else:
             results[name]["duckdb"] = "not installed: pip install -e '.[dev]'"
@@ -307,8 +325,7 @@ def postgres_case(work: Path, lines: int, exposure: str, repeat: int, url: str) 
                 )
                 seconds, _, _ = timed([exposure, "ingest", dump], env(run_db), work, warm=inputs)
                 runs.append(seconds)
-            compact_s, _, out = timed([exposure, "corpus", "compact"], env(run_db), work)
-            folded = json.loads(out)["folded_digests"]
+            _, _, compacted = timed([exposure, "corpus", "compact"], env(run_db), work)
             seconds, grep_s = statistics.median(runs), statistics.median(grep_runs)
             results[name] = {
                 "seconds_each": [round(run, 2) for run in runs],
@@ -317,9 +334,8 @@ def postgres_case(work: Path, lines: int, exposure: str, repeat: int, url: str) 
                 "ratio_vs_grep_median": round(grep_s / seconds, 3),
                 "ratio_vs_grep_best": round(min(grep_runs) / min(runs), 3),
                 "target_ratio": 2.0,
-                "corpus_compact_seconds": round(compact_s, 2),
-                "corpus_folded_digests": folded,
-                "corpus_fold_digests_per_s": round(folded / compact_s),
+                "meets_target": grep_s / seconds >= 2.0,
+                **corpus_figures(compacted),
             }
     finally:
         asyncio.run(

@@ -7,7 +7,8 @@ total between :data:`PAD_MIN` and :data:`PAD_MAX` rows, so its size says nothing
 
 The process serving this route also folds the digests that ingestion stages into the corpus
 (:func:`keep_corpus_compact`), every :data:`COMPACT_EVERY_S` seconds: a dump's passwords reach
-``/range`` within seconds of its ingest, and the ingest itself never waits for them. Every
+``/range`` within seconds of its ingest, and the ingest itself never waits for them. Between
+folds it settles the folded segments into ``leaked_passwords``, a slice at a time. Every
 :data:`SWEEP_EVERY_S` it also sweeps the spool of batches that never committed.
 """
 
@@ -28,7 +29,7 @@ from exposure.api.auth import requires
 from exposure.api.errors import bad_request
 from exposure.api.params import query_params
 from exposure.api.scopes import Scope
-from exposure.store import api_queries, corpus
+from exposure.store import corpus, corpus_segments
 from exposure.store.reconnect import describe, is_transient
 
 log = logging.getLogger("exposure.api")
@@ -44,11 +45,13 @@ _PREFIX = re.compile(r"[0-9A-Fa-f]{5}")
 _SHIFT = 160 - 4 * PREFIX_HEX
 _TOP = 1 << (4 * PREFIX_HEX)
 COMPACT_EVERY_S = 5.0
+SETTLE_PAUSE_S = 0.1
 SWEEP_EVERY_S = 3600.0
 
 
 async def keep_corpus_compact(app: web.Application) -> AsyncIterator[None]:
-    """aiohttp cleanup context: fold staged corpus digests in the background while serving.
+    """aiohttp cleanup context: fold staged corpus digests, and settle folded ones, in the
+    background while serving.
 
     At shutdown the fold in progress finishes its current transaction (about a second) and
     stops: cancelling it inside a database call would leave the driver's thread answering a
@@ -58,11 +61,16 @@ async def keep_corpus_compact(app: web.Application) -> AsyncIterator[None]:
 
     async def loop() -> None:
         swept = float("-inf")  # the spool of a SQLite database is swept at start, then hourly
+        engine = app[keys.ENGINE]
         while not stop.is_set():
+            settling = False
             try:
-                await corpus.compact(app[keys.ENGINE], stop=stop)
+                await corpus.compact(engine, stop=stop, settle=False)
+                # One slice at a time: digests staged meanwhile are folded, and so served,
+                # before the next slice, however many wait to settle.
+                settling = await corpus.settle_slice(engine) is not None
                 if time.monotonic() - swept >= SWEEP_EVERY_S and not stop.is_set():
-                    await corpus.sweep_spool(app[keys.ENGINE])
+                    await corpus.sweep_spool(engine)
                     swept = time.monotonic()
             except Exception as error:  # a database hiccup must not stop the loop or the server
                 if is_transient(error):
@@ -73,8 +81,10 @@ async def keep_corpus_compact(app: web.Application) -> AsyncIterator[None]:
                     )
                 else:
                     log.exception("corpus compaction failed; retrying")
+            # Between two slices, a short pause lets the ingests' transactions take the lock.
+            pause = SETTLE_PAUSE_S if settling else COMPACT_EVERY_S
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), COMPACT_EVERY_S)
+                await asyncio.wait_for(stop.wait(), pause)
 
     task = asyncio.create_task(loop())
     yield
@@ -127,7 +137,7 @@ async def password_range(request: web.Request) -> web.Response:
         )
     low, high = key_bounds(prefix)
     async with request.app[keys.ENGINE].connect() as conn:
-        found = await api_queries.corpus_range(conn, low, high)
+        found = await corpus_segments.corpus_range(conn, low, high)
     rows = {sha1.hex().upper()[PREFIX_HEX:]: count for sha1, count in found}
     pad = request.headers.get("Add-Padding", "").strip().lower() == "true"
     # The answer changes only when a dump is ingested: caches may keep it briefly (shared

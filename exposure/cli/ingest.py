@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import click
@@ -66,16 +67,31 @@ def corpus_group() -> None:
 @corpus_group.command("compact")
 @handle_errors
 def corpus_compact() -> None:
-    """Fold the digests staged by ingests into the corpus now (the API does it every 5 s)."""
-    from exposure.store import corpus
+    """Fold the digests staged by ingests into the corpus now, and settle every folded one
+    into the corpus table (the API does both in the background)."""
+    from exposure.store import corpus, corpus_segments
 
     async def go(settings: Settings) -> None:
         async with ready_engine(settings) as engine:
-            folded = await corpus.compact(engine)
+            started = time.perf_counter()
+            folded = await corpus.compact(engine, settle=False)
+            fold_seconds = time.perf_counter() - started
+            settled = await corpus.settle_all(engine)
+            settle_seconds = time.perf_counter() - started - fold_seconds
             await corpus.sweep_spool(engine)
             async with engine.connect() as conn:
                 left = await corpus.pending_digests(conn)
-        emit({"folded_digests": folded, "pending_digests": left})
+                unsettled = await corpus_segments.waiting_records(conn)
+        emit(
+            {
+                "folded_digests": folded,
+                "fold_seconds": round(fold_seconds, 3),
+                "settled_digests": settled,
+                "settle_seconds": round(settle_seconds, 3),
+                "pending_digests": left,
+                "unsettled_records": unsettled,
+            }
+        )
 
     run(go)
 

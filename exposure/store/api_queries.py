@@ -13,11 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exposure.store.cases import ResolveOutcome
 from exposure.store.exposures import EXPOSURE_FIELDS, ExposureRecord
-from exposure.store.models import Customer, Exposure, LeakedPassword, Sighting
+from exposure.store.models import Customer, Exposure, Sighting
 
 exposures = cast(Table, Exposure.__table__)
 sightings = cast(Table, Sighting.__table__)
-leaked_passwords = cast(Table, LeakedPassword.__table__)
 customers = cast(Table, Customer.__table__)
 
 # The contract's fields plus what the broker's reset service needs to see its own acks.
@@ -186,20 +185,6 @@ async def exposure_first_seen(conn: AsyncConnection, exposure_id: str) -> dateti
         )
     ).one_or_none()
     return None if row is None else row.first_seen
-
-
-async def corpus_range(
-    conn: AsyncConnection, low: bytes, high: bytes | None
-) -> list[tuple[bytes, int]]:
-    """Corpus rows with ``low <= sha1 < high`` (no upper bound when ``high`` is None): a range
-    scan on the primary key, ordered by digest."""
-    query = select(leaked_passwords.c.sha1, leaked_passwords.c.count).where(
-        leaked_passwords.c.sha1 >= low
-    )
-    if high is not None:
-        query = query.where(leaked_passwords.c.sha1 < high)
-    rows = await conn.execute(query.order_by(leaked_passwords.c.sha1))
-    return [(bytes(sha1), int(count)) for sha1, count in rows]
 
 
 async def exposure_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:

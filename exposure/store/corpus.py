@@ -4,9 +4,11 @@ merged with Pwned Passwords' counts by that connector.
 An ingest batch stages its passwords' SHA-1 digests in ``corpus_pending`` rows of at most
 :data:`STAGE_ROW_DIGESTS`, in the batch's transaction: one insert, however many lines. Beside
 a SQLite file the digests themselves wait in spool files the rows name (:class:`Spool`).
-:func:`compact` moves staged rows into ``leaked_passwords`` (counts summed), taking them with
-``DELETE ... RETURNING`` so that two compactors never fold the same row, and writing the
-counts in that same transaction; :func:`sweep_spool` removes spool files no row names.
+:func:`compact` folds staged rows into sorted corpus segments (:mod:`.corpus_segments`),
+which ``/range`` serves at once, deleting the rows in the transaction that writes the
+segments, so that two compactors never fold the same row; :func:`settle_slice` later moves
+segments into ``leaked_passwords`` (counts summed) the same way; :func:`sweep_spool` removes
+spool files no row names.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from exposure.clock import utcnow
+from exposure.store import corpus_segments
+from exposure.store.corpus_segments import DIGEST_BYTES, MAX_COUNT
 from exposure.store.dialect import beside_sqlite_file, is_postgres, placeholders
 from exposure.store.models import CorpusPending
 
@@ -35,16 +39,12 @@ log = logging.getLogger("exposure.corpus")
 
 pending = cast(Table, CorpusPending.__table__)
 
-DIGEST_BYTES = 20
-# The count column is a 32-bit integer: sums and HIBP's counts are capped, never overflow it.
-MAX_COUNT = 2**31 - 1
-# A batch's digests are staged in rows of at most this many (2 MB), and a fold takes a few
-# rows per transaction, so the write lock a fold holds stays near a second however large the
-# ingest's batches. Larger folds are faster per digest (each fold rewrites most of the corpus's
-# leaf pages once it is large: 30 rows folded 1.8x faster than 3 on 3M digests), at the cost
-# of holding the lock that much longer (bench/corpus_fold.py --rows-per-fold).
+# A batch's digests are staged in rows of at most this many (2 MB).
 STAGE_ROW_DIGESTS = 100_000
-ROWS_PER_FOLD = 3
+# A fold takes this many staged rows (3M digests): it reads and tallies them before its
+# transaction, which then only deletes them and writes a few thousand segment rows, so the
+# write lock is held briefly however large the fold (bench/corpus_fold.py --rows-per-fold).
+ROWS_PER_FOLD = 30
 # A spool file no row names is a batch that never committed (a killed ingest); one this old
 # cannot belong to a batch still on its way to its commit.
 ORPHAN_SECONDS = 24 * 3600
@@ -101,20 +101,15 @@ class Spool:
             os.close(directory)
         return names
 
-    def read(self, name: str, count: int) -> bytes:
-        """The ``count`` digests of spool file ``name``; none, with an error logged, when the
-        file is gone or cut short (a database restored without its spool): a fold goes on."""
+    def read(self, name: str, count: int) -> bytes | None:
+        """The ``count`` digests of spool file ``name``; None when the file is gone or cut
+        short (folded meanwhile by another compactor, or a database restored without its
+        spool: the caller tells which)."""
         try:
             digests = (self.directory / name).read_bytes()
         except FileNotFoundError:
-            digests = b""
-        if len(digests) != count * DIGEST_BYTES:
-            log.error(
-                "staged corpus digests lost: spool file missing or cut short",
-                extra={"spool_file": name, "digests": count},
-            )
-            return b""
-        return digests
+            return None
+        return digests if len(digests) == count * DIGEST_BYTES else None
 
     def remove(self, names: Iterable[str]) -> None:
         for name in names:
@@ -193,80 +188,146 @@ async def pending_digests(conn: AsyncConnection) -> int:
 
 
 async def compact(
-    engine: AsyncEngine, *, stop: asyncio.Event | None = None, rows: int = ROWS_PER_FOLD
+    engine: AsyncEngine,
+    *,
+    stop: asyncio.Event | None = None,
+    rows: int | None = None,
+    settle: bool = True,
 ) -> int:
-    """Fold every staged row into ``leaked_passwords``, ``rows`` staged rows per transaction;
-    return the digests folded. With ``stop``, return early once it is set (between two folds,
-    each its own transaction)."""
+    """Fold every staged row into corpus segments, ``rows`` (default :data:`ROWS_PER_FOLD`)
+    staged rows per transaction (``/range`` serves them from then on); then, with ``settle``,
+    settle every segment into ``leaked_passwords``. Return the digests folded. With ``stop``,
+    return early once it is set (between two transactions)."""
+    rows = rows or ROWS_PER_FOLD
     folded = 0
     started = time.perf_counter()
     spool = spool_of(engine)
     while stop is None or not stop.is_set():
-        async with engine.begin() as conn:
-            taken = await take_staged(conn, spool, rows)
-            if taken is None:
-                break
-            digests, spooled = taken
-            if digests:
-                distinct, counts = await asyncio.to_thread(tally, digests)
-                await _fold_counts(conn, distinct, counts)
-                folded += len(digests) // DIGEST_BYTES
-        if spooled and spool is not None:
-            # Only once the fold has committed: a fold rolled back leaves its rows to the next.
-            await asyncio.to_thread(spool.remove, spooled)
+        digests = await fold_staged(engine, spool, rows)
+        if digests is None:
+            break
+        folded += digests
     if folded:
         log.info(
-            "corpus compacted",
+            "corpus folded",
             extra={"digests": folded, "seconds": round(time.perf_counter() - started, 2)},
         )
+    if settle:
+        await settle_all(engine, stop=stop)
     return folded
 
 
-async def take_staged(
-    conn: AsyncConnection, spool: Spool | None, rows: int
-) -> tuple[bytes, list[str]] | None:
-    """Delete the ``rows`` oldest staged rows in the caller's transaction; return their
-    digests joined and the spool files they named (to remove once the transaction has
-    committed), or None when nothing is staged."""
-    if (await conn.execute(select(pending.c.id).limit(1))).first() is None:
+class _TakenElsewhere(Exception):
+    """Another compactor took some of the staged rows this fold read: it rolls back."""
+
+
+async def fold_staged(engine: AsyncEngine, spool: Spool | None, rows: int) -> int | None:
+    """Fold the ``rows`` oldest staged rows into corpus segments; return their digests, or
+    None when nothing is staged.
+
+    The rows are read and tallied first, outside any transaction; then one short transaction
+    deletes them and writes the segments. Should another compactor have taken any of them
+    meanwhile, it rolls back and this fold counts nothing (0), so each staged row is counted
+    exactly once, and the write lock is held only for the writes.
+    """
+    async with engine.connect() as conn:
+        staged = (
+            await conn.execute(
+                select(
+                    pending.c.id, pending.c.digests, pending.c.spool_file, pending.c.digest_count
+                )
+                .order_by(pending.c.id)
+                .limit(rows)
+            )
+        ).all()
+    if not staged:
         return None
-    oldest = select(pending.c.id).order_by(pending.c.id).limit(rows)
-    taken = (
-        await conn.execute(
-            delete(pending)
-            .where(pending.c.id.in_(oldest))
-            .returning(pending.c.digests, pending.c.spool_file, pending.c.digest_count)
-        )
-    ).all()
-    spooled = [row.spool_file for row in taken if row.spool_file is not None]
-    digests = b"".join([await _digests_of(spool, *row) for row in taken])
-    return digests, spooled
+    parts = [await _digests_of(spool, *row[1:]) for row in staged]
+    digests = b"".join(part for part in parts if part is not None)
+    segment_rows = await asyncio.to_thread(_segment_rows, digests)
+    ids = [row.id for row in staged]
+    try:
+        async with engine.begin() as conn:
+            taken = await conn.execute(
+                delete(pending).where(pending.c.id.in_(ids)).returning(pending.c.id)
+            )
+            if len(taken.all()) != len(ids):
+                raise _TakenElsewhere
+            await corpus_segments.write(conn, segment_rows)
+    except _TakenElsewhere:
+        return 0
+    for row, part in zip(staged, parts, strict=True):
+        if part is None:
+            log.error(
+                "staged corpus digests lost: spool file missing or cut short",
+                extra={"spool_file": row.spool_file, "digests": row.digest_count},
+            )
+    spooled = [row.spool_file for row in staged if row.spool_file is not None]
+    if spooled and spool is not None:
+        # Only once the fold has committed: a fold rolled back leaves its rows to the next.
+        await asyncio.to_thread(spool.remove, spooled)
+    return len(digests) // DIGEST_BYTES
 
 
 async def _digests_of(
     spool: Spool | None, digests: bytes | None, spool_file: str | None, count: int
-) -> bytes:
-    """A taken row's digests: its own, or its spool file's."""
+) -> bytes | None:
+    """A staged row's digests: its own, or its spool file's; None when they are lost."""
     if digests is not None:
         return bytes(digests)
     if spool is None or spool_file is None:  # a SQLite file opened by a URI name, say
-        log.error("staged corpus digests lost: no spool", extra={"digests": count})
-        return b""
+        return None
     return await asyncio.to_thread(spool.read, spool_file, count)
 
 
-def tally(digests: bytes) -> tuple[bytes, list[int]]:
-    """The distinct digests of concatenated ``digests``, concatenated in ascending byte order,
-    and how often each occurs: each distinct digest is then written once, in key order."""
-    values, counts = np.unique(np.frombuffer(digests, dtype=_SORTABLE), return_counts=True)
-    # The array's buffer, not its items: an item's bytes() would drop trailing zero bytes.
-    return values.tobytes(), cast(list[int], counts.tolist())
+def _segment_rows(digests: bytes) -> list[tuple[int, int, bytes]]:
+    """The corpus segments of concatenated ``digests``: each distinct digest once, with how
+    often it occurs, in ascending byte order."""
+    distinct, counts = np.unique(np.frombuffer(digests, dtype=_SORTABLE), return_counts=True)
+    return corpus_segments.segment_rows(distinct, counts)
 
 
-async def _fold_counts(conn: AsyncConnection, distinct: bytes, counts: list[int]) -> None:
-    """Add :func:`tally`'s counts to the corpus in one set-based statement (summed, capped at
-    :data:`MAX_COUNT`): the database walks the sorted keys itself instead of running one
-    upsert per digest from Python (2-3x faster on both backends, bench/corpus_fold.py)."""
+async def settle_all(engine: AsyncEngine, *, stop: asyncio.Event | None = None) -> int:
+    """Settle every corpus segment into ``leaked_passwords``, a slice per transaction (until
+    ``stop`` is set); return the distinct digests written."""
+    settled = 0
+    while stop is None or not stop.is_set():
+        records = await settle_slice(engine)
+        if records is None:
+            break
+        settled += records
+    return settled
+
+
+async def settle_slice(engine: AsyncEngine) -> int | None:
+    """Move the segments of the lowest slice holding any into ``leaked_passwords`` (counts
+    summed, capped) in one transaction; return the distinct digests written, or None when no
+    segment is left."""
+    table = corpus_segments.segments
+    async with engine.begin() as conn:
+        first = (await conn.execute(select(func.min(table.c.segment)))).scalar()
+        if first is None:
+            return None
+        start = first - first % corpus_segments.SETTLE_SEGMENTS
+        taken = await conn.execute(
+            delete(table)
+            .where(table.c.segment >= start)
+            .where(table.c.segment < start + corpus_segments.SETTLE_SEGMENTS)
+            .returning(table.c.records)
+        )
+        blobs = [bytes(blob) for blob in taken.scalars()]
+        if not blobs:  # another settler took the slice after the first read
+            return 0
+        distinct, counts = await asyncio.to_thread(corpus_segments.merged, blobs)
+        await upsert_counts(conn, distinct, counts)
+        return len(counts)
+
+
+async def upsert_counts(conn: AsyncConnection, distinct: bytes, counts: list[int]) -> None:
+    """Add counts (of ``distinct`` digests, concatenated in ascending order) to the corpus
+    table in one set-based statement, summed and capped at :data:`MAX_COUNT`: the database
+    walks the sorted keys itself instead of running one upsert per digest from Python (2-3x
+    faster on both backends, measured by an earlier bench/corpus_fold.py)."""
     smaller = "LEAST" if is_postgres(conn) else "MIN"
     capped = f"{smaller}(CAST(leaked_passwords.count AS BIGINT) + excluded.count, {MAX_COUNT})"
     if is_postgres(conn):

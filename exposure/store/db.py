@@ -48,7 +48,7 @@ class SchemaOutdated(FatalError):
 
 # The Alembic head this code needs, as a constant so that every command checks it without
 # loading Alembic (tests/integration/test_migrations.py checks it is the shipped head).
-SCHEMA_REVISION = "0012"
+SCHEMA_REVISION = "0013"
 
 SQLITE_PAGE_BYTES = 16384
 SQLITE_MMAP_BYTES = 1 << 30

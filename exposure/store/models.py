@@ -299,6 +299,25 @@ class CorpusPending(Base):
     staged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class CorpusSegment(Base):
+    """Folded corpus digests that ``/range`` already serves, waiting to settle into
+    ``leaked_passwords``: one row per fold and 12-bit digest prefix (``segment``), its
+    ``records`` the fold's distinct digests of that prefix in ascending order, each a 20-byte
+    SHA-1 and a 4-byte big-endian count (:mod:`exposure.store.corpus_segments`).
+
+    A fold writes thousands of these rows instead of millions of B-tree entries; settling
+    moves a slice of segments into ``leaked_passwords`` in one transaction, so every digest
+    is counted in exactly one of the two tables.
+    """
+
+    __tablename__ = "corpus_segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    segment: Mapped[int] = mapped_column(Integer, index=True)
+    record_count: Mapped[int] = mapped_column(Integer)
+    records: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class LeakedPassword(Base):
     """The leaked-password corpus: SHA-1 of every leaked password and how often it was seen,
     served by ``/range`` in the Pwned Passwords format (prefix lookups are key-range scans)."""

@@ -1,6 +1,7 @@
 """The staged corpus: ingestion stages digests (in spool files beside a SQLite file, in rows on
-PostgreSQL), compaction folds each staged row exactly once (also with two compactors racing),
-and the API folds in the background so /range sees them."""
+PostgreSQL), compaction folds each staged row exactly once into sorted segments (also with two
+compactors racing), /range serves segments and table alike, settling moves each segment into
+the table exactly once, and the API folds and settles in the background."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from exposure.api import password_range as ranges
 from exposure.api.auth import Scope
 from exposure.settings import Settings
-from exposure.store import corpus, db
-from exposure.store.models import CorpusPending, LeakedPassword
+from exposure.store import corpus, corpus_segments, db
+from exposure.store.models import CorpusPending, CorpusSegment, LeakedPassword
 from tests.conftest import only_sqlite
 from tests.integration.test_api_support import add_leaked, api_client, bearer, make_token
 from tests.waiting import eventually
@@ -58,7 +59,9 @@ async def test_two_compactors_fold_every_row_once(database_url: str) -> None:
     batches = [[f"pw{n % 97}" for n in range(i, i + 400)] for i in range(0, 12_000, 400)]
     async with db.open_engine(database_url) as one, db.open_engine(database_url) as two:
         await _stage(one, *batches)
-        folded = await asyncio.gather(corpus.compact(one), corpus.compact(two))
+        # Two staged rows per fold: the compactors read the same rows again and again, and
+        # whichever claims them second rolls back.
+        folded = await asyncio.gather(corpus.compact(one, rows=2), corpus.compact(two, rows=2))
         assert sum(folded) == 12_000
         expected: dict[bytes, int] = {}
         for password in (p for batch in batches for p in batch):
@@ -214,6 +217,7 @@ async def test_the_set_based_fold_leaves_the_table_the_per_digest_upserts_left(
     zero bytes and a shared /range prefix, sums reaching and passing the cap, rows already in
     the corpus, more rows than one fold takes and (beside SQLite) a lost spool file."""
     monkeypatch.setattr(corpus, "STAGE_ROW_DIGESTS", 7)
+    monkeypatch.setattr(corpus, "ROWS_PER_FOLD", 2)
     zeros, tail = b"\x00" * 20, b"\xab\xcd\xe0" + b"\x00" * 17
     near = b"\xab\xcd\xe0" + b"\x00" * 16 + b"\x01"  # same 5-hex prefix as ``tail``
     common = [sha1(f"pw{n % 13}") for n in range(60)]
@@ -270,3 +274,75 @@ async def test_the_set_based_fold_leaves_the_table_the_per_digest_upserts_left(
     assert folded[sha1("capped")] == folded[sha1("full")] == corpus.MAX_COUNT
     assert folded[tail] == 5 and folded[zeros] == 2 and folded[sha1("pw3")] == 40 + 5
     assert (sha1("lost") in folded) is (backend != "sqlite")
+
+
+async def _range(engine: AsyncEngine, digest: bytes) -> dict[bytes, int]:
+    """What /range serves for the 5-hex prefix of ``digest``."""
+    low, high = ranges.key_bounds(digest.hex()[:5])
+    async with engine.connect() as conn:
+        return dict(await corpus_segments.corpus_range(conn, low, high))
+
+
+async def _segment_rows(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(CorpusSegment))).scalar_one()
+
+
+async def test_folded_digests_are_served_before_they_settle(engine: AsyncEngine) -> None:
+    """A fold writes sorted segments, which /range reads beside the table (sums across
+    several folds and the table, capped); settling moves them into the table and /range
+    serves the same."""
+    near = b"\xab\xcd\xe0" + b"\x00" * 17  # a trailing-zero digest sharing a prefix
+    other = b"\xab\xcd\xef" + b"\xff" * 17  # the same prefix's last digest
+    outside = b"\xab\xcd\xf0" + b"\x00" * 17  # the next prefix: never served with them
+    await add_leaked(engine, {near: 4, sha1("capped"): corpus.MAX_COUNT - 1})
+    for batch in ([near, other, near, outside], [other, sha1("capped"), sha1("capped")]):
+        async with engine.begin() as conn:
+            await corpus.stage(conn, b"".join(batch))
+        assert await corpus.compact(engine, settle=False) == len(batch)
+    assert await _corpus(engine) == {near: 4, sha1("capped"): corpus.MAX_COUNT - 1}
+    assert await _segment_rows(engine) == 3  # the first fold all in segment abc, the next two
+    async with engine.connect() as conn:
+        assert await corpus_segments.waiting_records(conn) == 5
+    served = {near: 6, other: 2}
+    assert await _range(engine, near) == served
+    assert await _range(engine, outside) == {outside: 1}
+    assert await _range(engine, sha1("capped")) == {sha1("capped"): corpus.MAX_COUNT}
+
+    assert await corpus.settle_all(engine) == 4  # distinct digests written to the table
+    assert await _segment_rows(engine) == 0
+    assert await _range(engine, near) == served
+    assert await _corpus(engine) == {
+        near: 6,
+        other: 2,
+        outside: 1,
+        sha1("capped"): corpus.MAX_COUNT,
+    }
+    assert await corpus.settle_all(engine) == 0
+
+
+async def test_two_settlers_settle_every_segment_once(database_url: str) -> None:
+    digests = [sha1(f"pw{n % 5000}") for n in range(20_000)]
+    async with db.open_engine(database_url) as one, db.open_engine(database_url) as two:
+        for start in range(0, len(digests), 4000):  # five folds, each in every slice
+            async with one.begin() as conn:
+                await corpus.stage(conn, b"".join(digests[start : start + 4000]))
+            await corpus.compact(one, settle=False)
+        settled = await asyncio.gather(corpus.settle_all(one), corpus.settle_all(two))
+        assert sum(settled) == 5000  # the five folds merged: 5,000 distinct digests
+        assert await _corpus(one) == dict.fromkeys(set(digests), 4)
+        assert await _segment_rows(one) == 0
+
+
+async def test_the_api_settles_what_it_folded(
+    engine: AsyncEngine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ranges, "COMPACT_EVERY_S", 0.05)
+    async with api_client(settings, engine):
+        await _stage(engine, ["Kaede%31"] * 3)
+
+        async def settled() -> bool:
+            return await _corpus(engine) == {sha1("Kaede%31"): 3}
+
+        await eventually(settled, within=10, what="folded digests to settle")
+        assert await _segment_rows(engine) == 0

@@ -101,9 +101,28 @@ async def test_downgrade_refuses_to_drop_spooled_digests(tmp_path: Path) -> None
         with pytest.raises(RuntimeError, match="exposure corpus compact"):
             async with engine.begin() as conn:
                 await conn.run_sync(_migrate, "downgrade", "0006")
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))  # the fold of today's code
         assert await corpus.compact(engine) == 1
         async with engine.begin() as conn:
             await conn.run_sync(_migrate, "downgrade", "0006")
+
+
+async def test_downgrade_refuses_to_drop_unsettled_segments(empty_database_url: str) -> None:
+    from exposure.store import corpus
+
+    async with db.open_engine(empty_database_url) as engine:
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
+        async with engine.begin() as conn:
+            await corpus.stage(conn, hashlib.sha1(b"pw", usedforsecurity=False).digest())
+        assert await corpus.compact(engine, settle=False) == 1
+        with pytest.raises(RuntimeError, match="exposure corpus compact"):
+            async with engine.begin() as conn:
+                await conn.run_sync(_migrate, "downgrade", "0012")
+        assert await corpus.settle_all(engine) == 1
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate, "downgrade", "0012")
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        assert "corpus_segments" not in tables
 
 
 async def test_files_chunked_before_0008_keep_going_to_processed(empty_database_url: str) -> None:
