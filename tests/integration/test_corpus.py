@@ -12,6 +12,7 @@ import logging
 import os
 import time
 
+import numpy as np
 import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,7 +22,7 @@ from exposure.api.auth import Scope
 from exposure.settings import Settings
 from exposure.store import corpus, corpus_segments, db
 from exposure.store.models import CorpusPending, CorpusSegment, LeakedPassword
-from tests.conftest import only_sqlite
+from tests.conftest import only_postgres, only_sqlite
 from tests.integration.test_api_support import add_leaked, api_client, bearer, make_token
 from tests.waiting import eventually
 
@@ -346,3 +347,21 @@ async def test_the_api_settles_what_it_folded(
 
         await eventually(settled, within=10, what="folded digests to settle")
         assert await _segment_rows(engine) == 0
+
+
+@only_postgres  # SQLite's segments go by INSERT
+async def test_segments_are_never_copied_outside_the_folds_transaction(
+    engine: AsyncEngine,
+) -> None:
+    """COPY on a connection whose transaction has not started would commit by itself, apart
+    from the deletion of the staged rows it stands for."""
+    rows = corpus_segments.segment_rows(
+        np.array([sha1("a")], dtype="S20"), np.array([1], dtype=np.int64)
+    )
+    async with engine.begin() as conn:
+        with pytest.raises(RuntimeError, match="inside the fold's transaction"):
+            await corpus_segments.write(conn, rows)
+    async with engine.begin() as conn:
+        await conn.execute(select(1))
+        await corpus_segments.write(conn, rows)
+    assert await _range(engine, sha1("a")) == {sha1("a"): 1}

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from exposure.store import db
 from exposure.store.models import Base
-from tests.conftest import TEST_PEPPER
+from tests.conftest import TEST_PEPPER, only_postgres
 
 
 def _diff(connection: Connection) -> list[object]:
@@ -287,3 +287,23 @@ async def test_0011_turns_exposures_into_cases_and_back(empty_database_url: str)
         await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
         async with engine.connect() as conn:
             assert await conn.run_sync(_diff) == []
+
+
+@only_postgres  # a PostgreSQL column storage setting
+async def test_digests_are_never_compressed_on_postgresql(empty_database_url: str) -> None:
+    """Random digests never compress, and trying cost PostgreSQL most of their write time."""
+    async with db.open_engine(empty_database_url) as engine:
+        await db.upgrade(engine, bytes.fromhex(TEST_PEPPER))
+        async with engine.connect() as conn:
+            storage = await conn.execute(
+                text(
+                    "SELECT c.relname, a.attname, a.attstorage::text FROM pg_attribute a "
+                    "JOIN pg_class c ON c.oid = a.attrelid "
+                    "WHERE (c.relname, a.attname) IN "
+                    "(('corpus_segments', 'records'), ('corpus_pending', 'digests'))"
+                )
+            )
+            assert sorted(storage.all()) == [
+                ("corpus_pending", "digests", "e"),
+                ("corpus_segments", "records", "e"),
+            ]
