@@ -173,6 +173,14 @@ async def run_segments(
         }
 
 
+def _remove_template(work: Path) -> None:
+    for stale in work.glob("template.db*"):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
+
+
 def _copy_sqlite(template: Path, name: str) -> Path:
     """A fresh copy of the staged SQLite database and its spool, for one run."""
     for path in template.parent.glob("run-*"):
@@ -240,6 +248,7 @@ async def sqlite_case(
     work: Path, staged: bytes, existing: list[tuple[bytes, int]], rounds: int, digests: int
 ) -> dict[str, object]:
     template = work / "template.db"
+    await asyncio.to_thread(_remove_template, work)  # a --workdir kept from an earlier run
     await prepare(f"sqlite+aiosqlite:///{template}", staged, existing)
 
     async def fresh_copy(name: str) -> str:
