@@ -76,8 +76,12 @@ def exposure_event(facts: ExposureFacts, *, now: datetime) -> tuple[str, JsonObj
     return event_type, body
 
 
+# One encoder for every body: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _json(body: JsonObject) -> str:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(body)
 
 
 def exposure_webhook(due: CaseEventDue, *, now: datetime) -> NewEvent:

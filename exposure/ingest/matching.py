@@ -14,13 +14,13 @@ hot path. Strict keys are compared with strict keys and variant keys with varian
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
+from exposure.domain.fingerprints import KeyedFingerprints
 from exposure.domain.identity import IdentifierKind, candidates
 from exposure.dumps.fastpath import LookupTable
 
@@ -113,10 +113,12 @@ def _prefixes(fingerprints: Iterable[bytes]) -> npt.NDArray[np.uint64]:
 class Fingerprinter:
     """Turns leaked login fields into fingerprinted keys with one pepper and one set of rules."""
 
-    __slots__ = ("_case_sensitive", "_pepper", "_region")
+    __slots__ = ("_case_sensitive", "_keyed", "_region")
 
     def __init__(self, pepper: bytes, *, login_id_case_sensitive: bool, phone_region: str) -> None:
-        self._pepper = pepper
+        # HMAC's keyed states prepared once: hmac.digest set the key up again for each of
+        # the tens of thousands of candidate keys of a large dump.
+        self._keyed = KeyedFingerprints(pepper)
         self._case_sensitive = login_id_case_sensitive
         self._region = phone_region
 
@@ -138,19 +140,17 @@ class Fingerprinter:
 
         True when the login reads as at least one identifier.
         """
-        pepper = self._pepper
+        fingerprint = self._keyed.identifier
         found = candidates(
             login, login_id_case_sensitive=self._case_sensitive, phone_region=self._region
         )
         for ident in found:
             kind = ident.kind
             meta.append((record, kind, "strict"))
-            fingerprints.append(hmac.digest(pepper, f"{kind}\x00{ident.strict}".encode(), "sha256"))
+            fingerprints.append(fingerprint(kind, ident.strict))
             if ident.variant is not None:
                 meta.append((record, kind, "variant"))
-                fingerprints.append(
-                    hmac.digest(pepper, f"{kind}\x00{ident.variant}".encode(), "sha256")
-                )
+                fingerprints.append(fingerprint(kind, ident.variant))
         return bool(found)
 
 
