@@ -176,6 +176,12 @@ def _backlog_families(
         "Leaked-password digests staged by ingests and not yet folded into /range.",
     )
     staged.add_metric([], corpus.digests)
+    unsettled = GaugeMetricFamily(
+        "exposure_corpus_unsettled_records",
+        "Leaked-password digests /range serves from folded segments, not yet settled into the "
+        "corpus table.",
+    )
+    unsettled.add_metric([], corpus.unsettled_records)
     success = GaugeMetricFamily(
         "exposure_connector_last_success_timestamp_seconds",
         "When each connector last finished a run successfully (Unix time).",
@@ -184,4 +190,4 @@ def _backlog_families(
     for run in runs:
         if run.last_success is not None and run.last_success.finished_at is not None:
             success.add_metric([run.connector], run.last_success.finished_at.timestamp())
-    return [events, oldest, disabled, staged, success]
+    return [events, oldest, disabled, staged, unsettled, success]

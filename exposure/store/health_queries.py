@@ -12,6 +12,7 @@ from typing import cast
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exposure.store import corpus_segments
 from exposure.store.models import (
     ConnectorRun,
     CorpusPending,
@@ -71,6 +72,9 @@ class CorpusBacklog:
     rows: int
     digests: int
     oldest_staged_at: datetime | None
+    # Folded (served by /range) but not yet settled into the corpus table: a figure that
+    # only grows while ingests outrun the settling.
+    unsettled_records: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,7 +167,8 @@ async def delivery_backlog(conn: AsyncConnection, *, dead_limit: int = 50) -> De
 
 
 async def corpus_backlog(conn: AsyncConnection) -> CorpusBacklog:
-    """Staged leaked-password digests not yet folded into the corpus ``/range`` serves."""
+    """Staged leaked-password digests not yet folded into the corpus ``/range`` serves, and
+    folded ones not yet settled into its table."""
     row = (
         await conn.execute(
             select(
@@ -173,7 +178,12 @@ async def corpus_backlog(conn: AsyncConnection) -> CorpusBacklog:
             )
         )
     ).one()
-    return CorpusBacklog(rows=int(row[0]), digests=int(row[1]), oldest_staged_at=row[2])
+    return CorpusBacklog(
+        rows=int(row[0]),
+        digests=int(row[1]),
+        oldest_staged_at=row[2],
+        unsettled_records=await corpus_segments.waiting_records(conn),
+    )
 
 
 async def recent_ingests(conn: AsyncConnection, *, limit: int = 20) -> list[RecentIngest]:

@@ -233,6 +233,7 @@ async def test_metrics_show_the_backlog_whichever_process_made_it(
     assert samples(text, "exposure_webhook_endpoints_disabled") == {(): 1}
     # (The API folds staged digests as it starts: the backlog may be gone already.)
     assert samples(text, "exposure_corpus_staged_digests")[()] >= 0
+    assert samples(text, "exposure_corpus_unsettled_records")[()] >= 0
     success = samples(text, "exposure_connector_last_success_timestamp_seconds")
     [(labels, finished)] = success.items()
     assert labels == (("connector", "folder"),) and finished > T0.timestamp()

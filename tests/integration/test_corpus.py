@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from exposure.api import password_range as ranges
 from exposure.api.auth import Scope
 from exposure.settings import Settings
-from exposure.store import corpus, corpus_segments, db
+from exposure.store import corpus, corpus_segments, db, health_queries
 from exposure.store.models import CorpusPending, CorpusSegment, LeakedPassword
 from tests.conftest import only_postgres, only_sqlite
 from tests.integration.test_api_support import add_leaked, api_client, bearer, make_token
@@ -305,6 +305,8 @@ async def test_folded_digests_are_served_before_they_settle(engine: AsyncEngine)
     assert await _segment_rows(engine) == 3  # the first fold all in segment abc, the next two
     async with engine.connect() as conn:
         assert await corpus_segments.waiting_records(conn) == 5
+        backlog = await health_queries.corpus_backlog(conn)  # /health and /metrics show it
+        assert (backlog.digests, backlog.unsettled_records) == (0, 5)
     served = {near: 6, other: 2}
     assert await _range(engine, near) == served
     assert await _range(engine, outside) == {outside: 1}
