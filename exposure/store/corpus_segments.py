@@ -99,8 +99,8 @@ async def corpus_range(
     conn: AsyncConnection, low: bytes, high: bytes | None
 ) -> list[tuple[bytes, int]]:
     """Every corpus digest with ``low <= sha1 < high`` (no upper bound when ``high`` is
-    None) and its count, summed over both tables and capped, ordered by digest. ``low`` and
-    ``high`` must lie in one segment's range, as a /range prefix's do.
+    None) and its count, summed over both tables and capped, ordered by digest. The digests in
+    between must share one segment, as a /range prefix's do (``low``'s is read).
 
     One statement reads both tables, so a settle committing meanwhile (rows leaving one table
     for the other) is seen wholly or not at all, on PostgreSQL as on SQLite.
