@@ -367,3 +367,34 @@ async def test_segments_are_never_copied_outside_the_folds_transaction(
         await conn.execute(select(1))
         await corpus_segments.write(conn, rows)
     assert await _range(engine, sha1("a")) == {sha1("a"): 1}
+
+
+@only_sqlite  # the spool lives beside SQLite
+async def test_a_fold_killed_before_removing_its_spool_files_counts_them_once(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a fold's commit and the removal of its spool files nothing names the files any
+    more: a fold stopped there (a kill, a full disk) leaves orphans the sweep removes, and the
+    next fold does not count them again."""
+    await _stage(engine, ["Tsubaki@88", "Tsubaki@88"], ["Ume#2024"])
+    spool = corpus.spool_of(engine)
+    assert spool is not None
+
+    def killed(self: corpus.Spool, names: object) -> None:
+        raise OSError("killed between the commit and the removal")
+
+    monkeypatch.setattr(corpus.Spool, "remove", killed)
+    with pytest.raises(OSError, match="killed"):
+        await corpus.compact(engine)
+    monkeypatch.undo()
+    assert len(list(spool.directory.iterdir())) == 2  # orphans now: no row names them
+    assert await corpus.compact(engine) == 0
+    assert await _range(engine, sha1("Tsubaki@88")) == {sha1("Tsubaki@88"): 2}
+    async with engine.connect() as conn:
+        assert await corpus.pending_digests(conn) == 0
+    assert await corpus.sweep_spool(engine) == 0  # a day's grace: a batch may still commit
+    day_old = time.time() - corpus.ORPHAN_SECONDS - 60
+    for orphan in spool.directory.iterdir():
+        os.utime(orphan, (day_old, day_old))
+    assert await corpus.sweep_spool(engine) == 2
+    assert await _corpus(engine) == {sha1("Tsubaki@88"): 2, sha1("Ume#2024"): 1}
