@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import asyncpg
@@ -138,18 +138,21 @@ async def table_digest(engine: AsyncEngine) -> str:
     return table.hexdigest()
 
 
-async def run_table(url: str, digests: int, *, check: bool) -> dict[str, float | str]:
+# One run's figures (seconds, milliseconds), and a digest of the table it left ("" unless
+# checked).
+Run = tuple[dict[str, float], str]
+
+
+async def run_table(url: str, digests: int, *, check: bool) -> Run:
     async with db.open_engine(url) as engine:
         started = time.perf_counter()
         assert await table_fold(engine) == digests
         seconds = time.perf_counter() - started
         print(f"{url.split(':')[0]} table: {digests / seconds:,.0f} digests/s", file=sys.stderr)
-        return {"fold": seconds, "table": await table_digest(engine) if check else ""}
+        return {"table_fold": seconds}, await table_digest(engine) if check else ""
 
 
-async def run_segments(
-    url: str, digests: int, prefixes: list[str], *, check: bool
-) -> dict[str, float | str]:
+async def run_segments(url: str, digests: int, prefixes: list[str], *, check: bool) -> Run:
     async with db.open_engine(url) as engine:
         started = time.perf_counter()
         assert await corpus.compact(engine, settle=False) == digests
@@ -164,30 +167,26 @@ async def run_segments(
             f"settled at {digests / settle:,.0f}/s",
             file=sys.stderr,
         )
-        return {
-            "fold": fold,
-            "settle": settle,
+        figures = {
+            "segments_fold": fold,
+            "segments_settle": settle,
             "range_ms_unsettled": unsettled_ms,
             "range_ms_settled": settled_ms,
-            "table": await table_digest(engine) if check else "",
         }
+        return figures, await table_digest(engine) if check else ""
 
 
-def _remove_template(work: Path) -> None:
-    for stale in work.glob("template.db*"):
-        if stale.is_dir():
-            shutil.rmtree(stale)
-        else:
-            stale.unlink()
-
-
-def _copy_sqlite(template: Path, name: str) -> Path:
-    """A fresh copy of the staged SQLite database and its spool, for one run."""
-    for path in template.parent.glob("run-*"):
+def _remove(paths: Iterable[Path]) -> None:
+    for path in paths:
         if path.is_dir():
             shutil.rmtree(path)
         else:
             path.unlink()
+
+
+def _copy_sqlite(template: Path, name: str) -> Path:
+    """A fresh copy of the staged SQLite database and its spool, for one run."""
+    _remove(template.parent.glob("run-*"))
     run = template.parent / f"run-{name}.db"
     shutil.copyfile(template, run)
     shutil.copytree(Path(f"{template}{corpus.Spool.SUFFIX}"), Path(f"{run}{corpus.Spool.SUFFIX}"))
@@ -204,25 +203,14 @@ async def best_of(
     tables: set[str] = set()
     for round_ in range(rounds):
         check = round_ == rounds - 1  # reading ten million rows back takes a while
-        figures = {
-            **{
-                f"table_{k}": v
-                for k, v in (
-                    await run_table(await fresh_copy("table"), digests, check=check)
-                ).items()
-            },
-            **{
-                f"segments_{k}": v
-                for k, v in (
-                    await run_segments(await fresh_copy("segments"), digests, prefixes, check=check)
-                ).items()
-            },
-        }
-        for name, value in figures.items():
-            if isinstance(value, str):
-                if value:
-                    tables.add(value)
-            else:
+        runs = (
+            await run_table(await fresh_copy("table"), digests, check=check),
+            await run_segments(await fresh_copy("segments"), digests, prefixes, check=check),
+        )
+        for figures, table in runs:
+            if table:
+                tables.add(table)
+            for name, value in figures.items():
                 best[name] = min(best.get(name, value), value)
     assert len(tables) == 1, "the table fold and settled segments left different tables"
     served = digests / best["segments_fold"]
@@ -235,8 +223,8 @@ async def best_of(
         "settle_digests_per_s": round(digests / best["segments_settle"]),
         "best_seconds": {name: round(value, 2) for name, value in best.items() if "ms" not in name},
         "range_ms_per_prefix": {
-            "unsettled": round(best["segments_range_ms_unsettled"], 3),
-            "settled": round(best["segments_range_ms_settled"], 3),
+            "unsettled": round(best["range_ms_unsettled"], 3),
+            "settled": round(best["range_ms_settled"], 3),
         },
         "target_digests_per_s": TARGET_DIGESTS_PER_S,
         "meets_target": served >= TARGET_DIGESTS_PER_S,
@@ -248,7 +236,8 @@ async def sqlite_case(
     work: Path, staged: bytes, existing: list[tuple[bytes, int]], rounds: int, digests: int
 ) -> dict[str, object]:
     template = work / "template.db"
-    await asyncio.to_thread(_remove_template, work)  # a --workdir kept from an earlier run
+    # A --workdir kept from an earlier run: stage afresh.
+    await asyncio.to_thread(lambda: _remove(work.glob("template.db*")))
     await prepare(f"sqlite+aiosqlite:///{template}", staged, existing)
 
     async def fresh_copy(name: str) -> str:

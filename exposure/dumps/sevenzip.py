@@ -72,8 +72,6 @@ def entries(
                     yield item.filename, skip, None, None
                 else:
                     targets.append(item.filename)
-            # py7zr pushes data, and solid blocks decode only in order: members are decoded
-            # into temporary files first (each under the limits), then read back one by one.
             failure: BaseException | None = None
             if targets:
                 try:
@@ -130,12 +128,8 @@ class Spill7z(py7zr.io.WriterFactory):
     ``folder``; ``done`` maps each member that passed its CRC check to its file and size."""
 
     def __init__(self, budget: Budget, folder: Path, archive_bytes: int) -> None:
-        self.budget, self.folder, self.archive_bytes, self.written = (
-            budget,
-            folder,
-            archive_bytes,
-            0,
-        )
+        self.budget, self.folder, self.archive_bytes = budget, folder, archive_bytes
+        self.written = 0
         self.writers: list[_SpillWriter] = []
         self.done: dict[str, tuple[Path, int]] = {}
 

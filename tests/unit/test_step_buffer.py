@@ -8,7 +8,7 @@ import time
 
 from exposure.domain.lifecycle import ExposureKey, Observation, SightingAt
 from exposure.domain.policy import LeakType, MatchStrength, PasswordStatus, decide
-from exposure.ingest.streaming import STEP_GATHER_SECONDS, StepBuffer
+from exposure.ingest.streaming import STEP_GATHER_SECONDS, Step, StepBuffer
 
 
 def _observation(n: int) -> Observation:
@@ -30,8 +30,8 @@ def _observation(n: int) -> Observation:
     )
 
 
-def _customers(step: object) -> list[str]:
-    return sorted(o.key.customer_id for o in step.observations)  # type: ignore[attr-defined]
+def _customers(step: Step) -> list[str]:
+    return sorted(o.key.customer_id for o in step.observations)
 
 
 async def test_steps_after_the_first_gather_and_a_closed_batch_goes_at_once() -> None:
