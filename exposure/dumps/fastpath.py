@@ -51,7 +51,7 @@ _LineParser = Callable[[Iterable[tuple[int, str]]], Iterator[LeakRecord | Reject
 # Blocks are split on one thread (the C code releases the GIL) while the reader decodes the
 # next ones, which keeps the event loop, whose thread reads, free for the batches in flight.
 # Up to _LOOKAHEAD blocks (1 MiB each) are in flight; their events still come in file order.
-_LOOKAHEAD = 4
+_LOOKAHEAD = 8
 _splitter: ThreadPoolExecutor | None = None
 
 

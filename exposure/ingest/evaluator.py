@@ -216,10 +216,22 @@ class Prepared:
     secrets: dict[CheckKey, tuple[str, str]] = field(default_factory=dict, repr=False)
     broker_checks: set[CheckKey] = field(default_factory=set)
     tweaks_known: dict[CheckKey, bool] = field(default_factory=dict)
-    # The SHA-1 digests of the batch's usable passwords, as rows to stage (spooled already).
-    corpus: list[corpus_store.PendingRow] = field(default_factory=list)
+    # The SHA-1 digests of the batch's usable passwords, as the rows to stage: their spool
+    # files are written and synced on a worker thread meanwhile (:meth:`staged_corpus`).
+    corpus: asyncio.Future[list[corpus_store.PendingRow]] | None = None
     counts: RunStats = field(default_factory=RunStats)  # its outcome counters so far
     records: int = 0
+
+    async def staged_corpus(self) -> list[corpus_store.PendingRow]:
+        """The corpus rows to stage, once their spool files are on disk."""
+        return [] if self.corpus is None else await self.corpus
+
+    def drop_corpus(self) -> None:
+        """Forget the corpus rows of a batch that will not commit (a spool file already
+        written is an orphan the fold's sweep removes, as after a killed run)."""
+        if self.corpus is not None:
+            self.corpus.cancel()
+            self.corpus.add_done_callback(_retrieved)
 
 
 class BatchEvaluator:
@@ -303,19 +315,38 @@ class BatchEvaluator:
                         password.encode("utf-8", "surrogatepass"), usedforsecurity=False
                     ).digest()
                 )
-        if corpus:  # spooled here, off the chain of transactions
-            prepared.corpus = await asyncio.to_thread(
-                corpus_store.pending_rows, b"".join(corpus), self._spool
+        if corpus:
+            # Spooled while the batch is matched, verified and decided: a slow sync of its
+            # files (seen to take 0.5 s on a VM's disk) then delays its commit at most, not
+            # the reading and matching of what follows.
+            prepared.corpus = asyncio.ensure_future(
+                asyncio.to_thread(corpus_store.pending_rows, b"".join(corpus), self._spool)
             )
+        try:
+            await self._match(prepared, batch, usable, earlier)
+        except BaseException:
+            prepared.drop_corpus()
+            raise
+        return prepared
+
+    async def _match(
+        self,
+        prepared: Prepared,
+        batch: Batch,
+        usable: list[str | None],
+        earlier: Mapping[CheckKey, bool],
+    ) -> None:
+        """Match the batch's records, and look up what their verification needs."""
+        records = batch.records
         if not records:
-            return prepared
+            return
         counts = prepared.counts
         keys, readable = candidate_keys(
             await self.enrolled(), self._fingerprinter, [r.login for r in records]
         )
         counts.without_identifier += len(records) - readable
         if not keys:
-            return prepared
+            return
         async with self._engine.connect() as conn:
             enrolled = await ingest_queries.lookup_identifiers(conn, [k.fingerprint for k in keys])
             matches = _confirmed(keys, enrolled)
@@ -333,7 +364,6 @@ class BatchEvaluator:
         self._plan(prepared)
         counts.cached_verdicts += len(prepared.known)
         counts.matched_records += len({position for position, _ in matches})
-        return prepared
 
     def _groups(
         self,
@@ -386,6 +416,12 @@ class BatchEvaluator:
                 prepared.broker_checks.add(check)
             if check not in prepared.known:
                 prepared.todo.setdefault(check, (enrolled_hash, leaked))
+
+
+def _retrieved(future: asyncio.Future[list[corpus_store.PendingRow]]) -> None:
+    """Take a dropped spooling's outcome, so that its failure is not reported as unseen."""
+    if not future.cancelled():
+        future.exception()
 
 
 def hash_key(enrolled_hash: str) -> bytes:

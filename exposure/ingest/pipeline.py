@@ -335,23 +335,23 @@ class Ingestor:
             await previous.verifications_done()
         prepared = await self._evaluator.prepare(batch, ctx.run.feeds_corpus, ctx.verdicts)
         del batch  # its records: what is left to do needs the matches only
-        if ctx.run.resumed and prepared.groups:
-            async with self._engine.connect() as conn:
-                buffer.skip_written(
-                    await ingest_queries.written_sightings(
-                        conn, ctx.run.id, after=after, up_to=cut.ordinal
-                    )
-                )
-        stream = BatchStream(
-            prepared,
-            buffer,
-            verifier=self._verifier,
-            tweaks=ctx.tweaks,
-            run_verdicts=ctx.verdicts,
-        )
         earlier = previous.firsts_written if previous is not None else None
         last = Step()  # what commits with the checkpoint
         try:
+            if ctx.run.resumed and prepared.groups:
+                async with self._engine.connect() as conn:
+                    buffer.skip_written(
+                        await ingest_queries.written_sightings(
+                            conn, ctx.run.id, after=after, up_to=cut.ordinal
+                        )
+                    )
+            stream = BatchStream(
+                prepared,
+                buffer,
+                verifier=self._verifier,
+                tweaks=ctx.tweaks,
+                run_verdicts=ctx.verdicts,
+            )
             if not prepared.todo:
                 await stream.verify()  # no verification to run: every group is decided now
                 verified.set()
@@ -365,10 +365,12 @@ class Ingestor:
                 await self._stream(ctx, stream, buffer, verified, earlier)
             if previous is not None:
                 await previous.task  # checkpoints move in batch order
-            await self._write(ctx, last, cut=cut, counts=prepared.counts, corpus=prepared.corpus)
+            corpus = await prepared.staged_corpus()
+            await self._write(ctx, last, cut=cut, counts=prepared.counts, corpus=corpus)
             buffer.committed(last)
         except BaseException:
             buffer.abandon()  # the next batch must not wait for what will not be written
+            prepared.drop_corpus()
             raise
         lines_before = self._committed_lines.get(ctx.run.id, 0)
         self._committed_lines[ctx.run.id] = cut.reading.lines

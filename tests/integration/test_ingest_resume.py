@@ -29,7 +29,7 @@ from exposure.store import corpus as corpus_store
 from exposure.store import db
 from exposure.store.models import Case, Exposure, IngestRun, LeakedPassword, OutboxEvent, Sighting
 from tests.cli import EXPOSURE_SCRIPT, run_cli, run_script
-from tests.conftest import environment
+from tests.conftest import environment, only_sqlite
 from tests.leakgen import HASHER, HEADER
 from tests.waiting import eventually
 
@@ -206,8 +206,10 @@ async def test_kill_9_at_any_moment_then_resume(
     assert resumed == reference
 
 
-async def _ingest_in_process(url: str, dump: Path, tmp_path: Path) -> dict[str, Any]:
-    settings = load_settings(environment(url), env_file=tmp_path / "absent.env")
+async def _ingest_in_process(
+    url: str, dump: Path, tmp_path: Path, **overrides: str
+) -> dict[str, Any]:
+    settings = load_settings(environment(url, **overrides), env_file=tmp_path / "absent.env")
     async with db.open_engine(url) as engine:
         index = await Ingestor.load_index(engine)
         async with PasswordVerifier(workers=1) as verifier:
@@ -272,3 +274,51 @@ async def test_native_fast_path_writes_what_the_python_path_writes(
     assert natively_matched and native_run["exposures"] and native_run["corpus"]
     assert [f["format"] for f in native_run["summary"]["files"]] == ["combo", "ulp"]
     assert native_run == python_run
+
+
+@only_sqlite  # the spool lives beside SQLite
+async def test_a_failed_spool_write_fails_its_batch_and_the_rerun_loses_nothing(
+    database_url: str,
+    empty_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch's spool files are written while it is matched and decided, and awaited only
+    before its commit: when writing them fails (a full disk), the batch does not commit, the
+    run stops with the error, and running it again ends as an uninterrupted run does."""
+    customers, dump = _write_inputs(tmp_path)
+    for url in (database_url, empty_database_url):
+        env = environment(url)
+        run_cli("db", "upgrade", env=env, cwd=tmp_path)
+        run_cli("enroll", str(customers), env=env, cwd=tmp_path)
+    # One event per line on the Python path (the native one makes a block of a megabyte one
+    # batch): 30 batches, each spooling its digests.
+    monkeypatch.setattr(fastpath, "AVAILABLE", False)
+    batches = {"EXPOSURE_INGEST_BATCH_EVENTS": "2000"}
+    real_write, writes, failing = corpus_store.Spool.write, 0, 0
+
+    def spool_write(self: corpus_store.Spool, parts: Any) -> list[str]:
+        nonlocal writes
+        writes += 1
+        if writes == failing:
+            raise OSError(28, "No space left on device")
+        return real_write(self, parts)
+
+    monkeypatch.setattr(corpus_store.Spool, "write", spool_write)
+    reference = await _ingest_in_process(empty_database_url, dump, tmp_path, **batches)
+    assert writes >= 3, "too few batches: make the input larger or the batches smaller"
+    writes, failing = 0, writes // 2 + 1  # a batch in the middle
+    with pytest.raises(OSError, match="No space left"):
+        await _ingest_in_process(database_url, dump, tmp_path, **batches)
+    async with db.open_engine(database_url) as engine:
+        assert 0 < await _checkpoint(engine) < LINES  # batches before the failed one landed
+        assert not await _completed(engine)
+    monkeypatch.setattr(corpus_store.Spool, "write", real_write)
+    rerun = await _ingest_in_process(database_url, dump, tmp_path, **batches)
+    assert rerun["summary"]["resumed"]
+    # Counters of verification work: the failed batch's steps had committed verdicts (not
+    # counted before its checkpoint), which the second run reuses instead of verifying again.
+    for counter in ("resumed", "verifications", "tweak_checks", "tweaked"):
+        rerun["summary"].pop(counter)
+        reference["summary"].pop(counter)
+    assert rerun == reference
