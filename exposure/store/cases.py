@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exposure.domain.cases import CaseChange, CaseEventDue, CaseState, on_exposure
 from exposure.domain.lifecycle import Observation
 from exposure.domain.policy import Action, Severity
-from exposure.store.dialect import in_lists, insert_rows, is_postgres, timestamp_params
+from exposure.store.dialect import in_lists, insert_rows, is_postgres, one_of, timestamp_params
 from exposure.store.ids import random_uuids
 from exposure.store.models import Case, Exposure
 
@@ -97,7 +97,7 @@ async def open_cases(
     for chunk in in_lists(sorted(set(customer_ids))):
         query = (
             select(cases)
-            .where(cases.c.customer_id.in_(chunk), cases.c.state == OPEN)
+            .where(one_of(conn, cases.c.customer_id, chunk), cases.c.state == OPEN)
             .order_by(cases.c.customer_id)
         )
         if lock and is_postgres(conn):
@@ -427,7 +427,7 @@ async def covered_passwords(
             )
             .join(cases, cases.c.case_id == exposures.c.case_id)
             .where(
-                exposures.c.customer_id.in_(chunk),
+                one_of(conn, exposures.c.customer_id, chunk),
                 cases.c.resolution == "reset_completed",
                 exposures.c.password_fp != b"",
                 exposures.c.first_seen < cases.c.resolved_at,

@@ -24,7 +24,7 @@ from exposure.domain.lifecycle import (
 )
 from exposure.domain.policy import Action, PasswordStatus, Severity
 from exposure.store import cases as case_queries
-from exposure.store.dialect import in_lists, insert_rows, timestamp_param
+from exposure.store.dialect import in_lists, insert_rows, one_of, timestamp_param
 from exposure.store.ids import random_uuids
 from exposure.store.models import Exposure, Sighting
 
@@ -228,7 +228,7 @@ async def _existing(
     wanted = set(keys)
     for customer_ids in in_lists([k.customer_id for k in keys]):
         rows = await conn.execute(
-            select(exposures).where(exposures.c.customer_id.in_(customer_ids))
+            select(exposures).where(one_of(conn, exposures.c.customer_id, customer_ids))
         )
         for row in rows:
             key = ExposureKey(

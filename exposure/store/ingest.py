@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exposure.clock import utcnow
 from exposure.domain.fingerprints import FINGERPRINT_BYTES
 from exposure.domain.lifecycle import ExposureKey
-from exposure.store.dialect import IN_LIST_SIZE, in_lists, upsert
+from exposure.store.dialect import IN_LIST_SIZE, in_lists, one_of, upsert
 from exposure.store.models import (
     Customer,
     CustomerIdentifier,
@@ -155,7 +155,7 @@ async def lookup_identifiers(
                 identifiers.c.kind,
                 identifiers.c.strength,
                 identifiers.c.hint,
-            ).where(identifiers.c.fingerprint.in_(wanted))
+            ).where(one_of(conn, identifiers.c.fingerprint, wanted))
         )
         for fp, customer_id, kind, strength, hint in rows:
             found.setdefault(bytes(fp), []).append(EnrolledMatch(customer_id, kind, strength, hint))
@@ -174,7 +174,7 @@ async def password_hashes(
                 customers.c.customer_id,
                 customers.c.password_hash,
                 customers.c.password_superseded_at,
-            ).where(customers.c.customer_id.in_(wanted))
+            ).where(one_of(conn, customers.c.customer_id, wanted))
         )
         hashes.update({cid: None if superseded else phc for cid, phc, superseded in rows})
     return hashes
