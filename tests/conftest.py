@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -157,12 +158,23 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield opened
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests' cache folder (enrolled indexes of PostgreSQL databases): a temporary one,
+    never the user's, for in-process commands and (through :func:`environment`) child ones."""
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="exposure-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.pop("XDG_CACHE_HOME", ""), ignore_errors=True)
+
+
 def environment(database_url: str, **overrides: str) -> dict[str, str]:
     """The variables a test run of the CLI or the settings loader sees."""
     return {
         "EXPOSURE_DATABASE_URL": database_url,
         "EXPOSURE_PEPPER": TEST_PEPPER,
         "EXPOSURE_BROKER_DOMAINS": "mirai-sec.co.jp,trade.sec.example",
+        "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", ""),
         **overrides,
     }
 

@@ -69,13 +69,13 @@ def enroll(file: Path) -> None:
                 # Past the first megabyte: the rows before were enrolled (enrolling the
                 # converted file again is idempotent).
                 raise NotUtf8(file.name, None) from None
-            if settings.is_sqlite:
-                # Saved beside the database for what it now holds: the next ingest maps it
-                # instead of building it (exposure.store.index_file). Imported here: the
-                # ingest's modules are not worth loading for the other commands of this group.
-                from exposure.ingest.evaluator import load_index
+            # Saved (beside a SQLite file, in this host's cache for PostgreSQL) for what the
+            # database now holds: the next ingest maps it instead of building it
+            # (exposure.store.index_file). Imported here: the ingest's modules are not worth
+            # loading for the other commands of this group.
+            from exposure.ingest.evaluator import load_index
 
-                await load_index(engine)
+            await load_index(engine)
         emit({"file": file.name, **summary.as_json()})
 
     run(go)

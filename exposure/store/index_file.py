@@ -1,11 +1,12 @@
-"""The enrolled index's sorted prefixes, kept in a file beside a SQLite database, so an
-ingest maps them instead of rebuilding them from every enrolled fingerprint (0.24 s at a
-million customers, on every ``exposure ingest`` and every connector run of the daemon).
+"""The enrolled index's sorted prefixes, kept in a file (beside a SQLite database, in the
+host's cache for PostgreSQL), so an ingest maps them instead of rebuilding them from every
+enrolled fingerprint (0.24 s at a million customers, on every ``exposure ingest`` and every
+connector run of the daemon).
 
 The database names the file that is current: ``meta.enrolled_index_generation``, a random
 token that every write adding identifiers replaces in its own transaction
 (:func:`new_generation`: enrolment, and ``exposure db upgrade`` for whatever a migration did).
-The file ``<database>-index/<generation>.u64`` holds the prefixes of the identifiers that
+The file ``<folder>/<generation>.u64`` holds the prefixes of the identifiers that
 generation had, or more:
 
 - the generation is read before the fingerprints it is saved with, so an enrolment committed
@@ -13,8 +14,10 @@ generation had, or more:
 - a removed identifier (offboarding) leaves its prefix behind, which costs a lookup, never a
   match: every candidate is confirmed against the full fingerprints in the store.
 
-A file that is missing, unreadable or of the wrong size is rebuilt; none is kept for
-PostgreSQL or an in-memory SQLite database (each ingest builds its index from the store).
+A file that is missing, unreadable or of the wrong size is rebuilt. For PostgreSQL the files are
+kept in this host's cache (:func:`folder_of`): every replica keeps its own, and the generation
+in the shared database still says which one is current. None is kept for an in-memory SQLite
+database (each ingest builds its index from the store).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import re
 import secrets
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -42,6 +46,8 @@ meta = cast(Table, Meta.__table__)
 GENERATION_KEY = "enrolled_index_generation"
 SUFFIX = "-index"
 _EXTENSION = ".u64"  # raw native-order uint64, sorted and distinct
+# A file of another generation that no ingest mapped this long is removed by the next save.
+UNUSED_SECONDS = 24 * 3600
 
 
 async def new_generation(conn: AsyncConnection) -> None:
@@ -61,9 +67,15 @@ async def generation(conn: AsyncConnection) -> str | None:
 
 
 def folder_of(bind: AsyncConnection | AsyncEngine) -> Path | None:
-    """``<database file>-index/`` beside a SQLite file; None for PostgreSQL or an in-memory
-    or URI-named SQLite database."""
-    return beside_sqlite_file(bind, SUFFIX)
+    """``<database file>-index/`` beside a SQLite file. For PostgreSQL this host's cache
+    (``$XDG_CACHE_HOME``, else ``~/.cache``): ``exposure/enrolled-indexes/``, one folder for
+    every database, since a generation is a random token that names one set of identifiers
+    wherever it is (a database copied from another has the other's identifiers and
+    generation). None for an in-memory or URI-named SQLite database."""
+    if bind.sync_engine.url.get_backend_name() != "postgresql":
+        return beside_sqlite_file(bind, SUFFIX)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache, "exposure", "enrolled-indexes")
 
 
 def _file(folder: Path, generation: str) -> Path:
@@ -83,6 +95,8 @@ def load(folder: Path, generation: str) -> npt.NDArray[np.uint64] | None:
         size = path.stat().st_size
         if size % 8:
             return None
+        with contextlib.suppress(OSError):  # in use: kept by every save (see save)
+            os.utime(path)
         if size == 0:  # numpy cannot map an empty file
             return np.zeros(0, dtype=np.uint64)
         return np.memmap(path, dtype=np.uint64, mode="r")
@@ -92,13 +106,14 @@ def load(folder: Path, generation: str) -> npt.NDArray[np.uint64] | None:
 
 def save(folder: Path, generation: str, prefixes: npt.NDArray[np.uint64]) -> None:
     """Write the prefixes for ``generation`` (synced, then renamed into place, so a reader
-    sees a whole file or none) and remove the files of other generations. Best effort: an
-    index that cannot be saved is simply rebuilt next time."""
+    sees a whole file or none) and remove the files of other generations that no ingest
+    mapped for :data:`UNUSED_SECONDS` (in a shared cache they may be other databases'
+    current ones). Best effort: an index that cannot be saved is simply rebuilt next time."""
     import numpy as np
 
     with contextlib.suppress(OSError, ValueError):
         target = _file(folder, generation)
-        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
         try:
             with os.fdopen(descriptor, "wb") as out:
@@ -109,8 +124,9 @@ def save(folder: Path, generation: str, prefixes: npt.NDArray[np.uint64]) -> Non
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        unused_since = time.time() - UNUSED_SECONDS
         for stale in folder.iterdir():
-            if stale != target:
-                # A process that mapped it keeps its mapping; a .tmp of a concurrent save
-                # only costs that process its save.
-                stale.unlink(missing_ok=True)
+            # A process that mapped it keeps its mapping; a .tmp this old is a killed save's.
+            with contextlib.suppress(FileNotFoundError):  # removed by a concurrent save
+                if stale != target and stale.stat().st_mtime < unused_since:
+                    stale.unlink()
