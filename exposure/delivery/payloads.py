@@ -9,10 +9,10 @@ already trusts.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,58 +22,9 @@ from exposure.domain.cases import CaseEventDue
 from exposure.store.outbox import NewEvent
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExposureFacts:
-    """What a case event says: the case, every exposure it covers and their recommended
-    actions (the union), and the exposure that triggered it, described field by field."""
-
-    case_id: str
-    exposure_ids: Sequence[str]
-    exposure_id: str
-    customer_id: str
-    action: str
-    severity: str
-    password_status: str
-    identifier_kind: str
-    leak_type: str
-    site_domain: str | None
-    source: str
-    first_seen: datetime
-    reason: str
-    recommended_actions: Sequence[str]
-
-
 def new_event_id() -> str:
     """A webhook-id: stable across every retry of one event."""
     return f"msg_{uuid.uuid4().hex}"
-
-
-def exposure_event(facts: ExposureFacts, *, now: datetime) -> tuple[str, JsonObject]:
-    """The event type and body announcing a case that opened or whose action rose. The type
-    keeps its exposure-era name (``exposure.force_reset``, ``exposure.notify``) so receivers
-    written against it keep working."""
-    event_type = f"exposure.{facts.action}"
-    body: JsonObject = {
-        "type": event_type,
-        "timestamp": iso_utc(now),
-        "data": {
-            "case_id": facts.case_id,
-            "exposure_id": facts.exposure_id,
-            "exposure_ids": list(facts.exposure_ids),
-            "customer_id": facts.customer_id,
-            "action": facts.action,
-            "severity": facts.severity,
-            "password_status": facts.password_status,
-            "identifier_kind": facts.identifier_kind,
-            "leak_type": facts.leak_type,
-            "site_domain": facts.site_domain,
-            "source": facts.source,
-            "first_seen": iso_utc(facts.first_seen),
-            "reason": facts.reason,
-            "recommended_actions": list(facts.recommended_actions),
-        },
-    }
-    return event_type, body
 
 
 # One encoder for every body: json.dumps with options builds a new one per call.
@@ -85,26 +36,34 @@ def _json(body: JsonObject) -> str:
 
 
 def exposure_webhook(due: CaseEventDue, *, now: datetime) -> NewEvent:
-    """The outbox event announcing a case that opened or whose action rose. Its webhook-id
-    is derived from the case state it announces (:attr:`CaseEventDue.event_id`)."""
+    """The outbox event announcing a case that opened or whose action rose: the case, every
+    exposure it covers and their recommended actions (the union), and the exposure that
+    triggered it, described field by field. The type keeps its exposure-era name
+    (``exposure.force_reset``, ``exposure.notify``) so receivers written against it keep
+    working. Its webhook-id is derived from the case state it announces
+    (:attr:`CaseEventDue.event_id`)."""
     obs = due.observation
-    facts = ExposureFacts(
-        case_id=due.case_id,
-        exposure_ids=due.exposure_ids,
-        exposure_id=due.exposure_id,
-        customer_id=obs.key.customer_id,
-        action=due.action.value,
-        severity=obs.decision.severity.value,
-        password_status=obs.password_status,
-        identifier_kind=obs.key.identifier_kind,
-        leak_type=obs.leak_type,
-        site_domain=obs.key.site_domain or None,
-        source=due.source,
-        first_seen=due.first_seen,
-        reason=obs.decision.reason,
-        recommended_actions=due.recommended_actions,
-    )
-    event_type, body = exposure_event(facts, now=now)
+    event_type = f"exposure.{due.action.value}"
+    body: JsonObject = {
+        "type": event_type,
+        "timestamp": _iso(now),
+        "data": {
+            "case_id": due.case_id,
+            "exposure_id": due.exposure_id,
+            "exposure_ids": list(due.exposure_ids),
+            "customer_id": obs.key.customer_id,
+            "action": due.action.value,
+            "severity": obs.decision.severity.value,
+            "password_status": obs.password_status,
+            "identifier_kind": obs.key.identifier_kind,
+            "leak_type": obs.leak_type,
+            "site_domain": obs.key.site_domain or None,
+            "source": due.source,
+            "first_seen": _iso(due.first_seen),
+            "reason": obs.decision.reason,
+            "recommended_actions": list(due.recommended_actions),
+        },
+    }
     return NewEvent(
         event_id=due.event_id,
         event_type=event_type,
@@ -112,6 +71,13 @@ def exposure_webhook(due: CaseEventDue, *, now: datetime) -> NewEvent:
         exposure_id=due.exposure_id,
         case_id=due.case_id,
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _iso(moment: datetime) -> str:
+    """:func:`iso_utc`, once per moment: every event of a batch has the same ``now``, and
+    most the same ``first_seen``."""
+    return iso_utc(moment)
 
 
 def report_webhook(week: object, figures: Mapping[str, Any], *, now: datetime) -> NewEvent:
