@@ -74,7 +74,12 @@ def folder_of(bind: AsyncConnection | AsyncEngine) -> Path | None:
     generation). None for an in-memory or URI-named SQLite database."""
     if bind.sync_engine.url.get_backend_name() != "postgresql":
         return beside_sqlite_file(bind, SUFFIX)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    cache = os.environ.get("XDG_CACHE_HOME")
+    if not cache:
+        try:
+            cache = str(Path.home() / ".cache")
+        except RuntimeError:  # no home (a service account): each ingest builds its index
+            return None
     return Path(cache, "exposure", "enrolled-indexes")
 
 

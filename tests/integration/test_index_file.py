@@ -112,3 +112,13 @@ async def test_postgresql_indexes_live_in_the_hosts_cache(
         assert index_file.folder_of(engine) == tmp_path / "cache/exposure/enrolled-indexes"
     async with db.open_engine("sqlite+aiosqlite:///:memory:") as engine:
         assert index_file.folder_of(engine) is None
+    # No cache and no home (a service account): no folder, and the ingest builds its index.
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(Path, "home", _no_home)
+    async with db.open_engine(database_url) as engine:
+        assert index_file.folder_of(engine) is None
+
+
+def _no_home() -> Path:
+    raise RuntimeError("Could not determine home directory.")
