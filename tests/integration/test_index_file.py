@@ -19,8 +19,12 @@ from tests.conftest import environment, only_postgres
 HEADER = "customer_id,email,login_id,phone,password_hash\n"
 
 
-async def _enrolled(database_url: str, tmp_path: Path, row: str) -> tuple[dict[str, str], Path]:
-    """A database with one customer enrolled by the CLI, its environment and index folder."""
+async def _enrolled(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, row: str
+) -> tuple[dict[str, str], Path]:
+    """A database with one customer enrolled by the CLI, its environment and index folder (on
+    PostgreSQL a cache folder of this test's own: the session's holds other tests' files)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     env = environment(database_url)
     _enrol(env, tmp_path, "first.csv", row)
     async with db.open_engine(database_url) as engine:
@@ -49,9 +53,11 @@ def _ingest(env: dict[str, str], tmp_path: Path, name: str, lines: str) -> tuple
 
 
 async def test_an_ingest_maps_the_saved_index_until_customers_are_added(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env, folder = await _enrolled(database_url, tmp_path, "IDX-1,hana.first@example.jp,,,")
+    env, folder = await _enrolled(
+        database_url, tmp_path, monkeypatch, "IDX-1,hana.first@example.jp,,,"
+    )
     saved = sorted(folder.iterdir())
     assert len(saved) == 1 and saved[0].suffix == ".u64"  # enrol leaves it ready
 
@@ -72,12 +78,11 @@ async def test_an_ingest_maps_the_saved_index_until_customers_are_added(
 
 
 async def test_a_damaged_file_is_rebuilt_and_an_upgrade_trusts_none(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env, folder = await _enrolled(database_url, tmp_path, "IDX-3,sora.third@example.jp,,,")
-    for other in folder.iterdir():  # the cache is shared: keep only this database's file
-        _unused_for_a_day(other)
-    _enrol(env, tmp_path, "again.csv", "IDX-4,kai.fourth@example.jp,,,")
+    env, folder = await _enrolled(
+        database_url, tmp_path, monkeypatch, "IDX-3,sora.third@example.jp,,,"
+    )
     (saved,) = folder.iterdir()
     saved.write_bytes(saved.read_bytes()[:-3])  # not whole prefixes
     assert _ingest(env, tmp_path, "a.txt", "sora.third@example.jp:Umi#1\n") == ("built", 1)
