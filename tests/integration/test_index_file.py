@@ -110,8 +110,8 @@ def test_a_generation_that_is_not_one_names_no_file(tmp_path: Path) -> None:
 async def test_postgresql_indexes_live_in_the_hosts_cache(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One folder for every database: a generation names one set of identifiers wherever it
-    is, so a database copied from another (CREATE DATABASE ... TEMPLATE) maps its file."""
+    """PostgreSQL's index files live in one folder of the host's cache (a generation names
+    one set of identifiers whatever the database); none is kept without a cache or a home."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     async with db.open_engine(database_url) as engine:
         assert index_file.folder_of(engine) == tmp_path / "cache/exposure/enrolled-indexes"
