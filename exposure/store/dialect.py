@@ -89,10 +89,10 @@ async def insert_rows(
 ) -> list[Any]:
     """``INSERT ... ON CONFLICT [(conflict_columns)] DO NOTHING`` of ``rows`` (tuples in the
     order of ``columns``): on SQLite as many rows per ``VALUES`` list as it takes, on
-    PostgreSQL as one array per column. The values are handed to the driver as they are:
-    the ingest's bulk writes, where SQLAlchemy's per-row parameter
-    processing cost more than the database (5 µs of 85 per match for the exposure row alone,
-    measured). So no column type is applied: datetimes go through :func:`timestamp_params`.
+    PostgreSQL as one array per column. The values are handed to the driver as they are: the
+    ingest's bulk writes, where SQLAlchemy's per-row parameter processing cost more than the
+    database (5 µs of 85 per match for the exposure row alone, measured). So no column type is
+    applied: datetimes go through :func:`timestamp_params`.
     Returns the ``returning`` column of every row inserted; a conflicting row is skipped."""
     names = (*columns, *conflict_columns, *([] if returning is None else [returning]))
     for name in names:
