@@ -74,8 +74,10 @@ def enroll(file: Path) -> None:
             # (exposure.store.index_file). Imported here: the ingest's modules are not worth
             # loading for the other commands of this group.
             from exposure.ingest.evaluator import load_index
+            from exposure.store import index_file
 
-            await load_index(engine)
+            if index_file.folder_of(engine) is not None:  # else nothing to save it in
+                await load_index(engine)
         emit({"file": file.name, **summary.as_json()})
 
     run(go)
