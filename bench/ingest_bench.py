@@ -5,7 +5,8 @@ Case 1 (throughput): a combo list of N lines (default 10,000,000) against M enro
 enrolled address, a third of the hits in upper case. Baseline: ``LC_ALL=C grep -F -i -c -f
 enrolled_emails.txt dump.txt``. The same leaks as URL:login:password lines are timed too.
 Targets (issue 18): combo ingest >= 3x grep's lines/s and >= 1.3x DuckDB's, ULP >= 2x grep's,
-peak RSS < 1 GB; on PostgreSQL >= 2x grep's. Grep runs interleaved with the other commands here,
+peak RSS < 1 GB; on PostgreSQL >= 2x grep's (bench/native_floor.py measures how close the C
+scanner alone gets to those ratios). Grep runs interleaved with the other commands here,
 which can make it slower than when it runs alone: time it alone too. Every timed command
 runs --repeat times (default 3) and the ratios compare medians.
 
