@@ -122,8 +122,10 @@ def main() -> int:
             generate(work, args.lines, args.customers)
         started = time.perf_counter()
         table = enrolled_table(work)
+        with (work / "dump.txt").open("rb") as dump:
+            lines = sum(1 for _ in dump)
         report: dict[str, Any] = {
-            "lines": sum(1 for _ in (work / "dump.txt").open("rb")),
+            "lines": lines,
             "enrolled_identifiers": int(table.prefixes.size),
             "index_seconds": round(time.perf_counter() - started, 1),
             "threads": args.threads,
