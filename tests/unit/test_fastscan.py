@@ -376,6 +376,39 @@ def test_every_key_length_hashes_to_its_fingerprint() -> None:
     assert deferred == [i for i, x in enumerate(logins) if "Gmail" in x]
 
 
+def test_login_checks_hold_at_every_position_of_a_16_byte_run() -> None:
+    """Logins are lower-cased and checked 16 bytes at a time, and byte by byte near the end of
+    the text: an upper-case letter, a space or a second '@' anywhere in the first 41 bytes is
+    judged alike both ways. A login the Python path must read is deferred; a plain one only
+    when one of its keys is enrolled."""
+    local = "abcdefghijklmnopqrstuvwxyz0123456789abcd"
+    logins = []
+    for p in range(len(local) + 1):
+        logins.append(local[:p] + local[p : p + 1].upper() + local[p + 1 :] + "@Example.JP")
+        logins.append(local[:p] + " " + local[p + 1 :] + "@example.jp")
+        logins.append(local[:p] + "@" + local[p + 1 :] + "@example.jp")
+
+    def needs_python(login: str) -> bool:
+        return " " in login or login.count("@") != 1 or login.startswith("@")
+
+    # Every plain login enrolled (a wrong lower-casing misses one), then none (a wrong
+    # check defers one); one block of them all (16 bytes at a time), then each alone (the
+    # end of the text is read byte by byte).
+    for enrolled in (logins[::3], []):
+        index = EnrolledIndex.build([fp for x in enrolled for fp in _python_keys(x)])
+        fast = 0
+        for group in [logins, *([x] for x in logins)]:
+            items = iter_blocks("combo", [_block(1, [f"{x}:pw" for x in group])])
+            for block in (item for item in items if isinstance(item, RecordBlock)):
+                records = [block.record(i).login for i in range(block.count)]
+                deferred, _ = block.match(PEPPER, index.lookup_table(), False)
+                assert deferred == [
+                    i for i, x in enumerate(records) if needs_python(x) or x in enrolled
+                ], group
+                fast += block.count
+        assert fast > len(logins)  # most of them natively, in the big block and alone
+
+
 def test_every_password_length_digests_like_hashlib() -> None:
     """Passwords of 1 to 70 characters (one SHA-1 block holds 55), hashed two at a time and
     one by one: each digest is hashlib's, in line order."""
