@@ -89,10 +89,7 @@ def timed(
     # A dump read before a database copy may have left the page cache and be read from disk
     # again (on one VM that cost grep 2 s in one run and nothing in the next). Every command
     # starts with its inputs cached, so both sides are timed on parsing and matching alone.
-    for path in warm:
-        with path.open("rb") as cached:
-            while cached.read(1 << 20):
-                pass
+    read_into_cache(*warm)
     start = time.perf_counter()
     process = subprocess.Popen(
         command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
@@ -104,6 +101,14 @@ def timed(
     if os.waitstatus_to_exitcode(status) not in (0, 1):  # grep -c exits 1 on no match
         raise SystemExit(f"{command[0]} failed: {status}")
     return elapsed, usage.ru_maxrss // 1024, out
+
+
+def read_into_cache(*paths: Path) -> None:
+    """Read the files through, so that the page cache holds them."""
+    for path in paths:
+        with path.open("rb") as cached:
+            while cached.read(1 << 20):
+                pass
 
 
 # The first baseline: every enrolled address as a fixed string, case-insensitive, bytewise.

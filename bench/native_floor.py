@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ingest_bench import GREP, GREP_ENV, PEPPER, generate
+from ingest_bench import GREP, GREP_ENV, PEPPER, generate, read_into_cache, timed
 
 from exposure.customers.enrolment import Enroller, csv_records
 from exposure.dumps import _fastscan
@@ -94,19 +93,6 @@ def native_pass(path: Path, fmt: str, table: LookupTable, threads: int) -> tuple
     return time.perf_counter() - start, candidates
 
 
-def grep_alone(work: Path, dump: str) -> float:
-    start = time.perf_counter()
-    subprocess.run([*GREP, dump], cwd=work, env=GREP_ENV, check=False, capture_output=True)
-    return time.perf_counter() - start
-
-
-def warm(*paths: Path) -> None:
-    for path in paths:
-        with path.open("rb") as cached:
-            while cached.read(1 << 20):
-                pass
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=10_000_000)
@@ -135,9 +121,9 @@ def main() -> int:
             grep: list[float] = []
             candidates = 0
             for _ in range(args.repeat):
-                warm(work / "enrolled_emails.txt", work / dump)
-                grep.append(grep_alone(work, dump))
-                warm(work / dump)
+                inputs = (work / "enrolled_emails.txt", work / dump)
+                grep.append(timed([*GREP, dump], GREP_ENV, work, warm=inputs)[0])
+                read_into_cache(work / dump)
                 seconds, candidates = native_pass(work / dump, fmt, table, args.threads)
                 native.append(seconds)
             ceiling = statistics.median(grep) / statistics.median(native)
