@@ -1,10 +1,12 @@
 """Enrolment benchmark: 1,000,000 customers with an e-mail and a login ID each, on SQLite.
 
-Target: ``exposure enroll`` under 15 s on this machine (2 cores). Baseline, in the same run: the
-floor any implementation pays, i.e. stdlib sqlite3 computing the same HMACs and inserting the same
-rows in one transaction with no normalisation, validation or upsert logic.
+Target: ``exposure enroll`` under 15 s on this machine (2 cores). Baseline, in the same run: a
+floor under any implementation, i.e. stdlib sqlite3 computing the identifiers' HMACs and inserting
+the customers and identifiers (not the e-mail range keys ``exposure enroll`` writes too) in one
+transaction, with no normalisation, validation or upsert logic. Its inserts and commit are also
+timed alone: SQLite has one writer, so more cores do not shorten that part.
 
-    python bench/enrol_bench.py [--customers N] [--keep DIR]
+    python bench/enrol_bench.py [--customers N] [--target-seconds S]
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ def generate(path: Path, customers: int) -> None:
             out.write(f"C{n:08d},{local}@{domain},ID{n:08d},,\n")
 
 
-def baseline(csv_path: Path, db_path: Path) -> float:
+def baseline(csv_path: Path, db_path: Path) -> tuple[float, float]:
+    """Seconds for the whole floor, and for its inserts and commit alone: SQLite has one writer,
+    so no number of cores takes that part below what it is here."""
     key = bytes.fromhex(PEPPER)
     start = time.perf_counter()
     conn = sqlite3.connect(db_path)
@@ -47,18 +51,18 @@ def baseline(csv_path: Path, db_path: Path) -> float:
     with csv_path.open(encoding="utf-8") as stream:
         next(stream)
         rows = [line.rstrip("\n").split(",") for line in stream]
+    identifiers = [
+        (hmac.digest(key, f"{kind}\x00{value.lower()}".encode(), "sha256"), r[0], kind)
+        for r in rows
+        for kind, value in (("email", r[1]), ("login_id", r[2]))
+    ]
+    inserts = time.perf_counter()
     conn.executemany("INSERT INTO c VALUES (?)", ((r[0],) for r in rows))
-    conn.executemany(
-        "INSERT INTO i VALUES (?, ?, ?)",
-        (
-            (hmac.digest(key, f"{kind}\x00{value.lower()}".encode(), "sha256"), r[0], kind)
-            for r in rows
-            for kind, value in (("email", r[1]), ("login_id", r[2]))
-        ),
-    )
+    conn.executemany("INSERT INTO i VALUES (?, ?, ?)", identifiers)
     conn.commit()
+    end = time.perf_counter()
     conn.close()
-    return time.perf_counter() - start
+    return end - start, end - inserts
 
 
 def main() -> int:
@@ -91,7 +95,7 @@ def main() -> int:
         elapsed = time.perf_counter() - start
         peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         summary = json.loads(result.stdout)
-        floor = baseline(csv_path, work / "baseline.db")
+        floor, floor_inserts = baseline(csv_path, work / "baseline.db")
     report = {
         "customers": args.customers,
         "identifiers": summary["identifiers"],
@@ -100,6 +104,7 @@ def main() -> int:
         "customers_per_second": round(args.customers / elapsed),
         "peak_rss_mb": round(peak_rss_mb),
         "baseline_stdlib_sqlite3_seconds": round(floor, 2),
+        "baseline_inserts_seconds": round(floor_inserts, 2),
         "ratio_vs_baseline": round(elapsed / floor, 2),
         "target_seconds": args.target_seconds,
         "meets_target": elapsed < args.target_seconds,
