@@ -123,7 +123,7 @@ def grep_round(work: Path, dump: str) -> tuple[float, float, str]:
     """grep twice in a row, its inputs cached both times: the first after the round's other
     commands, the second straight after itself, and the count it printed. The second is grep
     at its best, the baseline the targets name ("grep run alone"): on the 2-core VM, grep with
-    a million patterns (1.9 GB) ran 5.3-5.7 s straight after another grep and 6.7-7.7 s right
+    a million patterns (1.9 GB) ran 5.3-5.7 s straight after another grep and 6.7-7.1 s right
     after an ingest or the DuckDB join, dirty pages synced either way."""
     inputs = (work / "enrolled_emails.txt", work / dump)
     after_others, *_ = timed([*GREP, dump], GREP_ENV, work, warm=inputs)
