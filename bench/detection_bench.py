@@ -284,7 +284,7 @@ async def live(exposure: str, work: Path, receiver: Receiver, url: str, count: i
         # About the least last_over_baseline can be with every core busy throughout: the
         # daemon's CPU (the verifications and all the rest) over the verifications' alone.
         "baseline_cpu_s": round(alone_cpu, 1),
-        "daemon_cpu_over_baseline_cpu": round(detected.get("daemon_cpu_s", 0) / alone_cpu, 3),
+        "daemon_cpu_over_baseline_cpu": round(detected["daemon_cpu_s"] / alone_cpu, 3),
         "target_first_2xx_within_3s": detected.get("first_s", 1e9) <= 3.0,
         "target_last_within_10pct": last <= 1.1 * alone,
     }

@@ -112,6 +112,9 @@ def read_into_cache(*paths: Path) -> None:
                 pass
 
 
+# The ratios to grep run alone that issue 18 asks of each list (PostgreSQL: 2x for both).
+TARGETS = {"combo": 3.0, "ulp": 2.0}
+POSTGRES_TARGET = 2.0
 # The first baseline: every enrolled address as a fixed string, case-insensitive, bytewise.
 GREP = ["grep", "-F", "-i", "-c", "-f", "enrolled_emails.txt"]
 GREP_ENV = {**os.environ, "LC_ALL": "C"}
@@ -258,7 +261,8 @@ def throughput_case(
     if baseline is not None:
         baseline_enrolled, baseline_enrol_s = enrolled_database(work, baseline, "baseline-enrolled")
         results["baseline"] = {"exposure": baseline, "enrol_seconds": round(baseline_enrol_s, 1)}
-    for name, dump, target in (("combo", "dump.txt", 3.0), ("ulp", "dump_ulp.txt", 2.0)):
+    for name, dump in (("combo", "dump.txt"), ("ulp", "dump_ulp.txt")):
+        target = TARGETS[name]
         grep_runs: list[tuple[float, float]] = []
         duckdb_runs: list[float] = []
         duckdb_hits = ""
@@ -376,7 +380,7 @@ def postgres_case(work: Path, lines: int, exposure: str, repeat: int, url: str) 
                 cpu_runs.append(cpu)
             _, _, compacted, _ = timed([exposure, "corpus", "compact"], env(run_db), work)
             results[name] = {
-                **versus_grep(lines, runs, grep_runs, 2.0, cpu_runs),
+                **versus_grep(lines, runs, grep_runs, POSTGRES_TARGET, cpu_runs),
                 **corpus_figures(compacted),
             }
     finally:

@@ -32,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ingest_bench import GREP, GREP_ENV, PEPPER, generate, read_into_cache, timed
+from ingest_bench import GREP, GREP_ENV, PEPPER, TARGETS, generate, read_into_cache, timed
 
 from exposure.customers.enrolment import Enroller, csv_records
 from exposure.dumps import _fastscan
@@ -40,7 +40,6 @@ from exposure.dumps.fastpath import LookupTable
 from exposure.ingest.matching import EnrolledIndex
 
 BLOCK_BYTES = 1 << 20  # what the ingest's decoder hands the scanner (decode._BLOCK_CHUNK_BYTES)
-TARGETS = {"combo": 3.0, "ulp": 2.0}  # issue 18, against grep run alone
 
 
 def enrolled_table(work: Path) -> LookupTable:

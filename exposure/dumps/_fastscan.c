@@ -719,8 +719,8 @@ static int login_messages(const char *s, Py_ssize_t a, Py_ssize_t b, Py_ssize_t 
         unsigned char *variant = m[1].text;
         memcpy(variant, m[0].text, 6);
         Py_ssize_t v = 6;
-        for (Py_ssize_t k = 0; k < at && e[k] != '+'; k++)
-            if (e[k] != '.') variant[v++] = e[k];
+        for (Py_ssize_t i = 0; i < at && e[i] != '+'; i++)
+            if (e[i] != '.') variant[v++] = e[i];
         if (v > 6) {
             memcpy(variant + v, "@gmail.com", 10);
             m[1].len = (size_t)(v + 10);
@@ -774,7 +774,6 @@ static PyObject *match_combo(PyObject *module, PyObject *args) {
     }
     const FastRecord *records = fast.buf;
     Py_ssize_t count = fast.len / (Py_ssize_t)sizeof(FastRecord);
-    const Py_ssize_t text_bytes = n; /* n names each group's key count below */
     for (Py_ssize_t i = 0; i < count; i++) {
         const FastRecord *r = &records[i];
         if (r->login_start < 0 || r->login_end > n || r->login_start > r->login_end ||
@@ -798,23 +797,24 @@ static PyObject *match_combo(PyObject *module, PyObject *args) {
         Py_ssize_t m = count - first < GROUP ? count - first : GROUP;
         Message messages[2 * GROUP];
         uint64_t prefixes[2 * GROUP];
-        int nkeys[GROUP], n = 0;
+        int nkeys[GROUP], keys = 0;
         for (Py_ssize_t j = 0; j < m; j++) {
             const FastRecord *r = &records[first + j];
-            n += nkeys[j] =
-                login_messages(s, r->login_start, r->login_end, text_bytes, &messages[n]);
+            keys += nkeys[j] = login_messages(s, r->login_start, r->login_end, n, &messages[keys]);
         }
-        hmac_prefixes(&h, messages, n, prefixes);
-        for (int i = 0; i < n; i++) __builtin_prefetch(&ix.starts[prefixes[i] >> ix.shift]);
-        for (int i = 0; i < n; i++) __builtin_prefetch(&ix.keys[ix.starts[prefixes[i] >> ix.shift]]);
+        hmac_prefixes(&h, messages, keys, prefixes);
+        for (int i = 0; i < keys; i++) __builtin_prefetch(&ix.starts[prefixes[i] >> ix.shift]);
+        for (int i = 0; i < keys; i++)
+            __builtin_prefetch(&ix.keys[ix.starts[prefixes[i] >> ix.shift]]);
         const FastRecord *hashed[GROUP]; /* the settled records with a password to hash */
         int settled = 0;
-        n = 0;
+        keys = 0;
         for (Py_ssize_t j = 0; j < m && !failed; j++) {
             const FastRecord *r = &records[first + j];
             int python = nkeys[j] == 0 || password_needs_python(s, r->pw_start, r->pw_end);
-            for (int i = 0; i < nkeys[j]; i++) python = python || in_index(&ix, prefixes[n + i]);
-            n += nkeys[j];
+            for (int i = 0; i < nkeys[j]; i++)
+                python = python || in_index(&ix, prefixes[keys + i]);
+            keys += nkeys[j];
             if (python) {
                 int32_t position = (int32_t)(first + j);
                 failed = buffer_add(&python_positions, &position, sizeof position);
