@@ -131,6 +131,9 @@ class FolderConnector(Connector[FolderSettings]):
         # passed since the first look (the ingests meanwhile count towards it).
         settling = dict(first)
         while True:
+            # Marked before the look: an arrival recorded while the look runs in its thread
+            # may be missing from it, and must wake the settle wait below, not sleep in it.
+            mark = arrivals.mark()
             seen = await asyncio.to_thread(_snapshot, inbox)
             ready = sorted(arrivals.take(seen))
             for path in ready:
@@ -140,7 +143,7 @@ class FolderConnector(Connector[FolderSettings]):
                     break
                 remaining = self.settings.settle_seconds - (time.monotonic() - looked)
                 if remaining > 0:
-                    await arrivals.wait(remaining)
+                    await arrivals.wait(remaining, since=mark)
                     continue
                 ready, seen = await asyncio.to_thread(_settled, inbox, settling)
                 settling = {}

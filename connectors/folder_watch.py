@@ -44,10 +44,11 @@ FORGET_SECONDS = 3600.0
 class Arrivals:
     """The entries of one inbox that arrived complete (by name), with their signature then:
     the watcher records them, the connector takes them. A connector run waiting for other
-    entries to settle is woken by each new arrival (:meth:`wait`)."""
+    entries to settle is woken by an arrival recorded since its last look (:meth:`wait`)."""
 
     def __init__(self) -> None:
         self._recorded: dict[str, tuple[Signature, float]] = {}
+        self._count = 0  # arrivals recorded so far: what a run's look is measured against
         self._event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -57,12 +58,17 @@ class Arrivals:
             n: seen for n, seen in self._recorded.items() if now - seen[1] < FORGET_SECONDS
         }
         self._recorded[name] = (signature, now)
+        self._count += 1
         self._changed().set()
+
+    def mark(self) -> int:
+        """Where the arrivals stand: taken just before a look at the inbox, and handed to
+        :meth:`wait` after it."""
+        return self._count
 
     def take(self, snapshot: dict[Path, Signature]) -> set[Path]:
         """The entries of ``snapshot`` that arrived complete and have not changed since (an
         arrival that changed since is forgotten: it waits for the settle check)."""
-        self._changed().clear()  # what arrives from now on wakes a waiting run
         ready = set()
         for path, signature in snapshot.items():
             recorded = self._recorded.pop(path.name, None)
@@ -70,10 +76,16 @@ class Arrivals:
                 ready.add(path)
         return ready
 
-    async def wait(self, seconds: float) -> None:
-        """Until an entry arrives (since the last :meth:`take`), or ``seconds`` have passed."""
+    async def wait(self, seconds: float, since: int) -> None:
+        """Until an entry arrives after :meth:`mark` returned ``since``, or ``seconds`` have
+        passed. One recorded while the run was looking at the inbox (after the mark, so
+        perhaps missing from what the run saw) returns at once, so the run looks again."""
+        if self._count != since:
+            return
+        event = self._changed()
+        event.clear()  # nothing else runs between the check above and this clear
         with suppress(TimeoutError):
-            await asyncio.wait_for(self._changed().wait(), seconds)
+            await asyncio.wait_for(event.wait(), seconds)
 
     def _changed(self) -> asyncio.Event:
         # One event per event loop (tests run several loops in one process).
