@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import argon2
 
@@ -81,11 +81,17 @@ def generate(work: Path, lines: int, customers: int) -> list[int]:
     return hits
 
 
-def timed(
-    command: list[str], env: dict[str, str], cwd: Path, warm: tuple[Path, ...] = ()
-) -> tuple[float, int, str, float]:
-    """Wall seconds, peak RSS (MiB), stdout and CPU seconds (user and system, every thread) of
-    one child process, its ``warm`` inputs read into the page cache first."""
+class Timed(NamedTuple):
+    """One child process, measured."""
+
+    seconds: float  # wall clock
+    rss_mib: int  # peak resident set
+    out: str  # what it printed
+    cpu_seconds: float  # user and system, every thread
+
+
+def timed(command: list[str], env: dict[str, str], cwd: Path, warm: tuple[Path, ...] = ()) -> Timed:
+    """One child process, timed with its ``warm`` inputs read into the page cache first."""
     os.sync()  # the setup's writes (generated files, database copies) land before the clock
     # A dump read before a database copy may have left the page cache and be read from disk
     # again (on one VM that cost grep 2 s in one run and nothing in the next). Every command
@@ -101,7 +107,7 @@ def timed(
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) not in (0, 1):  # grep -c exits 1 on no match
         raise SystemExit(f"{command[0]} failed: {status}")
-    return elapsed, usage.ru_maxrss // 1024, out, usage.ru_utime + usage.ru_stime
+    return Timed(elapsed, usage.ru_maxrss // 1024, out, usage.ru_utime + usage.ru_stime)
 
 
 def read_into_cache(*paths: Path) -> None:
@@ -115,6 +121,14 @@ def read_into_cache(*paths: Path) -> None:
 # The ratios to grep run alone that issue 18 asks of each list (PostgreSQL: 2x for both).
 TARGETS = {"combo": 3.0, "ulp": 2.0}
 POSTGRES_TARGET = 2.0
+
+
+def cpu_budget(grep_seconds: float, target: float) -> float:
+    """The most CPU seconds a run may use and still be ``target`` times as fast as grep: every
+    core busy from start to end."""
+    return (os.cpu_count() or 1) * grep_seconds / target
+
+
 # The first baseline: every enrolled address as a fixed string, case-insensitive, bytewise.
 GREP = ["grep", "-F", "-i", "-c", "-f", "enrolled_emails.txt"]
 GREP_ENV = {**os.environ, "LC_ALL": "C"}
@@ -129,9 +143,9 @@ def grep_round(work: Path, dump: str) -> tuple[float, float, str]:
     a million patterns (1.9 GB) ran 5.3-5.7 s straight after another grep and 6.7-7.1 s right
     after an ingest or the DuckDB join, dirty pages synced either way."""
     inputs = (work / "enrolled_emails.txt", work / dump)
-    after_others, *_ = timed([*GREP, dump], GREP_ENV, work, warm=inputs)
-    alone, _, count, _ = timed([*GREP, dump], GREP_ENV, work, warm=inputs)
-    return after_others, alone, count
+    after_others = timed([*GREP, dump], GREP_ENV, work, warm=inputs)
+    alone = timed([*GREP, dump], GREP_ENV, work, warm=inputs)
+    return after_others.seconds, alone.seconds, alone.out
 
 
 def versus_grep(
@@ -163,7 +177,7 @@ def versus_grep(
         "meets_target": grep_s / seconds >= target,
         "cpu_seconds_each": [round(run, 2) for run in cpu_runs],
         "cpu_seconds_median": round(statistics.median(cpu_runs), 2),
-        "cpu_seconds_at_target": round((os.cpu_count() or 1) * grep_s / target, 2),
+        "cpu_seconds_at_target": round(cpu_budget(grep_s, target), 2),
         # The same grep right after the other commands: slower, so not the verdict's baseline.
         "grep_after_others_seconds_each": [round(run, 2) for run in after_others],
         "ratio_vs_grep_after_others_median": round(statistics.median(after_others) / seconds, 3),
@@ -223,13 +237,10 @@ def enrolled_database(work: Path, exposure: str, name: str) -> tuple[Path, float
     enrolled = work / f"{name}.db"
     env = exposure_env(enrolled)
     subprocess.run([exposure, "db", "upgrade"], env=env, cwd=work, check=True, capture_output=True)
-    seconds, *_ = timed([exposure, "enroll", "customers.csv"], env, work)
-    return enrolled, seconds
+    return enrolled, timed([exposure, "enroll", "customers.csv"], env, work).seconds
 
 
-def timed_ingest(
-    work: Path, exposure: str, enrolled: Path, dump: str, name: str
-) -> tuple[float, int, dict[str, Any], float]:
+def timed_ingest(work: Path, exposure: str, enrolled: Path, dump: str, name: str) -> Timed:
     """One ``exposure ingest`` of ``dump`` on a fresh copy of ``enrolled``."""
     db = work / f"{name}.db"
     for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
@@ -242,10 +253,7 @@ def timed_ingest(
     shutil.rmtree(index, ignore_errors=True)
     if enrolled.with_name(enrolled.name + "-index").is_dir():
         shutil.copytree(enrolled.with_name(enrolled.name + "-index"), index)
-    seconds, rss, out, cpu = timed(
-        [exposure, "ingest", dump], exposure_env(db), work, warm=(db, work / dump)
-    )
-    return seconds, rss, json.loads(out), cpu
+    return timed([exposure, "ingest", dump], exposure_env(db), work, warm=(db, work / dump))
 
 
 def throughput_case(
@@ -266,7 +274,7 @@ def throughput_case(
         grep_runs: list[tuple[float, float]] = []
         duckdb_runs: list[float] = []
         duckdb_hits = ""
-        runs: list[tuple[float, int, dict[str, Any], float]] = []
+        runs: list[Timed] = []
         baseline_runs: list[float] = []
         for _ in range(repeat):
             inputs = (work / "enrolled_emails.txt", work / dump)
@@ -274,26 +282,28 @@ def throughput_case(
             grep_runs.append((after_others, alone))
             if duckdb_available():
                 join = [sys.executable, str(DUCKDB_JOIN), dump, name, PEPPER]
-                seconds, _, duckdb_hits, _ = timed(join, dict(os.environ), work, warm=inputs)
-                duckdb_runs.append(seconds)
+                duckdb = timed(join, dict(os.environ), work, warm=inputs)
+                duckdb_runs.append(duckdb.seconds)
+                duckdb_hits = duckdb.out
             runs.append(timed_ingest(work, exposure, enrolled, dump, name))
             if baseline is not None:
                 baseline_runs.append(
-                    timed_ingest(work, baseline, baseline_enrolled, dump, f"baseline-{name}")[0]
+                    timed_ingest(
+                        work, baseline, baseline_enrolled, dump, f"baseline-{name}"
+                    ).seconds
                 )
         # Folding the staged corpus digests is the API's background job, timed on its own.
         db = work / f"{name}.db"
-        _, _, compacted, _ = timed([exposure, "corpus", "compact"], exposure_env(db), work)
-        seconds = statistics.median(run[0] for run in runs)
-        summary = runs[-1][2]
+        compacted = timed([exposure, "corpus", "compact"], exposure_env(db), work).out
+        each = [run.seconds for run in runs]
+        seconds = statistics.median(each)
+        summary = json.loads(runs[-1].out)
         results[name] = {
             "runs": repeat,
-            **versus_grep(
-                lines, [run[0] for run in runs], grep_runs, target, [run[3] for run in runs]
-            ),
+            **versus_grep(lines, each, grep_runs, target, [run.cpu_seconds for run in runs]),
             "grep_hits": int(grep_count.strip() or 0),
-            "peak_rss_mib": max(run[1] for run in runs),
-            "rss_under_1gb": max(run[1] for run in runs) < 1024,
+            "peak_rss_mib": max(run.rss_mib for run in runs),
+            "rss_under_1gb": max(run.rss_mib for run in runs) < 1024,
             "matched_records": summary["matched_records"],
             "new_exposures": summary["new_exposures"],
             **corpus_figures(compacted),
@@ -304,7 +314,7 @@ def throughput_case(
                 "duckdb_hits": int(duckdb_hits.strip() or 0),
                 "duckdb_seconds_each": [round(run, 2) for run in duckdb_runs],
                 "ratio_vs_duckdb_median": round(duckdb_s / seconds, 3),
-                "ratio_vs_duckdb_best": round(min(duckdb_runs) / min(run[0] for run in runs), 3),
+                "ratio_vs_duckdb_best": round(min(duckdb_runs) / min(each), 3),
                 "target_ratio_vs_duckdb": 1.3,
                 "meets_duckdb_target": duckdb_s / seconds >= 1.3,
             }
@@ -316,7 +326,7 @@ def throughput_case(
                 "seconds_median": round(statistics.median(baseline_runs), 2),
                 # Above 1: this build is faster than the baseline.
                 "speedup_median": round(statistics.median(baseline_runs) / seconds, 3),
-                "speedup_best": round(min(baseline_runs) / min(run[0] for run in runs), 3),
+                "speedup_best": round(min(baseline_runs) / min(each), 3),
             }
     return results
 
@@ -357,7 +367,7 @@ def postgres_case(work: Path, lines: int, exposure: str, repeat: int, url: str) 
             check=True,
             capture_output=True,
         )
-        enrol_s, *_ = timed([exposure, "enroll", "customers.csv"], env(enrolled), work)
+        enrol_s = timed([exposure, "enroll", "customers.csv"], env(enrolled), work).seconds
         results: dict[str, Any] = {"enrol_seconds": round(enrol_s, 1)}
         for name, dump in (("combo", "dump.txt"), ("ulp", "dump_ulp.txt")):
             runs: list[float] = []
@@ -373,12 +383,10 @@ def postgres_case(work: Path, lines: int, exposure: str, repeat: int, url: str) 
                         f"CREATE DATABASE {run_db} TEMPLATE {enrolled}",
                     )
                 )
-                seconds, _, _, cpu = timed(
-                    [exposure, "ingest", dump], env(run_db), work, warm=inputs
-                )
-                runs.append(seconds)
-                cpu_runs.append(cpu)
-            _, _, compacted, _ = timed([exposure, "corpus", "compact"], env(run_db), work)
+                ingest = timed([exposure, "ingest", dump], env(run_db), work, warm=inputs)
+                runs.append(ingest.seconds)
+                cpu_runs.append(ingest.cpu_seconds)
+            compacted = timed([exposure, "corpus", "compact"], env(run_db), work).out
             results[name] = {
                 **versus_grep(lines, runs, grep_runs, POSTGRES_TARGET, cpu_runs),
                 **corpus_figures(compacted),
@@ -413,8 +421,8 @@ def argon2_case(work: Path, hits: list[int], exposure: str) -> dict[str, Any]:
         check=True,
         capture_output=True,
     )
-    seconds, _, out, _ = timed([exposure, "ingest", "argon2_dump.txt"], env, work)
-    summary = json.loads(out)
+    run = timed([exposure, "ingest", "argon2_dump.txt"], env, work)
+    summary = json.loads(run.out)
     verifications = summary["verifications"]
     verify_seconds = summary["inputs"][0]["verify_seconds"]
 
@@ -437,10 +445,10 @@ def argon2_case(work: Path, hits: list[int], exposure: str) -> dict[str, Any]:
     rate = verifications / verify_seconds
     return {
         "verifications": verifications,
-        "ingest_seconds_including_startup": round(seconds, 2),
+        "ingest_seconds_including_startup": round(run.seconds, 2),
         "ingest_verify_seconds": round(verify_seconds, 2),
         "ingest_verifications_per_s": round(rate, 1),
-        "ingest_verifications_per_s_whole_command": round(verifications / seconds, 1),
+        "ingest_verifications_per_s_whole_command": round(verifications / run.seconds, 1),
         "one_thread_verifications_per_s": round(len(pairs) / single, 1),
         "library_loop_verifications_per_s": round(len(pairs) / library, 1),
         "ratio_vs_one_thread": round(rate / (len(pairs) / single), 2),

@@ -32,7 +32,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ingest_bench import GREP, GREP_ENV, PEPPER, TARGETS, generate, read_into_cache, timed
+from ingest_bench import (
+    GREP,
+    GREP_ENV,
+    PEPPER,
+    TARGETS,
+    cpu_budget,
+    generate,
+    read_into_cache,
+    timed,
+)
 
 from exposure.customers.enrolment import Enroller, csv_records
 from exposure.dumps import _fastscan
@@ -125,7 +134,7 @@ def main() -> int:
             candidates = 0
             for _ in range(args.repeat):
                 inputs = (work / "enrolled_emails.txt", work / dump)
-                grep.append(timed([*GREP, dump], GREP_ENV, work, warm=inputs)[0])
+                grep.append(timed([*GREP, dump], GREP_ENV, work, warm=inputs).seconds)
                 read_into_cache(work / dump)
                 seconds, cpu, candidates = native_pass(work / dump, fmt, table, args.threads)
                 native.append(seconds)
@@ -146,7 +155,7 @@ def main() -> int:
                 # What a whole ingest may spend to meet the target (every core busy from
                 # start to end), of which the scanner alone takes native_cpu_seconds.
                 "ingest_cpu_seconds_at_target": round(
-                    (os.cpu_count() or 1) * statistics.median(grep) / TARGETS[fmt], 2
+                    cpu_budget(statistics.median(grep), TARGETS[fmt]), 2
                 ),
             }
     print(json.dumps(report, indent=2))
